@@ -1,0 +1,171 @@
+// `ecf8 bench decode FILE`: ECF8 decode throughput next to libzstd -3 and -19 on the same raw bytes.
+// Ratios and speeds come from one run on one machine; compare them with each other, not across machines.
+#include <zstd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "codec/container.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/thread_pool.h"
+#include "launcher/args.h"
+#include "launcher/commands.h"
+
+namespace ecf8 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <class F>
+double median_seconds(int repeat, F&& fn) {
+    std::vector<double> t;
+    for (int i = 0; i < repeat; ++i) {
+        auto a = Clock::now();
+        fn();
+        t.push_back(std::chrono::duration<double>(Clock::now() - a).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+struct Workload {
+    std::vector<std::string> names;
+    std::vector<std::vector<uint8_t>> raw;    // original bytes of each codable tensor
+    std::vector<std::vector<uint8_t>> blobs;  // their ECF8 blobs
+    uint64_t raw_bytes = 0, blob_bytes = 0;
+};
+
+Workload load_workload(const std::string& path, ThreadPool& pool) {
+    Workload w;
+    SafetensorsFile probe = SafetensorsFile::open(path);
+    if (CompressedFile::is_compressed(probe)) {
+        CompressedFile cf = CompressedFile::open(path);
+        for (const TensorRecord& r : cf.records()) {
+            if (!r.ecf8) continue;
+            w.names.push_back(r.name);
+            w.raw.emplace_back(r.raw_bytes());
+            cf.decode(r, w.raw.back().data(), &pool);
+            const TensorInfo& info = cf.file().get(r.name);
+            const uint8_t* b = cf.file().tensor_data(info);
+            w.blobs.emplace_back(b, b + info.nbytes());
+        }
+    } else {
+        for (const TensorInfo& t : probe.tensors()) {
+            if (!dtype_is_codable(t.dtype)) continue;
+            const uint8_t* d = probe.tensor_data(t);
+            w.names.push_back(t.name);
+            w.raw.emplace_back(d, d + t.nbytes());
+            w.blobs.push_back(encode_tensor(t.dtype, d, t.numel(), EncodeOptions{}, &pool));
+        }
+    }
+    for (size_t i = 0; i < w.raw.size(); ++i) {
+        w.raw_bytes += w.raw[i].size();
+        w.blob_bytes += w.blobs[i].size();
+    }
+    ECF8_CHECK(w.raw_bytes > 0, path << ": no F8/BF16/F16 tensors to benchmark");
+    return w;
+}
+
+struct ZstdResult {
+    int level;
+    double ratio, compress_gbs, decompress_gbs;
+};
+
+ZstdResult bench_zstd(const std::vector<uint8_t>& raw, int level, int repeat) {
+    std::vector<uint8_t> comp(ZSTD_compressBound(raw.size()));
+    size_t csize = 0;
+    double tc = median_seconds(level >= 19 ? 1 : 3, [&] {
+        csize = ZSTD_compress(comp.data(), comp.size(), raw.data(), raw.size(), level);
+        ECF8_CHECK(!ZSTD_isError(csize), "zstd: " << ZSTD_getErrorName(csize));
+    });
+    std::vector<uint8_t> back(raw.size());
+    double td = median_seconds(repeat, [&] {
+        size_t n = ZSTD_decompress(back.data(), back.size(), comp.data(), csize);
+        ECF8_CHECK(!ZSTD_isError(n) && n == raw.size(), "zstd decompress failed");
+    });
+    ECF8_CHECK(back == raw, "zstd round trip differs");
+    double gb = static_cast<double>(raw.size()) / 1e9;
+    return {level, static_cast<double>(csize) / static_cast<double>(raw.size()), gb / tc, gb / td};
+}
+
+}  // namespace
+
+int cmd_bench(const CommandArgs& argv) {
+    Args args(argv, {"threads", "repeat"}, {"json"}, "bench");
+    args.expect_positional(2, "ecf8 bench decode FILE [--threads N] [--repeat R] [--json]");
+    ECF8_CHECK(args.positional()[0] == "decode",
+               "ecf8 bench: unknown benchmark '" << args.positional()[0] << "' (known: decode)");
+    const std::string& path = args.positional()[1];
+    int threads = args.get_int("threads", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    int repeat = std::max(5, args.get_int("repeat", 5));
+    ThreadPool pool(threads), single(1);
+    Workload w = load_workload(path, pool);
+
+    std::vector<PreparedTensor> prepared;
+    for (size_t i = 0; i < w.blobs.size(); ++i) prepared.push_back(PreparedTensor::prepare(w.blobs[i], w.names[i]));
+    std::vector<uint8_t> out(w.raw_bytes);
+    auto decode_everything = [&](ThreadPool* p) {
+        uint64_t off = 0;
+        for (const PreparedTensor& t : prepared) {
+            decode_all(t, out.data() + off, p);
+            off += t.decoded_bytes();
+        }
+    };
+    decode_everything(&single);  // warm-up, and the bit-exactness check below
+    uint64_t off = 0;
+    for (size_t i = 0; i < w.raw.size(); ++i) {
+        ECF8_CHECK(std::memcmp(out.data() + off, w.raw[i].data(), w.raw[i].size()) == 0,
+                   "tensor '" << w.names[i] << "' decodes differently: refusing to report speed");
+        off += w.raw[i].size();
+    }
+    const double gb = static_cast<double>(w.raw_bytes) / 1e9;
+    double dec1 = gb / median_seconds(repeat, [&] { decode_everything(&single); });
+    double decn = gb / median_seconds(repeat, [&] { decode_everything(&pool); });
+    double enc1 =
+        gb / median_seconds(3, [&] {
+            for (size_t i = 0; i < w.raw.size(); ++i)
+                encode_tensor(prepared[i].dtype(), w.raw[i].data(), prepared[i].numel(), EncodeOptions{}, nullptr);
+        });
+
+    std::vector<uint8_t> all;
+    all.reserve(w.raw_bytes);
+    for (const auto& r : w.raw) all.insert(all.end(), r.begin(), r.end());
+    ZstdResult z3 = bench_zstd(all, 3, repeat), z19 = bench_zstd(all, 19, repeat);
+    double ratio = static_cast<double>(w.blob_bytes) / static_cast<double>(w.raw_bytes);
+
+    if (args.has("json")) {
+        nlohmann::json j = {{"file", path},
+                            {"raw_bytes", w.raw_bytes},
+                            {"repeat", repeat},
+                            {"ecf8",
+                             {{"ratio", ratio},
+                              {"decode_gbs_1thread", dec1},
+                              {"decode_gbs_nthreads", decn},
+                              {"threads", threads},
+                              {"encode_gbs_1thread", enc1}}},
+                            {"zstd", nlohmann::json::array()}};
+        for (const ZstdResult& z : {z3, z19})
+            j["zstd"].push_back({{"level", z.level},
+                                 {"ratio", z.ratio},
+                                 {"compress_gbs", z.compress_gbs},
+                                 {"decompress_gbs_1thread", z.decompress_gbs}});
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    std::printf("%s: %zu coded tensors, %.1f MB raw, median of %d runs\n", path.c_str(), w.names.size(), gb * 1e3,
+                repeat);
+    std::printf("%-10s %8s %14s %16s %16s\n", "codec", "ratio", "encode GB/s", "decode GB/s(1t)", "decode GB/s(Nt)");
+    std::printf("%-10s %8.4f %14.3f %16.3f %12.3f (%dt)\n", "ecf8", ratio, enc1, dec1, decn, threads);
+    for (const ZstdResult& z : {z3, z19})
+        std::printf("zstd -%-3d %8.4f %14.3f %16.3f %16s\n", z.level, z.ratio, z.compress_gbs, z.decompress_gbs, "-");
+    std::printf("ecf8 is %.2f%% smaller than zstd -19; decode %.2fx zstd -d (1 thread); %d threads: %.2fx 1 thread\n",
+                100.0 * (1.0 - ratio / z19.ratio), dec1 / z19.decompress_gbs, threads, decn / dec1);
+    return 0;
+}
+
+}  // namespace ecf8

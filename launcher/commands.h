@@ -1,0 +1,27 @@
+// The table of `ecf8` subcommands. Each lives in its own cmd_*.cpp file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ecf8 {
+
+using CommandArgs = std::vector<std::string>;
+
+struct Command {
+    const char* name;
+    const char* summary;  // one line for `ecf8 --help`
+    const char* usage;    // full text for `ecf8 NAME --help`
+    int (*run)(const CommandArgs& args);
+};
+
+const std::vector<Command>& all_commands();
+
+int cmd_compress(const CommandArgs& args);
+int cmd_decompress(const CommandArgs& args);
+int cmd_verify(const CommandArgs& args);
+int cmd_inspect(const CommandArgs& args);
+int cmd_bench(const CommandArgs& args);
+int cmd_demo(const CommandArgs& args);
+
+}  // namespace ecf8
