@@ -35,7 +35,11 @@ void write_owned(const std::string& path, const std::vector<Owned>& tensors) {
 std::vector<Owned> convert(const SafetensorsFile& in, bool fp8) {
     std::vector<Owned> out;
     for (const TensorInfo& t : in.tensors()) {
-        ECF8_CHECK(t.dtype == DType::F32, in.path() << ": tensor '" << t.name << "' is not F32");
+        if (t.dtype != DType::F32) {  // e.g. I64 position ids: kept as they are
+            const uint8_t* p = in.tensor_data(t);
+            out.push_back({t.name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes())});
+            continue;
+        }
         const float* w = reinterpret_cast<const float*>(in.tensor_data(t));
         const size_t n = t.numel();
         if (fp8 && t.shape.size() == 2) {

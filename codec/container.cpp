@@ -92,6 +92,13 @@ CompressedFile CompressedFile::open(const std::string& path) {
         if (r.ecf8) {
             ECF8_CHECK(info.dtype == DType::U8 && info.shape.size() == 1,
                        path << ": tensor '" << info.name << "' is marked ECF8 but is not a 1-D U8 blob");
+            // The record must agree with its blob's header before anyone sizes a buffer from it.
+            BlobHeader h;
+            ECF8_CHECK(info.nbytes() >= sizeof(h), path << ": tensor '" << info.name << "' blob is truncated");
+            std::memcpy(&h, cf.file_.tensor_data(info), sizeof(h));
+            ECF8_CHECK(h.numel == r.numel() && h.dtype == static_cast<uint8_t>(r.dtype),
+                       path << ": tensor '" << info.name << "' record (" << dtype_name(r.dtype) << ", " << r.numel()
+                            << " elements) disagrees with its blob header");
         } else {
             ECF8_CHECK(info.dtype == r.dtype && info.shape == r.shape,
                        path << ": tensor '" << info.name << "' does not match its record's dtype/shape");
@@ -211,7 +218,11 @@ void decompress_file(const std::string& in_path, const std::string& out_path, in
     ProgressBar bar("decompress", total);
     std::vector<uint8_t> buf;
     for (const TensorRecord& r : cf.records()) {
-        buf.resize(r.raw_bytes());
+        try {
+            buf.resize(r.raw_bytes());
+        } catch (const std::bad_alloc&) {
+            ECF8_FAIL(in_path << ": tensor '" << r.name << "' needs " << r.raw_bytes() << " bytes, more than is free");
+        }
         cf.decode(r, buf.data(), &pool);
         writer.write_data(r.name, buf.data(), buf.size());
         if (progress) bar.advance(buf.size());

@@ -72,6 +72,8 @@ SplitTensor split_values(SymbolKind kind, const void* data, uint64_t numel) {
 struct ChunkScratch {
     std::vector<uint32_t> words;         // per lane: its packed code words
     std::vector<uint32_t> refill_steps;  // per lane: the step of each word the decoder will take
+    std::vector<uint32_t> step_lanes;    // per step: bit l set when lane l takes a word
+    std::vector<uint32_t> step_start;    // per step: words taken at earlier steps
 };
 
 struct Codebook {
@@ -81,7 +83,7 @@ struct Codebook {
 
 // Codes one chunk into `out` (cleared first). Each lane is coded on its own (state in registers): its
 // bits are packed into words while the decoder's bit count is simulated to record at which steps the
-// lane will take a word. A merge over steps then lays the words out in the decoder's refill order; a
+// lane will take a word. The words are then placed in the decoder's refill order (by step, then lane); a
 // lane that asks after its last word gets a zero word.
 void encode_chunk(const uint8_t* __restrict symbols, uint32_t chunk_elems, const Codebook& book, uint32_t lane_elems,
                   ChunkScratch& scratch, std::vector<uint32_t>& out) {
@@ -136,15 +138,28 @@ void encode_chunk(const uint8_t* __restrict symbols, uint32_t chunk_elems, const
         word_count[lane] = nw;
         refill_count[lane] = nr;
     }
-    out.clear();
-    uint32_t next_refill[kLanes] = {};
+    // Word k of lane l goes to (words taken before its step) + (lanes below l taking a word at that step).
+    scratch.step_lanes.assign(steps, 0);
+    for (uint32_t lane = 0; lane < kLanes; ++lane) {
+        const uint32_t* refills = scratch.refill_steps.data() + size_t{lane} * refill_cap;
+        for (uint32_t r = 0; r < refill_count[lane]; ++r) scratch.step_lanes[refills[r]] |= 1u << lane;
+    }
+    scratch.step_start.resize(steps);
+    uint32_t total = 0;
     for (uint32_t t = 0; t < steps; ++t) {
-        for (uint32_t lane = 0; lane < kLanes; ++lane) {
-            uint32_t r = next_refill[lane];
-            if (r < refill_count[lane] && scratch.refill_steps[size_t{lane} * refill_cap + r] == t) {
-                out.push_back(r < word_count[lane] ? scratch.words[size_t{lane} * lane_cap + r] : 0u);
-                next_refill[lane] = r + 1;
-            }
+        scratch.step_start[t] = total;
+        total += static_cast<uint32_t>(__builtin_popcount(scratch.step_lanes[t]));
+    }
+    out.resize(total);
+    for (uint32_t lane = 0; lane < kLanes; ++lane) {
+        const uint32_t* refills = scratch.refill_steps.data() + size_t{lane} * refill_cap;
+        const uint32_t* words = scratch.words.data() + size_t{lane} * lane_cap;
+        const uint32_t below = (1u << lane) - 1;
+        for (uint32_t r = 0; r < refill_count[lane]; ++r) {
+            const uint32_t t = refills[r];
+            const uint32_t at =
+                scratch.step_start[t] + static_cast<uint32_t>(__builtin_popcount(scratch.step_lanes[t] & below));
+            out[at] = r < word_count[lane] ? words[r] : 0u;
         }
     }
 }

@@ -75,12 +75,19 @@ static void validate_header(const BlobHeader& h, const std::string& label) {
                "tensor '" << label << "': symbol kind " << int{h.symbol_kind} << " does not match " << dtype_name(dt));
     ECF8_CHECK(h.lane_elems > 0 && h.lane_elems % kSymbolsPerStep == 0 && h.lane_elems <= (1u << 24),
                "tensor '" << label << "': bad lane_elems " << h.lane_elems);
-    uint64_t chunk_elems = uint64_t{kLanes} * h.lane_elems;
-    ECF8_CHECK(h.chunk_count == (h.numel + chunk_elems - 1) / chunk_elems,
+    // 64-bit arithmetic that cannot wrap, whatever the header says.
+    const uint64_t chunk_elems = uint64_t{kLanes} * h.lane_elems;
+    const uint64_t chunks = h.numel / chunk_elems + (h.numel % chunk_elems != 0);
+    ECF8_CHECK(h.chunk_count == chunks,
                "tensor '" << label << "': chunk_count " << h.chunk_count << " does not match numel " << h.numel);
-    ECF8_CHECK(h.group_chunks > 0 && h.codebook_count == (h.chunk_count + h.group_chunks - 1) / h.group_chunks,
+    ECF8_CHECK(h.group_chunks > 0 && h.codebook_count == (uint64_t{h.chunk_count} + h.group_chunks - 1) / h.group_chunks,
                "tensor '" << label << "': codebook_count " << h.codebook_count << " does not match group_chunks "
                           << h.group_chunks);
+    ECF8_CHECK(h.numel == 0 || h.codebook_count > 0, "tensor '" << label << "': coded elements but no codebook");
+    // Every code is at least one bit long, so a stream shorter than numel bits cannot be valid.
+    ECF8_CHECK(h.stream_words >= h.numel / 32,
+               "tensor '" << label << "': stream of " << h.stream_words << " words is too short for " << h.numel
+                          << " elements");
     ECF8_CHECK(h.max_code_len >= 1 && h.max_code_len <= kMaxCodeLen,
                "tensor '" << label << "': max_code_len " << int{h.max_code_len} << " outside 1.." << kMaxCodeLen);
     uint64_t want_raw = h.symbol_kind == static_cast<uint8_t>(SymbolKind::Byte) ? 0 : h.numel;
