@@ -7,13 +7,7 @@
 
 #include <cstdint>
 
-#ifndef ECF8_HD
-#if defined(__CUDACC__)
-#define ECF8_HD __host__ __device__ inline
-#else
-#define ECF8_HD inline
-#endif
-#endif
+#include "common/hd.h"
 
 namespace ecf8 {
 

@@ -19,13 +19,7 @@
 #include <cstdint>
 #include <cstring>
 
-#ifndef ECF8_HD
-#if defined(__CUDACC__)
-#define ECF8_HD __host__ __device__ inline
-#else
-#define ECF8_HD inline
-#endif
-#endif
+#include "common/hd.h"
 
 namespace ecf8 {
 

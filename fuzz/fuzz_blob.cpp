@@ -23,29 +23,12 @@
 #include "codec/encoder.h"
 #include "codec/format.h"
 #include "common/error.h"
+#include "fuzz/aligned_copy.h"
 
 namespace {
 
 // Decoding more than this many bytes per input (or per chunk) is skipped to bound memory and time.
 constexpr uint64_t kMaxDecodeBytes = uint64_t{1} << 22;
-
-// An exactly sized, 16-byte-aligned copy of some bytes.
-class AlignedCopy {
-public:
-    AlignedCopy(const uint8_t* data, size_t size)
-        : size_(size), data_(static_cast<uint8_t*>(::operator new (size ? size : 1, std::align_val_t{16}))) {
-        if (size) std::memcpy(data_, data, size);
-    }
-    ~AlignedCopy() { ::operator delete (data_, std::align_val_t{16}); }
-    AlignedCopy(const AlignedCopy&) = delete;
-    AlignedCopy& operator=(const AlignedCopy&) = delete;
-    const uint8_t* data() const { return data_; }
-    size_t size() const { return size_; }
-
-private:
-    size_t size_;
-    uint8_t* data_;
-};
 
 // Decodes [begin, end) into an exactly sized buffer, once with the SIMD path (where the CPU has one) and once
 // with the scalar loop. The two must agree, on damaged input too: the same bytes, or the same error. Returns

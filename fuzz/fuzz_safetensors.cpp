@@ -13,28 +13,11 @@
 #include "codec/decoder.h"
 #include "codec/safetensors.h"
 #include "common/error.h"
+#include "fuzz/aligned_copy.h"
 
 namespace {
 
 constexpr uint64_t kMaxDecodeBytes = uint64_t{1} << 20;
-
-// An exactly sized, 16-byte-aligned copy of the input (the container keeps blobs 16-byte aligned in the file).
-class AlignedCopy {
-public:
-    AlignedCopy(const uint8_t* data, size_t size)
-        : size_(size), data_(static_cast<uint8_t*>(::operator new (size ? size : 1, std::align_val_t{16}))) {
-        if (size) std::memcpy(data_, data, size);
-    }
-    ~AlignedCopy() { ::operator delete (data_, std::align_val_t{16}); }
-    AlignedCopy(const AlignedCopy&) = delete;
-    AlignedCopy& operator=(const AlignedCopy&) = delete;
-    const uint8_t* data() const { return data_; }
-    size_t size() const { return size_; }
-
-private:
-    size_t size_;
-    uint8_t* data_;
-};
 
 volatile uint8_t g_sink;
 

@@ -12,6 +12,7 @@
 
 #include "codec/decoder.h"
 #include "codec/encoder.h"
+#include "codec_test_util.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "kernels/cpu/ecf8_decode.h"
@@ -20,15 +21,7 @@ namespace {
 
 using ecf8::DType;
 
-uint64_t test_seed() {
-    static const uint64_t seed = [] {
-        const char* env = std::getenv("ECF8_TEST_SEED");
-        uint64_t s = env ? std::stoull(env) : std::random_device{}();
-        std::printf("ECF8_TEST_SEED=%llu (set it to reproduce)\n", static_cast<unsigned long long>(s));
-        return s;
-    }();
-    return seed;
-}
+using ecf8::test::test_seed;
 
 // Float-like values with geometric exponents (a few bits of exponent entropy, as in real weights); other
 // dtypes get uniform bytes.

@@ -15,6 +15,7 @@
 
 #include "codec/decoder.h"
 #include "codec/encoder.h"
+#include "codec_test_util.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "kernels/cuda/ecf8_decode.cuh"
@@ -26,15 +27,7 @@ using ecf8::DType;
 constexpr size_t kGuard = 64;  // poisoned bytes before and after every output range
 constexpr uint8_t kPoison = 0xA5;
 
-uint64_t test_seed() {
-    static const uint64_t seed = [] {
-        const char* env = std::getenv("ECF8_TEST_SEED");
-        uint64_t s = env ? std::stoull(env) : std::random_device{}();
-        std::printf("ECF8_TEST_SEED=%llu (set it to reproduce)\n", static_cast<unsigned long long>(s));
-        return s;
-    }();
-    return seed;
-}
+using ecf8::test::test_seed;
 
 ecf8::ThreadPool& pool() {
     static ecf8::ThreadPool p(0);
