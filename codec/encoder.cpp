@@ -76,6 +76,28 @@ struct ChunkScratch {
     std::vector<uint32_t> step_start;    // per step: words taken at earlier steps
 };
 
+// Byte histogram with four interleaved counters, so runs of one symbol do not serialize on one counter.
+void histogram(const uint8_t* __restrict symbols, uint64_t n, uint64_t freq[256]) {
+    uint32_t counts[4][256] = {};
+    uint64_t i = 0;
+    std::fill(freq, freq + 256, 0);
+    while (i < n) {
+        // Flush before a 32-bit counter could overflow.
+        const uint64_t stop = std::min(n, i + (uint64_t{1} << 30));
+        for (; i + 4 <= stop; i += 4) {
+            ++counts[0][symbols[i]];
+            ++counts[1][symbols[i + 1]];
+            ++counts[2][symbols[i + 2]];
+            ++counts[3][symbols[i + 3]];
+        }
+        for (; i < stop; ++i) ++counts[0][symbols[i]];
+        for (int s = 0; s < 256; ++s) {
+            freq[s] += uint64_t{counts[0][s]} + counts[1][s] + counts[2][s] + counts[3][s];
+            counts[0][s] = counts[1][s] = counts[2][s] = counts[3][s] = 0;
+        }
+    }
+}
+
 struct Codebook {
     uint8_t lengths[256];
     uint32_t packed[256];  // LSB-first code | length << 16
@@ -208,9 +230,9 @@ std::vector<uint8_t> encode_tensor(DType dt, const void* data, uint64_t numel, c
             for (size_t i = 0; i < n; ++i) fn(i);
     };
     for_each(group_count, [&](size_t g) {
-        uint64_t freq[256] = {};
+        uint64_t freq[256];
         uint64_t begin = g * group_chunks * chunk_elems, end = std::min(numel, begin + group_chunks * chunk_elems);
-        for (uint64_t i = begin; i < end; ++i) ++freq[split.symbols[i]];
+        histogram(split.symbols + begin, end - begin, freq);
         build_code_lengths(freq, options.max_code_len, books[g].lengths);
         uint32_t codes[256];
         build_encode_codes(books[g].lengths, codes);
