@@ -137,10 +137,8 @@ PreparedTensor CompressedFile::prepare(const TensorRecord& r) const {
     ECF8_CHECK(xxh64_of(bytes, info.nbytes()) == r.stored_xxh64,
                file_.path() << ": tensor '" << r.name << "' is corrupt (stored checksum mismatch)");
     ECF8_CHECK(r.ecf8, file_.path() << ": tensor '" << r.name << "' is not ECF8-coded");
-    PreparedTensor t = PreparedTensor::prepare({bytes, info.nbytes()}, r.name);
-    ECF8_CHECK(t.dtype() == r.dtype && t.numel() == r.numel(),
-               file_.path() << ": tensor '" << r.name << "' blob disagrees with its record");
-    return t;
+    // open() already checked that the blob header's dtype and numel match the record.
+    return PreparedTensor::prepare({bytes, info.nbytes()}, r.name);
 }
 
 void CompressedFile::decode(const TensorRecord& r, void* out, ThreadPool* pool) const {

@@ -23,16 +23,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-template <class F>
-double median_seconds(int repeat, F&& fn) {
+double seconds_of(const std::function<void()>& fn) {
+    auto a = Clock::now();
+    fn();
+    return std::chrono::duration<double>(Clock::now() - a).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+double median_seconds(int repeat, const std::function<void()>& fn) {
     std::vector<double> t;
-    for (int i = 0; i < repeat; ++i) {
-        auto a = Clock::now();
-        fn();
-        t.push_back(std::chrono::duration<double>(Clock::now() - a).count());
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    for (int i = 0; i < repeat; ++i) t.push_back(seconds_of(fn));
+    return median(std::move(t));
 }
 
 struct Workload {
@@ -95,17 +100,6 @@ ZstdCoded zstd_compress(const std::vector<uint8_t>& raw, int level) {
 void zstd_decompress(const ZstdCoded& z, std::vector<uint8_t>& back) {
     size_t n = ZSTD_decompress(back.data(), back.size(), z.bytes.data(), z.bytes.size());
     ECF8_CHECK(!ZSTD_isError(n) && n == back.size(), "zstd decompress failed");
-}
-
-double seconds_of(const std::function<void()>& fn) {
-    auto a = Clock::now();
-    fn();
-    return std::chrono::duration<double>(Clock::now() - a).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
 }
 
 }  // namespace
