@@ -67,6 +67,15 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     return *this;
 }
 
+void MappedFile::release(const void* p, size_t n) const noexcept {
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto lo = reinterpret_cast<uintptr_t>(p), hi = lo + n;
+    const auto base = reinterpret_cast<uintptr_t>(data_);
+    if (data_ == nullptr || lo < base || hi > base + size_) return;
+    const uintptr_t first = (lo + page - 1) / page * page, last = hi / page * page;  // whole pages inside
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void MappedFile::unmap() noexcept {
     if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
     data_ = nullptr;

@@ -25,6 +25,11 @@ public:
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
 
+    // Drops the resident pages of [p, p + n) (a range inside this mapping) from the process: streaming
+    // readers call it after each tensor so their RSS stays bounded. The data stays readable (the pages are
+    // read again from the file when touched).
+    void release(const void* p, size_t n) const noexcept;
+
 private:
     void unmap() noexcept;
 

@@ -38,10 +38,12 @@ public:
     // unchanged for as long as the returned object is used. `label` names the input in error messages.
     static SafetensorsFile parse(std::span<const uint8_t> bytes, const std::string& label);
 
-    const std::vector<TensorInfo>& tensors() const { return tensors_; }               // sorted by begin offset
-    const TensorInfo* find(const std::string& name) const;                            // nullptr when absent
-    const TensorInfo& get(const std::string& name) const;                             // throws when absent
-    const uint8_t* tensor_data(const TensorInfo& info) const;                         // info.nbytes() bytes
+    const std::vector<TensorInfo>& tensors() const { return tensors_; }  // sorted by begin offset
+    const TensorInfo* find(const std::string& name) const;               // nullptr when absent
+    const TensorInfo& get(const std::string& name) const;                // throws when absent
+    const uint8_t* tensor_data(const TensorInfo& info) const;            // info.nbytes() bytes
+    // Drops the tensor's pages from this process's memory (see MappedFile::release); data stays readable.
+    void release(const TensorInfo& info) const { map_.release(tensor_data(info), info.nbytes()); }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }  // "__metadata__"
     const std::string& path() const { return path_; }
     uint64_t file_size() const { return file_size_; }
@@ -134,9 +136,11 @@ public:
     SafetensorsCheckpoint& operator=(const SafetensorsCheckpoint&) = delete;
 
     std::vector<std::string> tensor_names() const;  // sorted
+    bool has(const std::string& name) const { return entries_.count(name) != 0; }
     const TensorInfo& info(const std::string& name) const;
     const uint8_t* data(const std::string& name) const;
     const SafetensorsFile& file_of(const std::string& name) const;
+    void release(const std::string& name) const { file_of(name).release(info(name)); }
     size_t num_files() const { return files_.size(); }
     const std::string& dir() const { return dir_; }
 

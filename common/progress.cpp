@@ -22,8 +22,8 @@ std::string format_bytes(double bytes) {
 
 bool ProgressBar::enabled_for_stderr() { return isatty(STDERR_FILENO) && std::getenv("CI") == nullptr; }
 
-ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(enabled_for_stderr()) {
+ProgressBar::ProgressBar(std::string label, uint64_t total, std::string unit, bool show)
+    : label_(std::move(label)), unit_(std::move(unit)), total_(total), enabled_(show && enabled_for_stderr()) {
     start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 

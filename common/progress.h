@@ -13,7 +13,8 @@ namespace ecf8 {
 class ProgressBar {
 public:
     // total: units of work (bytes, tensors); unit: shown after the rate, e.g. "B" for bytes.
-    ProgressBar(std::string label, uint64_t total, std::string unit = "B");
+    // show = false never draws (a caller's --quiet or progress option).
+    ProgressBar(std::string label, uint64_t total, std::string unit = "B", bool show = true);
     ~ProgressBar();
     void advance(uint64_t units);
     void finish();

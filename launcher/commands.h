@@ -23,5 +23,10 @@ int cmd_verify(const CommandArgs& args);
 int cmd_inspect(const CommandArgs& args);
 int cmd_bench(const CommandArgs& args);
 int cmd_demo(const CommandArgs& args);
+int cmd_synth(const CommandArgs& args);
+int cmd_plan(const CommandArgs& args);
+int cmd_shard(const CommandArgs& args);
+int cmd_verify_shards(const CommandArgs& args);
+int cmd_unshard(const CommandArgs& args);
 
 }  // namespace ecf8

@@ -43,6 +43,44 @@ const std::vector<Command>& all_commands() {
          "  Writes DIR/demo.safetensors (FP8 weights with 128x128 block scales, BF16 embeddings, F32 norms),\n"
          "  compresses it, verifies it bit-exactly and prints the per-tensor table. DIR defaults to out/demo.\n",
          cmd_demo},
+        {"synth", "write a synthetic Hugging Face checkpoint with DeepSeek-V3's layout",
+         "ecf8 synth --arch deepseek-v3 --preset tiny|small|FILE.yaml --out DIR [--seed S] [--threads N]\n"
+         "  Writes DIR/config.json, sharded *.safetensors files and model.safetensors.index.json with the\n"
+         "  real checkpoint's tensor names and dtypes: F8_E4M3 linear weights with F32 128x128\n"
+         "  weight_scale_inv blocks, BF16 embeddings, norms and gate, F32 e_score_correction_bias.\n"
+         "  Weights are heavy-tailed (Student-t), so exponent entropy is in the 2.5-3 bit range of real ones.\n"
+         "  --preset  tiny (a few MB; the default model of the README and tests), small (a few GB; for\n"
+         "            streaming benchmarks) or a YAML file of config.json overrides (see docs/CONFIG.md)\n"
+         "  --seed    seed of every draw (default 0); the same seed gives the same bytes\n",
+         cmd_synth},
+        {"plan", "memory plan: what fits on how many GPUs, with how much KV cache",
+         "ecf8 plan --config C.yaml [--json] [--model DIR]\n"
+         "  Reads C.yaml and the model's config.json; no weights needed. For each rank: weight bytes in FP8\n"
+         "  and in ECF8, what lives on the GPU and what in pinned host memory, decode scratch, activation\n"
+         "  workspace and the KV cache (MLA latent cache bytes per token, token capacity, largest batch at\n"
+         "  max_model_len). Then the fewest GPUs of this size that hold the model with min_kv_tokens of KV\n"
+         "  cache, in FP8 and in ECF8. When the checkpoint's weights are present, the ECF8 ratio is measured\n"
+         "  on a sample of them; otherwise a stated default is used.\n"
+         "  --json   stable machine-readable output\n"
+         "  --model  override the YAML's model directory\n",
+         cmd_plan},
+        {"shard", "stream a checkpoint into per-rank ECF8 shards",
+         "ecf8 shard --config C.yaml [--model DIR] [--out DIR] [--threads N]\n"
+         "  Splits every tensor by its role (column/row/vocab parallel, replicated, routed expert; block\n"
+         "  scales with their weights), compresses it with ECF8 and writes OUT/rank-RRRRR-of-WWWWW.safetensors\n"
+         "  plus OUT/manifest.json (world layout, each rank's tensors, tiers and checksums) and a copy of\n"
+         "  config.json. Memory stays bounded (tensor by tensor); files appear only when complete.\n",
+         cmd_shard},
+        {"verify-shards", "prove shards reassemble to the source checkpoint, bit for bit",
+         "ecf8 verify-shards --config C.yaml [--model DIR] [--out DIR] [--threads N]\n"
+         "  Decodes every rank's tensors, reassembles each source tensor and compares it with the checkpoint.\n"
+         "  Exits 1 and names each tensor that differs or is missing.\n",
+         cmd_verify_shards},
+        {"unshard", "reassemble shards into a Hugging Face checkpoint",
+         "ecf8 unshard --config C.yaml --out DIR [--shards DIR] [--threads N]\n"
+         "  Writes DIR/model.safetensors (+ config.json) with every sharded tensor reassembled and decoded\n"
+         "  to its original bytes. --shards defaults to the YAML's output directory.\n",
+         cmd_unshard},
     };
     return commands;
 }

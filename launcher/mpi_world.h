@@ -3,7 +3,7 @@
 // and a Communicator.
 #pragma once
 
-#include "runtime/world_config.h"
+#include "sharding/world_config.h"
 
 namespace ecf8 {
 

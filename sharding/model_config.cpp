@@ -269,6 +269,61 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
     return c;
 }
 
+nlohmann::json ModelConfig::to_json() const {
+    json j = json::object();
+    j["architectures"] = json::array({"DeepseekV3ForCausalLM"});
+    j["model_type"] = model_type;
+    j["torch_dtype"] = "bfloat16";
+    j["vocab_size"] = vocab_size;
+    j["hidden_size"] = hidden_size;
+    j["intermediate_size"] = intermediate_size;
+    j["moe_intermediate_size"] = moe_intermediate_size;
+    j["num_hidden_layers"] = num_hidden_layers;
+    j["num_nextn_predict_layers"] = num_nextn_predict_layers;
+    j["max_position_embeddings"] = max_position_embeddings;
+    j["first_k_dense_replace"] = first_k_dense_replace;
+    j["moe_layer_freq"] = moe_layer_freq;
+    j["n_routed_experts"] = n_routed_experts;
+    j["n_shared_experts"] = n_shared_experts;
+    j["num_experts_per_tok"] = num_experts_per_tok;
+    j["n_group"] = n_group;
+    j["topk_group"] = topk_group;
+    j["routed_scaling_factor"] = routed_scaling_factor;
+    j["scoring_func"] = scoring_func;
+    j["topk_method"] = topk_method;
+    j["norm_topk_prob"] = norm_topk_prob;
+    j["num_attention_heads"] = num_attention_heads;
+    j["num_key_value_heads"] = num_key_value_heads;
+    j["q_lora_rank"] = q_lora_rank > 0 ? json(q_lora_rank) : json(nullptr);  // HF writes null for "no LoRA"
+    j["kv_lora_rank"] = kv_lora_rank;
+    j["qk_nope_head_dim"] = qk_nope_head_dim;
+    j["qk_rope_head_dim"] = qk_rope_head_dim;
+    j["v_head_dim"] = v_head_dim;
+    j["rms_norm_eps"] = rms_norm_eps;
+    j["rope_theta"] = rope_theta;
+    j["tie_word_embeddings"] = tie_word_embeddings;
+    if (has_rope_scaling) {
+        const RopeScaling& r = rope_scaling;
+        j["rope_scaling"] = {{"type", r.type},
+                             {"factor", r.factor},
+                             {"original_max_position_embeddings", r.original_max_position_embeddings},
+                             {"beta_fast", r.beta_fast},
+                             {"beta_slow", r.beta_slow},
+                             {"mscale", r.mscale},
+                             {"mscale_all_dim", r.mscale_all_dim}};
+    } else {
+        j["rope_scaling"] = nullptr;
+    }
+    if (quantized) {
+        const QuantConfig& q = quantization;
+        j["quantization_config"] = {{"quant_method", q.quant_method},
+                                    {"fmt", q.fmt},
+                                    {"activation_scheme", q.activation_scheme},
+                                    {"weight_block_size", q.weight_block_size}};
+    }
+    return j;
+}
+
 ModelConfig ModelConfig::load(const std::string& config_json_path) {
     std::ifstream in(config_json_path);
     ECF8_CHECK(in.good(), "cannot open model config '" << config_json_path << "'");

@@ -17,6 +17,8 @@ struct RopeScaling {
     double beta_slow = 1.0;
     double mscale = 1.0;
     double mscale_all_dim = 1.0;
+
+    bool operator==(const RopeScaling&) const = default;
 };
 
 // FP8 block quantization ("quantization_config"). Absent means an unquantized (BF16) checkpoint.
@@ -25,6 +27,8 @@ struct QuantConfig {
     std::string fmt = "e4m3";
     std::string activation_scheme = "dynamic";
     std::vector<int64_t> weight_block_size = {128, 128};  // [rows, cols] of one weight_scale_inv block
+
+    bool operator==(const QuantConfig&) const = default;
 };
 
 // Defaults are DeepSeek-V3's public values. Field names follow config.json.
@@ -72,6 +76,8 @@ struct ModelConfig {
     QuantConfig quantization;
 
     int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+    // Every field, source included (compare configs from different files after copying source over).
+    bool operator==(const ModelConfig&) const = default;
     bool is_moe_layer(int64_t layer) const;  // layer may be an MTP layer (>= num_hidden_layers)
 
     // Throws ecf8::Error naming the source and, for each violated rule, the field and what is allowed.
@@ -81,6 +87,11 @@ struct ModelConfig {
     // are errors naming source and field. The result is validated.
     static ModelConfig from_json(const nlohmann::json& j, const std::string& source);
     static ModelConfig load(const std::string& config_json_path);
+
+    // The config.json content from_json reads, with Hugging Face's names and conventions (q_lora_rank null
+    // when 0, rope_scaling null without scaling, quantization_config only when quantized) plus
+    // "architectures" and "torch_dtype", so that from_json(to_json(), s) reproduces every field but source.
+    nlohmann::json to_json() const;
 };
 
 }  // namespace ecf8

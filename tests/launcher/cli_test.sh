@@ -61,5 +61,30 @@ check verify-corrupt 1 "MISMATCH .*tensor .* is corrupt" -- "$ecf8" verify "$ori
 check decompress-corrupt 1 "corrupt" -- "$ecf8" decompress "$work/corrupt.safetensors" "$work/y.safetensors"
 check truncated 1 "demo.trunc" -- bash -c "head -c $((size / 2)) '$work/c.safetensors' > '$work/demo.trunc' && '$ecf8' verify '$orig' '$work/demo.trunc'"
 
+# Checkpoints, plans and shards: synth tiny -> plan -> shard -> verify-shards -> unshard, and bad input.
+model="$work/tiny/model"
+shards="$work/tiny/shards"
+sed -e "s#out/tiny/model#$model#" -e "s#out/tiny/shards#$shards#" "$(dirname "$0")/../../configs/tiny-cpu.yaml" \
+    >"$work/tiny.yaml"
+check synth 0 "exponent entropy" -- "$ecf8" synth --preset tiny --out "$model" --threads 2
+check synth-index 0 "weight_map" -- cat "$model/model.safetensors.index.json"
+check plan-tiny 0 "ECF8 +fits" -- "$ecf8" plan --config "$work/tiny.yaml"
+check plan-json 0 "ok" -- bash -c "'$ecf8' plan --config '$work/tiny.yaml' --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ratios\"][\"measured\"] and d[\"ecf8\"][\"fits\"]; print(\"ok\")'"
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+check plan-dsv3 0 "FP8 16, ECF8 8" -- "$ecf8" plan --config "$repo/configs/deepseek-v3-8xh100.yaml" \
+    --model "$repo/configs/models/deepseek-v3"
+check shard 0 "saved" -- "$ecf8" shard --config "$work/tiny.yaml" --threads 2
+check shard-manifest 0 "ecf8-shards" -- cat "$shards/manifest.json"
+check verify-shards 0 "bit-identically" -- "$ecf8" verify-shards --config "$work/tiny.yaml"
+check unshard 0 "wrote" -- "$ecf8" unshard --config "$work/tiny.yaml" --out "$work/tiny/back"
+check unsharded-equal 0 "bit-identical" -- bash -c "'$ecf8' compress '$work/tiny/back/model.safetensors' '$work/tiny/back.ecf8' && '$ecf8' verify '$work/tiny/back/model.safetensors' '$work/tiny/back.ecf8'"
+printf 'model: x\nparallel:\n  tensor_paralel_size: 2\n' >"$work/bad.yaml"
+check bad-yaml-key 1 "parallel.tensor_paralel_size" -- "$ecf8" plan --config "$work/bad.yaml"
+sed 's/tensor_parallel_size: 2/tensor_parallel_size: 3/; s/gpus_per_node: 2/gpus_per_node: 3/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \
+    "$work/tiny.yaml" >"$work/tp3.yaml"
+check bad-tp 1 "tensor_parallel_size=3" -- "$ecf8" shard --config "$work/tp3.yaml" --out "$work/tp3"
+check bad-tp-no-output 2 "No such file" -- ls "$work/tp3"
+check no-model 1 "config.json" -- "$ecf8" plan --config "$work/tiny.yaml" --model "$work/nowhere"
+
 echo "cli_test: $failures failure(s)"
 [ "$failures" -eq 0 ]

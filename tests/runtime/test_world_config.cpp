@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "runtime/world_config.h"
+#include "sharding/world_config.h"
 
 using ecf8::ExpertRange;
 using ecf8::WorldConfig;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "sharding/model_config.h"
@@ -377,6 +378,95 @@ TEST(ModelTensors, NullQLoraRankUsesQProj) {
     EXPECT_EQ(m.count("model.layers.0.self_attn.q_a_proj.weight"), 0u);
     ASSERT_EQ(m.count("model.layers.0.self_attn.q_proj.weight"), 1u);
     EXPECT_EQ(m.at("model.layers.0.self_attn.q_proj.weight")->shape, (std::vector<int64_t>{24576, 7168}));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// to_json
+
+// Every field differs from the defaults, so a field written under another's name cannot round-trip.
+ModelConfig unusual_config() {
+    ModelConfig c;
+    c.source = "x";
+    c.vocab_size = 1001;
+    c.hidden_size = 257;
+    c.intermediate_size = 999;
+    c.moe_intermediate_size = 333;
+    c.num_hidden_layers = 7;
+    c.num_nextn_predict_layers = 2;
+    c.max_position_embeddings = 8191;
+    c.first_k_dense_replace = 2;
+    c.moe_layer_freq = 2;
+    c.n_routed_experts = 12;
+    c.n_shared_experts = 2;
+    c.num_experts_per_tok = 3;
+    c.n_group = 4;
+    c.topk_group = 3;
+    c.routed_scaling_factor = 1.7;
+    c.scoring_func = "softmax";
+    c.topk_method = "greedy";
+    c.norm_topk_prob = false;
+    c.num_attention_heads = 6;
+    c.num_key_value_heads = 5;
+    c.q_lora_rank = 77;
+    c.kv_lora_rank = 55;
+    c.qk_nope_head_dim = 33;
+    c.qk_rope_head_dim = 22;
+    c.v_head_dim = 11;
+    c.rms_norm_eps = 1.25e-5;
+    c.rope_theta = 5e5 + 0.1;
+    c.rope_scaling.factor = 3.3;
+    c.rope_scaling.original_max_position_embeddings = 333;
+    c.rope_scaling.beta_fast = 31.5;
+    c.rope_scaling.beta_slow = 1.5;
+    c.rope_scaling.mscale = 0.707;
+    c.rope_scaling.mscale_all_dim = 0.9;
+    c.tie_word_embeddings = true;
+    c.quantization.activation_scheme = "static";
+    c.quantization.weight_block_size = {64, 32};
+    return c;
+}
+
+TEST(ModelConfig, ToJsonRoundTripsEveryField) {
+    std::vector<ModelConfig> cases;
+    cases.push_back(ModelConfig{});
+    cases.back().source = "x";
+    cases.push_back(unusual_config());
+    cases.push_back(unusual_config());
+    cases.back().q_lora_rank = 0;  // written as null
+    cases.push_back(unusual_config());
+    cases.back().has_rope_scaling = false;  // rope_scaling null; its fields keep their defaults
+    cases.back().rope_scaling = RopeScaling{};
+    cases.push_back(unusual_config());
+    cases.back().quantized = false;  // no quantization_config
+    cases.back().quantization = QuantConfig{};
+    for (const ModelConfig& c : cases) {
+        ASSERT_NO_THROW(c.validate());
+        const nlohmann::json j = c.to_json();
+        EXPECT_EQ(ModelConfig::from_json(j, "x"), c) << j.dump();
+        // Through text too, as config.json on disk.
+        EXPECT_EQ(ModelConfig::from_json(nlohmann::json::parse(j.dump(2)), "x"), c) << j.dump();
+        EXPECT_EQ(j.at("architectures"), nlohmann::json::array({"DeepseekV3ForCausalLM"}));
+        EXPECT_EQ(j.at("torch_dtype"), "bfloat16");
+        EXPECT_EQ(j.at("q_lora_rank").is_null(), c.q_lora_rank == 0);
+        EXPECT_EQ(j.at("rope_scaling").is_null(), !c.has_rope_scaling);
+        EXPECT_EQ(j.contains("quantization_config"), c.quantized);
+    }
+}
+
+TEST(ModelConfig, ToJsonKeepsThePublicConfigsFields) {
+    const nlohmann::json pub = public_json();
+    const ModelConfig c = ModelConfig::load(kConfigPath);
+    const nlohmann::json j = c.to_json();
+    for (const auto& [key, value] : j.items()) {
+        ASSERT_TRUE(pub.contains(key)) << key;
+        if (value.is_number()) {
+            EXPECT_DOUBLE_EQ(value.get<double>(), pub.at(key).get<double>()) << key;
+        } else if (!value.is_object()) {
+            EXPECT_EQ(value, pub.at(key)) << key;
+        }
+    }
+    EXPECT_EQ(j.at("quantization_config"), pub.at("quantization_config"));
+    EXPECT_EQ(ModelConfig::from_json(j, kConfigPath), c);
 }
 
 }  // namespace

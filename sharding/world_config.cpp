@@ -1,5 +1,5 @@
 // WorldConfig: validation with messages that name the YAML field, and the rank -> group mapping.
-#include "runtime/world_config.h"
+#include "sharding/world_config.h"
 
 #include <sstream>
 

@@ -8,10 +8,15 @@
 //   - Tensor parallelism: attention and dense layers are split over tp_size ranks. Groups are contiguous
 //     blocks of ranks (group g = ranks [g*tp, (g+1)*tp)). Today world_size must equal tp_size, so the one
 //     tp group is the whole world and tp_rank == rank.
-//   - Expert parallelism (vLLM style, inside the tensor-parallel world): the routed experts are split over
-//     ep_size ranks. ep_size divides world_size; the ep group of a rank is the contiguous block of ep_size
-//     ranks that contains it, ep_rank = rank % ep_size, and every ep group holds all experts once.
-//     With ep_size < world_size, the world_size / ep_size ep groups are replicas of each other.
+//   - Expert parallelism (vLLM/SGLang style, inside the tensor-parallel world): the routed experts are
+//     split into ep_size contiguous ranges; ep_size divides world_size. The ep group of a rank is the
+//     contiguous block of ep_size ranks that contains it, ep_rank = rank % ep_size, and every ep group
+//     holds every expert range once.
+//   - Expert tensor parallelism: with ep_size < world_size, the world_size / ep_size ranks that share an
+//     ep_rank (one per ep group) split each expert of their range like a dense MLP, gate/up by rows and
+//     down by columns: moe_tp_size = world_size / ep_size, moe_tp_rank = rank / ep_size. ep = world
+//     gives whole experts per rank, ep = 1 splits every expert over all ranks. Either way each (expert,
+//     slice) lives on exactly one rank, so one all-reduce sums the MoE output.
 //   - Experts: experts_for_rank(n) is the contiguous range [ep_rank*n/ep, (ep_rank+1)*n/ep).
 //
 // Field names in error messages are the YAML keys: tensor_parallel_size, expert_parallel_size, nodes,
@@ -61,6 +66,9 @@ struct WorldConfig {
     int ep_group() const { return rank / ep_size; }  // index of this rank's ep group (a split color)
     int ep_rank() const { return rank % ep_size; }
     std::vector<int> ep_group_ranks() const;  // the world ranks of this rank's ep group, ascending
+
+    int moe_tp_size() const { return world_size / ep_size; }  // ranks that split one expert
+    int moe_tp_rank() const { return rank / ep_size; }        // this rank's slice of each of its experts
 
     // The routed experts this rank holds, out of n_experts. Throws ecf8::Error naming
     // expert_parallel_size when n_experts is not a positive multiple of ep_size.

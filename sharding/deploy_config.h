@@ -1,0 +1,88 @@
+// DeployConfig: the deployment YAML read by `ecf8 plan`, `ecf8 shard` and `ecf8 run`: where the model is,
+// how it is split over ranks, how much memory each GPU gives, codec options and the KV-cache target.
+// Field names follow vLLM where one exists (tensor_parallel_size, gpu_memory_utilization, cpu_offload_gb,
+// max_model_len, max_num_seqs). docs/CONFIG.md documents every field.
+//
+// Example:
+//   model: out/tiny/model          # HF checkpoint directory (config.json [+ *.safetensors])
+//   output: out/tiny/shards        # where `ecf8 shard` writes manifest.json and the rank files
+//   parallel:
+//     tensor_parallel_size: 2
+//     expert_parallel_size: 2
+//     nodes: 1
+//     gpus_per_node: 2
+//   memory:
+//     gpu_memory_gb: 80
+//     gpu_memory_utilization: 0.90
+//     cpu_offload_gb: 0
+//   codec:
+//     granularity: tensor
+//   kv_cache:
+//     max_model_len: 4096
+//     max_num_seqs: 16
+//     min_kv_tokens: 4096
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ecf8 {
+
+struct ParallelConfig {
+    int tensor_parallel_size = 1;
+    int expert_parallel_size = 1;  // routed experts split over this many ranks; 1 = every expert TP-split
+    int nodes = 1;
+    int gpus_per_node = 0;  // 0: tensor_parallel_size / nodes
+
+    int world_size() const { return tensor_parallel_size; }
+};
+
+struct MemoryConfig {
+    double gpu_memory_gb = 80.0;           // GiB of one GPU (the whole device)
+    double gpu_memory_utilization = 0.90;  // fraction of gpu_memory_gb that ecf8 may use, in (0, 1]
+    double cpu_offload_gb = 0.0;           // GiB of pinned host memory per rank for weights that overflow
+};
+
+struct CodecConfig {
+    std::string granularity = "tensor";  // "tensor" or "group:N" (see codec/encoder.h parse_granularity)
+    int threads = 0;                     // encoder threads for `ecf8 shard`; 0 = every core
+};
+
+struct KvCacheConfig {
+    int64_t max_model_len = 4096;  // context length of one sequence (prompt + generated tokens)
+    int64_t max_num_seqs = 16;     // sequences decoded together (the batch)
+    int64_t min_kv_tokens = 0;     // KV tokens per rank a plan needs to count as fitting; 0 = max_model_len
+    std::string dtype = "bf16";    // element type of the latent cache: "bf16" or "f32"
+
+    int64_t min_tokens() const { return min_kv_tokens > 0 ? min_kv_tokens : max_model_len; }
+    int kv_elem_bytes() const { return dtype == "f32" ? 4 : 2; }
+};
+
+struct DeployConfig {
+    std::string source = "<defaults>";  // the YAML file (or label); prefixes every error
+    std::string model;                  // HF checkpoint directory; must hold config.json
+    std::string output;                 // shard output directory
+    ParallelConfig parallel;
+    MemoryConfig memory;
+    CodecConfig codec;
+    KvCacheConfig kv_cache;
+
+    int world_size() const { return parallel.world_size(); }
+    int gpus_per_node() const {
+        return parallel.gpus_per_node > 0 ? parallel.gpus_per_node : parallel.tensor_parallel_size / parallel.nodes;
+    }
+    double gpu_budget_bytes() const;   // gpu_memory_gb * utilization, in bytes
+    double host_budget_bytes() const;  // cpu_offload_gb in bytes
+    std::string config_json_path() const { return model + "/config.json"; }
+
+    // Throws ecf8::Error naming the source and the field ("parallel.tensor_parallel_size") with what is
+    // allowed. Does not touch the file system.
+    void validate() const;
+
+    // Parses YAML text. Unknown keys (at any level), wrong types and invalid values are errors that name
+    // the key path and list the allowed keys or values. The result is validated.
+    static DeployConfig parse(const std::string& yaml_text, const std::string& source);
+    static DeployConfig load(const std::string& yaml_path);
+};
+
+}  // namespace ecf8

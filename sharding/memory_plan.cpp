@@ -1,0 +1,317 @@
+// The memory plan: tiering, scratch, workspace and KV capacity per rank, and the fewest-GPU search.
+#include "sharding/memory_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <numeric>
+
+#include "codec/encoder.h"
+#include "codec/safetensors.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "common/thread_pool.h"
+
+namespace ecf8 {
+namespace {
+
+// Decode groups: the tensors the runtime decodes together. Each decoder layer is one group (its routed
+// experts apart); the final norm and lm_head are one more. The embedding is not decoded as a whole (the
+// runtime decodes the rows a batch looks up), so it has no group.
+constexpr int kNoGroup = -2;
+constexpr int kHeadGroup = -1;
+
+int group_of(const TensorSpec& t) {
+    if (t.layer >= 0) return t.layer;
+    if (t.role == TensorRole::VocabParallel && t.name.find("embed_tokens") != std::string::npos) return kNoGroup;
+    return kHeadGroup;
+}
+
+// Tokens of the largest forward step: a decode batch or a prefill chunk.
+int64_t step_tokens(const KvCacheConfig& kv) {
+    return std::max(kv.max_num_seqs, std::min(kPrefillChunkTokens, kv.max_model_len));
+}
+
+}  // namespace
+
+double CompressionRatios::ratio_of(DType dt) const {
+    switch (dt) {
+        case DType::F8_E4M3:
+        case DType::F8_E5M2:
+            return fp8;
+        case DType::BF16:
+        case DType::F16:
+            return bf16;
+        default:
+            return 1.0;
+    }
+}
+
+const char* weight_format_name(WeightFormat f) { return f == WeightFormat::Fp8 ? "fp8" : "ecf8"; }
+
+uint64_t planned_bytes(const ShardTensor& t, WeightFormat format, const CompressionRatios& ratios) {
+    const uint64_t raw = t.raw_bytes();
+    if (format == WeightFormat::Fp8) return raw;
+    return static_cast<uint64_t>(std::ceil(double(raw) * ratios.ratio_of(t.spec->dtype)));
+}
+
+uint64_t kv_bytes_per_token(const ModelConfig& m, const KvCacheConfig& kv) {
+    return static_cast<uint64_t>(m.num_hidden_layers) * static_cast<uint64_t>(m.kv_lora_rank + m.qk_rope_head_dim) *
+           static_cast<uint64_t>(kv.kv_elem_bytes());
+}
+
+uint64_t workspace_bytes(const ModelConfig& m, const WorldConfig& w, const KvCacheConfig& kv) {
+    const int64_t tp = w.tp_size, moe_tp = w.moe_tp_size();
+    const int64_t tokens = step_tokens(kv);
+    const int64_t heads = m.num_attention_heads / tp;
+    const int64_t attention = heads * m.qk_head_dim()                        // q
+                              + (m.kv_lora_rank + m.qk_rope_head_dim)        // latent + rope key
+                              + heads * (m.qk_nope_head_dim + m.v_head_dim)  // expanded k_nope, v
+                              + heads * m.v_head_dim;                        // attention output
+    const int64_t dense = 2 * std::max(m.intermediate_size / tp, m.moe_intermediate_size * m.n_shared_experts / tp);
+    const int64_t routed = m.num_experts_per_tok * (m.hidden_size + 2 * m.moe_intermediate_size / moe_tp);
+    const int64_t per_token = 4 * m.hidden_size + attention + dense + routed;  // f32 values
+    const uint64_t logits = static_cast<uint64_t>(kv.max_num_seqs) * static_cast<uint64_t>(m.vocab_size) * 4;
+    return static_cast<uint64_t>(tokens) * static_cast<uint64_t>(per_token) * 4 + logits;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measured ratios
+
+CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_sample_bytes, int threads) {
+    CompressionRatios r;
+    bool any = false;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(model_dir, ec)) {
+        if (e.path().extension() == ".safetensors") any = true;
+    }
+    if (!any) return r;
+    SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(model_dir);
+    // Evenly spaced tensors of each coded kind, each sampled from its start.
+    struct Sample {
+        std::string name;
+        DType dtype;
+        uint64_t numel;
+    };
+    std::vector<Sample> samples;
+    const uint64_t per_tensor = 16ull << 20;
+    for (DType kind : {DType::F8_E4M3, DType::BF16}) {
+        std::vector<std::string> names;
+        for (const std::string& n : ckpt.tensor_names()) {
+            const TensorInfo& info = ckpt.info(n);
+            if (info.dtype == kind && info.nbytes() >= 4096) names.push_back(n);
+        }
+        if (names.empty()) continue;
+        const uint64_t budget = max_sample_bytes / 2;
+        const size_t want = std::max<size_t>(1, std::min<size_t>(names.size(), budget / per_tensor + 1));
+        uint64_t taken = 0;
+        for (size_t i = 0; i < want && taken < budget; ++i) {
+            const TensorInfo& info = ckpt.info(names[i * names.size() / want]);
+            const uint64_t bytes = std::min<uint64_t>({info.nbytes(), per_tensor, budget - taken});
+            const uint64_t numel = bytes / dtype_size(kind);
+            if (numel == 0) break;
+            samples.push_back({info.name, kind, numel});
+            taken += numel * dtype_size(kind);
+        }
+    }
+    if (samples.empty()) return r;
+    std::vector<uint64_t> coded(samples.size());
+    ThreadPool pool(threads);
+    pool.parallel_for(samples.size(), [&](size_t i) {
+        const Sample& s = samples[i];
+        coded[i] = encode_tensor(s.dtype, ckpt.data(s.name), s.numel, EncodeOptions{}).size();
+    });
+    uint64_t raw[2] = {0, 0}, enc[2] = {0, 0};
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const int k = samples[i].dtype == DType::BF16 ? 1 : 0;
+        raw[k] += samples[i].numel * dtype_size(samples[i].dtype);
+        enc[k] += coded[i];
+    }
+    if (raw[0]) r.fp8 = double(enc[0]) / double(raw[0]);
+    if (raw[1]) r.bf16 = double(enc[1]) / double(raw[1]);
+    r.measured = true;
+    r.sampled_bytes = raw[0] + raw[1];
+    r.source = "measured on " + std::to_string(samples.size()) + " tensors of " + model_dir;
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One rank
+
+RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
+                     const DeployConfig& deploy, std::vector<Tier>* tiers_out) {
+    const RankShard& shard = plan.ranks.at(rank);
+    const std::vector<ShardTensor>& ts = shard.tensors;
+    ECF8_CHECK(bytes.size() == ts.size(), "plan_rank: " << bytes.size() << " sizes for " << ts.size() << " tensors");
+    const ModelConfig& m = plan.model;
+    const KvCacheConfig& kv = deploy.kv_cache;
+    WorldConfig w = plan.world;
+    w.rank = rank;
+
+    RankMemory rm;
+    rm.rank = rank;
+    // Decoded bytes per group (non-routed) and per (layer, expert); the local expert count per layer.
+    std::map<int, uint64_t> group_decoded;
+    std::map<std::pair<int, int>, uint64_t> expert_decoded;
+    for (size_t i = 0; i < ts.size(); ++i) {
+        const TensorSpec& s = *ts[i].spec;
+        if (s.role != TensorRole::BlockScale) rm.params += static_cast<uint64_t>(ts[i].numel());
+        rm.weight_bytes += bytes[i];
+        if (s.expert >= 0)
+            expert_decoded[{s.layer, s.expert}] += ts[i].raw_bytes();
+        else if (group_of(s) != kNoGroup)
+            group_decoded[group_of(s)] += ts[i].raw_bytes();
+    }
+    uint64_t decode_scratch = 0;
+    if (format == WeightFormat::Ecf8) {
+        uint64_t max_group = 0;
+        for (const auto& [g, b] : group_decoded) max_group = std::max(max_group, b);
+        std::map<int, std::pair<uint64_t, uint64_t>> experts_per_layer;  // layer -> (count, max bytes)
+        for (const auto& [key, b] : expert_decoded) {
+            auto& [count, largest] = experts_per_layer[key.first];
+            ++count;
+            largest = std::max(largest, b);
+        }
+        const uint64_t picks = static_cast<uint64_t>(step_tokens(kv)) * static_cast<uint64_t>(m.num_experts_per_tok);
+        uint64_t max_experts = 0;
+        for (const auto& [layer, cl] : experts_per_layer)
+            max_experts = std::max(max_experts, std::min(cl.first, picks) * cl.second);
+        decode_scratch = kDecodeSlots * max_group + max_experts;
+    }
+    rm.workspace_bytes = workspace_bytes(m, w, kv);
+    const uint64_t kv_token = kv_bytes_per_token(m, kv);
+    const double budget = deploy.gpu_budget_bytes();
+    const double host_budget = deploy.host_budget_bytes();
+    const double min_kv = double(kv.min_tokens()) * double(kv_token);
+
+    // Eviction order: routed experts (last layer, last expert first), then other layer tensors, last layer
+    // first. Model-level tensors (embedding, final norm, lm_head) stay on the GPU.
+    std::vector<size_t> order;
+    for (size_t i = 0; i < ts.size(); ++i)
+        if (ts[i].spec->layer >= 0) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        const TensorSpec &x = *ts[a].spec, &y = *ts[b].spec;
+        const bool rx = x.expert >= 0, ry = y.expert >= 0;
+        if (rx != ry) return rx;
+        if (x.layer != y.layer) return x.layer > y.layer;
+        if (x.expert != y.expert) return x.expert > y.expert;
+        return a > b;
+    });
+    std::vector<Tier> tiers(ts.size(), Tier::Device);
+    std::map<int, uint64_t> host_per_layer;
+    uint64_t max_host_layer = 0;
+    rm.device_weight_bytes = rm.weight_bytes;
+    auto staging = [&] { return static_cast<uint64_t>(kDecodeSlots) * max_host_layer; };
+    auto device_need = [&] {
+        return double(rm.device_weight_bytes) + double(decode_scratch + staging() + rm.workspace_bytes) + min_kv;
+    };
+    size_t next = 0;
+    while (device_need() > budget && next < order.size() && host_budget > 0) {
+        const size_t i = order[next++];
+        tiers[i] = Tier::Host;
+        rm.device_weight_bytes -= bytes[i];
+        rm.host_weight_bytes += bytes[i];
+        ++rm.host_tensors;
+        max_host_layer = std::max(max_host_layer, host_per_layer[ts[i].spec->layer] += bytes[i]);
+    }
+    rm.scratch_bytes = decode_scratch + staging();
+    const double used = double(rm.device_weight_bytes + rm.scratch_bytes + rm.workspace_bytes);
+    const double left = budget - used;
+    rm.kv_bytes = left > 0 ? static_cast<uint64_t>(left) : 0;
+    rm.kv_tokens = kv_token ? static_cast<int64_t>(rm.kv_bytes / kv_token) : 0;
+    rm.max_batch = rm.kv_tokens / kv.max_model_len;
+    const bool host_ok = double(rm.host_weight_bytes) <= host_budget;
+    rm.fits = host_ok && rm.kv_tokens >= kv.min_tokens();
+    if (!host_ok) {
+        rm.why_not = "host tier needs " + format_bytes(double(rm.host_weight_bytes)) + " but cpu_offload_gb gives " +
+                     format_bytes(host_budget);
+    } else if (!rm.fits && left <= 0) {
+        rm.why_not = "weights on the GPU, scratch and workspace need " + format_bytes(used) + " of the " +
+                     format_bytes(budget) + " budget, before any KV cache" +
+                     (host_budget > 0 ? "" : " (cpu_offload_gb is 0)");
+    } else if (!rm.fits) {
+        rm.why_not = "KV cache room for " + std::to_string(rm.kv_tokens) + " tokens < min_kv_tokens " +
+                     std::to_string(kv.min_tokens()) + " (short by " + format_bytes(min_kv - left) + ")";
+    }
+    if (tiers_out) *tiers_out = std::move(tiers);
+    return rm;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The whole plan
+
+uint64_t FormatPlan::total_weight_bytes() const {
+    uint64_t n = 0;
+    for (const RankMemory& r : ranks) n += r.weight_bytes;
+    return n;
+}
+
+int64_t FormatPlan::min_kv_tokens() const {
+    int64_t n = INT64_MAX;
+    for (const RankMemory& r : ranks) n = std::min(n, r.kv_tokens);
+    return ranks.empty() ? 0 : n;
+}
+
+int64_t FormatPlan::min_max_batch() const {
+    int64_t n = INT64_MAX;
+    for (const RankMemory& r : ranks) n = std::min(n, r.max_batch);
+    return ranks.empty() ? 0 : n;
+}
+
+namespace {
+
+FormatPlan plan_format(const ShardPlan& plan, WeightFormat format, const DeployConfig& deploy,
+                       const CompressionRatios& ratios) {
+    FormatPlan fp;
+    fp.format = format;
+    fp.fits = true;
+    for (const RankShard& shard : plan.ranks) {
+        std::vector<uint64_t> bytes(shard.tensors.size());
+        for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = planned_bytes(shard.tensors[i], format, ratios);
+        fp.ranks.push_back(plan_rank(plan, shard.rank, bytes, format, deploy));
+        fp.fits = fp.fits && fp.ranks.back().fits;
+    }
+    return fp;
+}
+
+// Fewest GPUs n (tp = n, ep = gcd(n, experts), no host tier) for which every rank fits.
+int min_gpus(const DeployConfig& deploy, const ModelConfig& model, WeightFormat format,
+             const CompressionRatios& ratios) {
+    for (int n = 1; n <= 1024; ++n) {
+        if (model.num_attention_heads % n != 0) continue;
+        DeployConfig d = deploy;
+        d.parallel.tensor_parallel_size = n;
+        d.parallel.expert_parallel_size = std::gcd(n, static_cast<int>(model.n_routed_experts));
+        d.parallel.nodes = 1;
+        d.parallel.gpus_per_node = n;
+        d.memory.cpu_offload_gb = 0;
+        try {
+            const ShardPlan plan = plan_shards(model, d.parallel);
+            if (plan_format(plan, format, d, ratios).fits) return n;
+        } catch (const Error&) {
+            continue;  // this n cannot split the model (a dimension or block boundary)
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const DeployConfig& deploy, const ModelConfig& model, const CompressionRatios& ratios) {
+    MemoryPlan mp;
+    mp.gpu_budget_bytes = deploy.gpu_budget_bytes();
+    mp.host_budget_bytes = deploy.host_budget_bytes();
+    mp.kv_bytes_per_token = kv_bytes_per_token(model, deploy.kv_cache);
+    mp.params = count_parameters(model, /*include_mtp=*/false);
+    mp.ratios = ratios;
+    const ShardPlan plan = plan_shards(model, deploy.parallel);
+    mp.fp8 = plan_format(plan, WeightFormat::Fp8, deploy, ratios);
+    mp.ecf8 = plan_format(plan, WeightFormat::Ecf8, deploy, ratios);
+    mp.min_gpus_fp8 = min_gpus(deploy, model, WeightFormat::Fp8, ratios);
+    mp.min_gpus_ecf8 = min_gpus(deploy, model, WeightFormat::Ecf8, ratios);
+    return mp;
+}
+
+}  // namespace ecf8

@@ -1,0 +1,105 @@
+// The memory plan: per rank, what the weights cost in FP8 and in ECF8, which of them stay on the GPU and
+// which overflow to pinned host memory, the decode scratch, the activation workspace and the KV cache that
+// is left. Works from config.json and the deployment YAML alone; a checkpoint, when present, only refines
+// the compression ratio. docs/CONFIG.md explains each term.
+//
+// Terms, per rank:
+//   weights      the rank's tensor parts (shard_plan.h): stored dtype bytes (FP8) or ECF8 bytes
+//   tiers        weights stay on the GPU until the budget runs out; then routed experts, last layer first,
+//                then the other layer weights, last layer first, move to pinned host memory (cpu_offload_gb)
+//   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus decoded
+//                space for the routed experts one layer can pick (min(local experts, tokens x top-k)).
+//                FP8: staging for host-tier weights only.
+//   workspace    activations of one forward step of max(max_num_seqs, prefill chunk) tokens, plus the
+//                gathered logits of max_num_seqs rows; attention is computed in tiles, so no score matrix
+//   KV cache     MLA caches one latent (kv_lora_rank) and one rope key (qk_rope_head_dim) per token and layer,
+//                shared by all heads, so tensor parallelism does not split it: every rank holds it all
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sharding/deploy_config.h"
+#include "sharding/shard_plan.h"
+
+namespace ecf8 {
+
+constexpr int kDecodeSlots = 2;                // ring of decoded layers: compute L while decoding L+1
+constexpr int64_t kPrefillChunkTokens = 2048;  // prefill runs in chunks of at most this many tokens
+
+// ECF8 bytes / stored bytes, per coded dtype. Defaults: ECF8 paper figures (DeepSeek-R1 FP8: 14.8% saved;
+// BF16 exponent coding, DFloat11: about 11 bits of 16).
+struct CompressionRatios {
+    double fp8 = 0.852;
+    double bf16 = 0.69;
+    bool measured = false;
+    uint64_t sampled_bytes = 0;  // when measured
+    std::string source = "default (ECF8 paper: DeepSeek-R1 FP8 -14.8%, BF16 ~11 of 16 bits)";
+
+    double ratio_of(DType dt) const;  // 1 for dtypes ECF8 stores raw
+};
+
+// Compresses evenly spaced FP8 and BF16 tensors of the checkpoint in `model_dir`, up to about
+// max_sample_bytes in all, and returns the measured ratios. When the directory holds no safetensors
+// files the defaults are returned unchanged.
+CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_sample_bytes, int threads);
+
+enum class WeightFormat { Fp8, Ecf8 };  // Fp8: the checkpoint's own bytes (the "raw" baseline)
+const char* weight_format_name(WeightFormat f);
+
+struct RankMemory {
+    int rank = 0;
+    uint64_t params = 0;        // parameters held (block scales excluded)
+    uint64_t weight_bytes = 0;  // all weights in this format
+    uint64_t device_weight_bytes = 0;
+    uint64_t host_weight_bytes = 0;  // pinned host tier
+    uint64_t host_tensors = 0;       // how many tensors are in the host tier
+    uint64_t scratch_bytes = 0;
+    uint64_t workspace_bytes = 0;
+    uint64_t kv_bytes = 0;  // what is left for the KV cache (0 when nothing is)
+    int64_t kv_tokens = 0;  // kv_bytes / kv bytes per token
+    int64_t max_batch = 0;  // sequences of max_model_len that fit: kv_tokens / max_model_len
+    bool fits = false;      // weights fit (GPU + host budget) and kv_tokens >= min_kv_tokens
+    std::string why_not;    // when !fits: what is short, in words
+};
+
+struct FormatPlan {
+    WeightFormat format = WeightFormat::Ecf8;
+    std::vector<RankMemory> ranks;
+    bool fits = false;  // every rank fits
+    uint64_t total_weight_bytes() const;
+    int64_t min_kv_tokens() const;  // over ranks
+    int64_t min_max_batch() const;
+};
+
+struct MemoryPlan {
+    double gpu_budget_bytes = 0, host_budget_bytes = 0;
+    uint64_t kv_bytes_per_token = 0;
+    ParamCounts params;
+    CompressionRatios ratios;
+    FormatPlan fp8, ecf8;
+    // Fewest GPUs (of this size and utilization, tp = ep = n, no host tier) that fit with min_kv_tokens;
+    // 0 when none up to 1024 does.
+    int min_gpus_fp8 = 0, min_gpus_ecf8 = 0;
+};
+
+// Bytes of one rank's part of a tensor in a format (ECF8: ratio applied to coded dtypes).
+uint64_t planned_bytes(const ShardTensor& t, WeightFormat format, const CompressionRatios& ratios);
+
+// KV cache bytes per token: num_hidden_layers x (kv_lora_rank + qk_rope_head_dim) x element bytes.
+uint64_t kv_bytes_per_token(const ModelConfig& model, const KvCacheConfig& kv);
+
+// Activation workspace of one rank (see the terms above).
+uint64_t workspace_bytes(const ModelConfig& model, const WorldConfig& world, const KvCacheConfig& kv);
+
+// Decides the tier of every tensor of plan.ranks[rank] given its bytes in `format` (bytes[i] for
+// tensors[i]) and fills in the rank's memory. tiers (optional) receives one Tier per tensor. Used with
+// planned bytes by `ecf8 plan` and with the real compressed sizes by `ecf8 shard`.
+RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
+                     const DeployConfig& deploy, std::vector<Tier>* tiers = nullptr);
+
+// The whole plan: both formats for every rank of the deployment, and the fewest-GPU search.
+MemoryPlan plan_memory(const DeployConfig& deploy, const ModelConfig& model, const CompressionRatios& ratios);
+
+}  // namespace ecf8

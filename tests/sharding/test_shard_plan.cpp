@@ -1,0 +1,233 @@
+// The shard plan (who holds which part of which tensor) and the memory plan on DeepSeek-V3's real config:
+// parameter totals, per-rank bytes that add up, split ranges and block alignment, tiers and the 8xH100
+// headline.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "common/error.h"
+#include "sharding/memory_plan.h"
+#include "sharding/shard_plan.h"
+
+namespace ecf8 {
+namespace {
+
+const std::string kSourceDir = ECF8_SOURCE_DIR;
+
+ModelConfig dsv3() { return ModelConfig::load(kSourceDir + "/configs/models/deepseek-v3/config.json"); }
+
+DeployConfig deploy_of(const std::string& yaml) { return DeployConfig::load(kSourceDir + "/configs/" + yaml); }
+
+ParallelConfig layout(int tp, int ep) {
+    ParallelConfig p;
+    p.tensor_parallel_size = tp;
+    p.expert_parallel_size = ep;
+    p.nodes = 1;
+    p.gpus_per_node = tp;
+    return p;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+uint64_t bytes_of(const TensorSpec& t) { return static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype); }
+
+// Every element of every tensor is held exactly once by the parts of a split tensor, and whole by every
+// rank for a replicated one; parts of one tensor tile it without overlap.
+void expect_parts_tile_tensors(const ShardPlan& plan) {
+    const int world = plan.world.world_size;
+    for (const TensorSpec& t : plan.tensors) {
+        const auto holders = plan.holders(t.name);
+        ASSERT_FALSE(holders.empty()) << t.name;
+        const ShardTensor& first = plan.ranks[holders[0].first].tensors[holders[0].second];
+        if (first.split_dim < 0) {
+            EXPECT_EQ(holders.size(), t.expert >= 0 ? size_t{1} : size_t(world)) << t.name;
+            for (const auto& [r, i] : holders) EXPECT_EQ(plan.ranks[r].tensors[i].shape, t.shape) << t.name;
+            continue;
+        }
+        std::vector<std::pair<int64_t, int64_t>> ranges;
+        uint64_t numel = 0;
+        for (const auto& [r, i] : holders) {
+            const ShardTensor& p = plan.ranks[r].tensors[i];
+            EXPECT_EQ(p.split_dim, first.split_dim) << t.name;
+            ranges.push_back({p.begin, p.end});
+            numel += static_cast<uint64_t>(p.numel());
+        }
+        std::sort(ranges.begin(), ranges.end());
+        EXPECT_EQ(ranges.front().first, 0) << t.name;
+        EXPECT_EQ(ranges.back().second, t.shape[first.split_dim]) << t.name;
+        for (size_t k = 1; k < ranges.size(); ++k) EXPECT_EQ(ranges[k].first, ranges[k - 1].second) << t.name;
+        EXPECT_EQ(numel, static_cast<uint64_t>(t.numel())) << t.name;
+    }
+}
+
+TEST(ShardPlan, DeepSeekV3PartsTileEveryTensor) {
+    const ModelConfig m = dsv3();
+    for (auto [tp, ep] : std::vector<std::pair<int, int>>{{1, 1}, {8, 1}, {8, 8}, {16, 16}, {16, 4}}) {
+        SCOPED_TRACE("tp " + std::to_string(tp) + " ep " + std::to_string(ep));
+        const ShardPlan plan = plan_shards(m, layout(tp, ep));
+        ASSERT_EQ(plan.ranks.size(), size_t(tp));
+        expect_parts_tile_tensors(plan);
+    }
+}
+
+TEST(ShardPlan, SplitRangesFollowRolesAndScaleBlocks) {
+    const ShardPlan plan = plan_shards(dsv3(), layout(8, 2));  // moe_tp 4: each expert split over 4 ranks
+    const RankShard& r5 = plan.ranks[5];                       // ep_rank 1, moe_tp_rank 2
+    std::map<std::string, const ShardTensor*> by_name;
+    for (const ShardTensor& t : r5.tensors) by_name[t.name()] = &t;
+
+    const ShardTensor* qb = by_name.at("model.layers.0.self_attn.q_b_proj.weight");  // column parallel
+    EXPECT_EQ(qb->split_dim, 0);
+    EXPECT_EQ(qb->begin, 5 * 3072);
+    EXPECT_EQ(qb->shape, (std::vector<int64_t>{3072, 1536}));
+    const ShardTensor* qbs = by_name.at("model.layers.0.self_attn.q_b_proj.weight_scale_inv");
+    EXPECT_EQ(qbs->split_dim, 0);
+    EXPECT_EQ(qbs->begin, 5 * 24);
+    EXPECT_EQ(qbs->shape, (std::vector<int64_t>{24, 12}));
+    const ShardTensor* o = by_name.at("model.layers.0.self_attn.o_proj.weight");  // row parallel
+    EXPECT_EQ(o->split_dim, 1);
+    EXPECT_EQ(o->shape, (std::vector<int64_t>{7168, 2048}));
+    EXPECT_EQ(by_name.at("model.layers.0.self_attn.o_proj.weight_scale_inv")->shape, (std::vector<int64_t>{56, 16}));
+    EXPECT_EQ(by_name.at("model.embed_tokens.weight")->shape, (std::vector<int64_t>{16160, 7168}));
+    EXPECT_EQ(by_name.at("model.layers.0.self_attn.q_a_proj.weight")->split_dim, -1);  // replicated
+
+    // Experts 128..255 (ep_rank 1); the rank holds part 2 of 4 of each.
+    EXPECT_EQ(by_name.count("model.layers.3.mlp.experts.127.up_proj.weight"), 0u);
+    const ShardTensor* up = by_name.at("model.layers.3.mlp.experts.128.up_proj.weight");
+    EXPECT_EQ(up->split_dim, 0);
+    EXPECT_EQ(up->begin, 2 * 512);
+    EXPECT_EQ(up->part, 2);
+    EXPECT_EQ(up->parts, 4);
+    const ShardTensor* down = by_name.at("model.layers.3.mlp.experts.255.down_proj.weight");
+    EXPECT_EQ(down->split_dim, 1);
+    EXPECT_EQ(down->shape, (std::vector<int64_t>{7168, 512}));
+    EXPECT_EQ(by_name.at("model.layers.3.mlp.experts.255.down_proj.weight_scale_inv")->shape,
+              (std::vector<int64_t>{56, 4}));
+}
+
+TEST(ShardPlan, WholeExpertsWhenEpEqualsTp) {
+    const ShardPlan plan = plan_shards(dsv3(), layout(8, 8));
+    std::set<int> experts;
+    for (const ShardTensor& t : plan.ranks[3].tensors) {
+        if (t.spec->expert < 0) continue;
+        EXPECT_EQ(t.split_dim, -1) << t.name();
+        experts.insert(t.spec->expert);
+    }
+    EXPECT_EQ(experts.size(), 32u);
+    EXPECT_EQ(*experts.begin(), 96);
+    EXPECT_EQ(*experts.rbegin(), 127);
+}
+
+TEST(ShardPlan, BadLayoutsNameTheTensorAndField) {
+    const ModelConfig m = dsv3();
+    // 18432 / 32 = 576 rows: not whole 128-row blocks.
+    std::string e = error_of([&] { plan_shards(m, layout(32, 32)); });
+    EXPECT_NE(e.find("model.layers.0.mlp.gate_proj.weight"), std::string::npos) << e;
+    EXPECT_NE(e.find("tensor_parallel_size=32"), std::string::npos) << e;
+    EXPECT_NE(e.find("128-element FP8 scale block"), std::string::npos) << e;
+    e = error_of([&] { plan_shards(m, layout(3, 1)); });
+    EXPECT_NE(e.find("num_attention_heads"), std::string::npos) << e;
+    ModelConfig odd = m;
+    odd.vocab_size = 129281;
+    e = error_of([&] { plan_shards(odd, layout(2, 2)); });
+    EXPECT_NE(e.find("model.embed_tokens.weight"), std::string::npos) << e;
+    EXPECT_NE(e.find("does not divide"), std::string::npos) << e;
+    e = error_of([&] { plan_shards(m, layout(8, 3)); });
+    EXPECT_NE(e.find("expert_parallel_size"), std::string::npos) << e;
+}
+
+TEST(MemoryPlan, DeepSeekV3ParamsAndPerRankBytesAddUp) {
+    const ModelConfig m = dsv3();
+    const DeployConfig d = deploy_of("deepseek-v3-8xh100.yaml");
+    const MemoryPlan mp = plan_memory(d, m, CompressionRatios{});
+    EXPECT_NEAR(double(mp.params.total), 671.0e9, 0.005 * 671.0e9);
+    EXPECT_NEAR(double(mp.params.active_per_token), 37.5e9, 0.01 * 37.5e9);
+    EXPECT_EQ(mp.kv_bytes_per_token, 61u * (512 + 64) * 2);
+
+    // Per-rank FP8 bytes: the checkpoint's bytes once, plus the replicated ones on every further rank.
+    const ShardPlan plan = plan_shards(m, d.parallel);
+    uint64_t total = 0, replicated = 0, params_replicated = 0;
+    for (const TensorSpec& t : plan.tensors) {
+        total += bytes_of(t);
+        const auto h = plan.holders(t.name);
+        if (plan.ranks[h[0].first].tensors[h[0].second].split_dim < 0 && h.size() > 1) {
+            replicated += bytes_of(t) * (h.size() - 1);
+            if (t.role != TensorRole::BlockScale) params_replicated += uint64_t(t.numel()) * (h.size() - 1);
+        }
+    }
+    uint64_t rank_sum = 0, rank_params = 0;
+    for (const RankMemory& r : mp.fp8.ranks) {
+        rank_sum += r.weight_bytes;
+        rank_params += r.params;
+        EXPECT_EQ(r.device_weight_bytes + r.host_weight_bytes, r.weight_bytes);
+    }
+    EXPECT_EQ(rank_sum, total + replicated);
+    EXPECT_EQ(rank_params, mp.params.total + params_replicated);
+    // The checkpoint without MTP: ~671B FP8 parameters, BF16 embedding/head, F32 scales: ~680 GB.
+    EXPECT_NEAR(double(total), 6.8e11, 0.02 * 6.8e11);
+}
+
+TEST(MemoryPlan, EightH100sHoldEcf8ButNotFp8) {
+    const MemoryPlan mp = plan_memory(deploy_of("deepseek-v3-8xh100.yaml"), dsv3(), CompressionRatios{});
+    EXPECT_FALSE(mp.fp8.fits);
+    EXPECT_NE(mp.fp8.ranks[0].why_not.find("before any KV cache"), std::string::npos) << mp.fp8.ranks[0].why_not;
+    EXPECT_TRUE(mp.ecf8.fits) << mp.ecf8.ranks[0].why_not;
+    EXPECT_GE(mp.ecf8.min_kv_tokens(), 32768);
+    EXPECT_EQ(mp.min_gpus_fp8, 16);
+    EXPECT_EQ(mp.min_gpus_ecf8, 8);
+    for (const RankMemory& r : mp.ecf8.ranks) {
+        EXPECT_EQ(r.host_weight_bytes, 0u);
+        EXPECT_GT(r.scratch_bytes, 0u);
+        EXPECT_EQ(r.kv_tokens, int64_t(r.kv_bytes / mp.kv_bytes_per_token));
+        EXPECT_EQ(r.max_batch, r.kv_tokens / 32768);
+    }
+}
+
+TEST(MemoryPlan, HostTierTakesRoutedExpertsOfTheLastLayersFirst) {
+    const DeployConfig d = deploy_of("deepseek-v3-4xh100-offload.yaml");
+    const ModelConfig m = dsv3();
+    const MemoryPlan mp = plan_memory(d, m, CompressionRatios{});
+    ASSERT_TRUE(mp.ecf8.fits) << mp.ecf8.ranks[0].why_not;
+    EXPECT_GT(mp.ecf8.ranks[0].host_weight_bytes, 0u);
+    EXPECT_LE(double(mp.ecf8.ranks[0].host_weight_bytes), d.host_budget_bytes());
+    EXPECT_LT(mp.ecf8.ranks[0].host_weight_bytes, mp.fp8.ranks[0].host_weight_bytes);
+
+    const ShardPlan plan = plan_shards(m, d.parallel);
+    std::vector<uint64_t> bytes;
+    for (const ShardTensor& t : plan.ranks[0].tensors) bytes.push_back(planned_bytes(t, WeightFormat::Ecf8, {}));
+    std::vector<Tier> tiers;
+    const RankMemory r = plan_rank(plan, 0, bytes, WeightFormat::Ecf8, d, &tiers);
+    EXPECT_EQ(r.host_weight_bytes, mp.ecf8.ranks[0].host_weight_bytes);
+    int lowest_host_layer = 1000, highest_device_expert_layer = -1;
+    for (size_t i = 0; i < tiers.size(); ++i) {
+        const TensorSpec& s = *plan.ranks[0].tensors[i].spec;
+        if (tiers[i] == Tier::Host) {
+            EXPECT_GE(s.expert, 0) << s.name << " went to the host before every routed expert did";
+            lowest_host_layer = std::min(lowest_host_layer, s.layer);
+        } else if (s.expert >= 0) {
+            highest_device_expert_layer = std::max(highest_device_expert_layer, s.layer);
+        }
+    }
+    EXPECT_LE(highest_device_expert_layer, lowest_host_layer);
+}
+
+TEST(MemoryPlan, TooSmallHostBudgetIsReported) {
+    DeployConfig d = deploy_of("deepseek-v3-4xh100-offload.yaml");
+    d.memory.cpu_offload_gb = 1;
+    const MemoryPlan mp = plan_memory(d, dsv3(), CompressionRatios{});
+    EXPECT_FALSE(mp.ecf8.fits);
+    EXPECT_NE(mp.ecf8.ranks[0].why_not.find("cpu_offload_gb"), std::string::npos) << mp.ecf8.ranks[0].why_not;
+}
+
+}  // namespace
+}  // namespace ecf8
