@@ -5,7 +5,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS  seconds per fuzzer (default 60)
-#   FUZZ_TARGETS  targets to run (default "fuzz_blob fuzz_safetensors")
+#   FUZZ_TARGETS  targets to run (default "fuzz_blob fuzz_safetensors fuzz_config")
 #   FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 30)
 #   FUZZ_ARGS     extra libFuzzer flags, e.g. "-use_value_profile=1 -max_len=8192"
 #   FUZZ_CXX      the clang++ to use (default clang++)
@@ -17,7 +17,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-fuzz_blob fuzz_safetensors}"
+targets="${FUZZ_TARGETS:-fuzz_blob fuzz_safetensors fuzz_config}"
 per_input_timeout="${FUZZ_TIMEOUT:-30}"
 jobs="${JOBS:-$(nproc)}"
 read -r -a extra_args <<< "${FUZZ_ARGS:-}"
@@ -42,8 +42,14 @@ bin_dir="$build/fuzz"
 seeds="$build/corpus-seed"
 rm -rf "$seeds"
 "$bin_dir/ecf8_make_corpus" "$seeds"
+# Config seeds: the YAML files (first byte 0 picks the YAML parser) and config.json (1 picks JSON).
+mkdir -p "$seeds/config"
+for f in "$root"/configs/*.yaml; do
+    { printf '\x00'; cat "$f"; } > "$seeds/config/$(basename "$f").seed"
+done
+{ printf '\x01'; cat "$root/configs/models/deepseek-v3/config.json"; } > "$seeds/config/config.json.seed"
 
-declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors)
+declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors [fuzz_config]=config)
 summary=()
 failed=0
 for target in $targets; do

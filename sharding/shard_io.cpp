@@ -548,6 +548,7 @@ struct OpenShards {
                 if (!check_replicas) continue;
                 part.resize(t.raw_bytes());
                 files[r].decode(rec, part.data(), pool);
+                files[r].file().release(files[r].file().get(spec.name));
                 if (std::memcmp(part.data(), out, part.size()) != 0)
                     problems->push_back(spec.name + ": rank " + std::to_string(r) + "'s replica differs from rank " +
                                         std::to_string(plan.holders(spec.name).front().first) + "'s");
@@ -555,6 +556,7 @@ struct OpenShards {
             }
             part.resize(t.raw_bytes());
             files[r].decode(rec, part.data(), pool);
+            files[r].file().release(files[r].file().get(spec.name));  // keep the reader's RSS bounded
             place_part(t, part.data(), out);
             first = false;
         }
