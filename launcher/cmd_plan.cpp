@@ -38,6 +38,7 @@ ordered_json rank_json(const RankMemory& r) {
             {"device_weight_bytes", r.device_weight_bytes},
             {"host_weight_bytes", r.host_weight_bytes},
             {"host_tensors", r.host_tensors},
+            {"host_summary", r.host_summary},
             {"scratch_bytes", r.scratch_bytes},
             {"workspace_bytes", r.workspace_bytes},
             {"kv_bytes", r.kv_bytes},
@@ -109,6 +110,8 @@ void print_format_rows(const char* name, const FormatPlan& f) {
 }
 
 void print_verdict(const char* name, const FormatPlan& f, const DeployConfig& d) {
+    if (!f.ranks.empty() && f.ranks[0].host_tensors > 0)
+        std::printf("%-5s host tier of rank 0: %s\n", name, f.ranks[0].host_summary.c_str());
     if (f.fits) {
         std::printf("%-5s fits: %s of weights in all; every rank has KV room for >= %" PRId64 " tokens, %" PRId64
                     " sequence(s) of %" PRId64 " tokens\n",

@@ -2,6 +2,7 @@
 #include "sharding/memory_plan.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -215,6 +216,19 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         rm.host_weight_bytes += bytes[i];
         ++rm.host_tensors;
         max_host_layer = std::max(max_host_layer, host_per_layer[ts[i].spec->layer] += bytes[i]);
+    }
+    if (rm.host_tensors > 0) {
+        int lo = INT32_MAX, hi = -1;
+        bool experts_only = true;
+        for (size_t i = 0; i < ts.size(); ++i) {
+            if (tiers[i] != Tier::Host) continue;
+            lo = std::min(lo, ts[i].spec->layer);
+            hi = std::max(hi, ts[i].spec->layer);
+            experts_only = experts_only && ts[i].spec->expert >= 0;
+        }
+        rm.host_summary = std::string(experts_only ? "routed experts" : "routed experts and other weights") +
+                          " of layers " + std::to_string(lo) + "-" + std::to_string(hi) + " (" +
+                          std::to_string(rm.host_tensors) + " tensors)";
     }
     rm.scratch_bytes = decode_scratch + staging();
     const double used = double(rm.device_weight_bytes + rm.scratch_bytes + rm.workspace_bytes);

@@ -55,6 +55,7 @@ struct RankMemory {
     uint64_t device_weight_bytes = 0;
     uint64_t host_weight_bytes = 0;  // pinned host tier
     uint64_t host_tensors = 0;       // how many tensors are in the host tier
+    std::string host_summary;        // which ones, in words: "routed experts of layers 41-60 (1920 tensors)"
     uint64_t scratch_bytes = 0;
     uint64_t workspace_bytes = 0;
     uint64_t kv_bytes = 0;  // what is left for the KV cache (0 when nothing is)

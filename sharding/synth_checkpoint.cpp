@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -18,7 +19,6 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <vector>
 
@@ -517,6 +517,17 @@ SynthCheckpointOptions synth_options_from_yaml(const std::string& yaml_path) {
 // ---------------------------------------------------------------------------------------------------
 // Writer
 
+// "model-DDDDD-of-DDDDD.safetensors", the names this writer (and Hugging Face) gives checkpoint shards.
+// (Hand-written: GCC 12's std::regex trips -Wmaybe-uninitialized under the sanitizer build.)
+static bool is_shard_file_name(const std::string& n) {
+    static const std::string kPattern = "model-#####-of-#####.safetensors";
+    if (n.size() != kPattern.size()) return false;
+    for (size_t i = 0; i < n.size(); ++i) {
+        if (kPattern[i] == '#' ? !std::isdigit(static_cast<unsigned char>(n[i])) : n[i] != kPattern[i]) return false;
+    }
+    return true;
+}
+
 SynthCheckpointResult write_synth_checkpoint(const std::string& dir, const SynthCheckpointOptions& options) {
     options.validate();
     const std::vector<TensorSpec> specs = deepseek_v3_tensors(options.model, options.include_mtp);
@@ -580,11 +591,10 @@ SynthCheckpointResult write_synth_checkpoint(const std::string& dir, const Synth
     write_file_atomic((fs::path(dir) / kConfigName).string(), options.model.to_json().dump(2) + "\n");
 
     // Shards of an earlier checkpoint that the new index does not name.
-    static const std::regex kShard(R"(model-\d{5}-of-\d{5}\.safetensors)");
     std::vector<fs::path> stale;
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
-        if (std::regex_match(name, kShard) && !written.count(name)) stale.push_back(it->path());
+        if (is_shard_file_name(name) && !written.count(name)) stale.push_back(it->path());
     }
     ECF8_CHECK(!ec, "cannot list '" << dir << "': " << ec.message());
     for (const fs::path& p : stale) remove_if_present(p);

@@ -1,0 +1,790 @@
+// The CPU reference kernels of the DeepSeek-V3 forward pass (kernels/cpu/: rmsnorm, rope, linear,
+// mla_attention, moe_gate, mlp, embedding, sampling), each against a plain float64 reference written here
+// from DeepSeek-V3's inference/model.py, on seeded random inputs, plus hand-made cases for YaRN, the gate's
+// group limiting and ties, causality and sampling.
+//
+// Tolerances: float ops are checked to 1e-5 relative (of the value, or of the sum of |terms| for dot
+// products, which bounds float summation error whatever the cancellation).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numbers>
+#include <numeric>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "common/error.h"
+#include "common/float_formats.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/mla_attention.h"
+#include "kernels/cpu/mlp.h"
+#include "kernels/cpu/moe_gate.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/sampling.h"
+#include "sharding/model_config.h"
+#include "sharding/synth_weights.h"
+
+namespace {
+
+using namespace ecf8::cpu;
+using ecf8::ModelConfig;
+
+constexpr double kRel = 1e-5;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Uniform floats in [-scale, scale), from the raw mt19937_64 stream (the same on every platform).
+std::vector<float> uniform(size_t n, uint64_t seed, double scale = 1.0) {
+    std::mt19937_64 rng(seed);
+    std::vector<float> v(n);
+    for (auto& x : v) x = static_cast<float>((static_cast<double>(rng() >> 11) * 0x1p-53 * 2.0 - 1.0) * scale);
+    return v;
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
+    std::vector<uint16_t> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = ecf8::float_to_bf16(v[i]);
+    return out;
+}
+
+// y[t, o] = sum_k x[t, k] w[o, k] in double, and the matching error bound kRel * sum_k |x w|.
+void naive_linear(const float* x, const float* w, int64_t T, int64_t in, int64_t out, std::vector<double>* y,
+                  std::vector<double>* bound) {
+    y->assign(static_cast<size_t>(T * out), 0.0);
+    bound->assign(y->size(), 0.0);
+    for (int64_t t = 0; t < T; ++t) {
+        for (int64_t o = 0; o < out; ++o) {
+            double s = 0.0, a = 0.0;
+            for (int64_t k = 0; k < in; ++k) {
+                const double p = static_cast<double>(x[t * in + k]) * w[o * in + k];
+                s += p;
+                a += std::fabs(p);
+            }
+            (*y)[static_cast<size_t>(t * out + o)] = s;
+            (*bound)[static_cast<size_t>(t * out + o)] = kRel * a + 1e-30;
+        }
+    }
+}
+
+void expect_linear_close(const std::vector<float>& got, const std::vector<double>& ref,
+                         const std::vector<double>& bound) {
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], ref[i], bound[i]) << "element " << i;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// rmsnorm
+
+TEST(RmsNorm, MatchesDoubleReference) {
+    const int64_t T = 5, D = 300;
+    const float eps = 1e-6f;
+    const auto x = uniform(T * D, 1, 3.0);
+    const auto w = to_bf16(uniform(D, 2, 2.0));
+    std::vector<float> y(x.size());
+    rmsnorm(x.data(), w.data(), T, D, eps, y.data());
+    for (int64_t t = 0; t < T; ++t) {
+        double ss = 0.0;
+        for (int64_t i = 0; i < D; ++i) ss += static_cast<double>(x[t * D + i]) * x[t * D + i];
+        const double r = 1.0 / std::sqrt(ss / D + eps);
+        for (int64_t i = 0; i < D; ++i) {
+            const double ref = x[t * D + i] * r * ecf8::bf16_to_float(w[i]);
+            ASSERT_NEAR(y[t * D + i], ref, kRel * std::fabs(ref) + 1e-30) << t << "," << i;
+        }
+    }
+    // In place gives the same bits.
+    auto inplace = x;
+    rmsnorm(inplace.data(), w.data(), T, D, eps, inplace.data());
+    EXPECT_EQ(inplace, y);
+    // eps dominates an all-zero row: the output is zero, not NaN.
+    std::vector<float> zeros(D, 0.0f), z(D, 1.0f);
+    rmsnorm(zeros.data(), w.data(), 1, D, eps, z.data());
+    for (float v : z) EXPECT_EQ(v, 0.0f);
+    EXPECT_THROW(rmsnorm(x.data(), w.data(), 1, 0, eps, y.data()), ecf8::Error);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// rope
+
+// DeepSeek-V3: rope_theta 10000, qk_rope_head_dim 64, YaRN factor 40, beta_fast 32, beta_slow 1,
+// original_max_position_embeddings 4096 (ModelConfig's defaults).
+TEST(Rope, YarnFrequenciesOfDeepSeekV3) {
+    const ModelConfig cfg;
+    ASSERT_EQ(cfg.qk_rope_head_dim, 64);
+    ASSERT_TRUE(cfg.has_rope_scaling);
+    EXPECT_TRUE(yarn_active(cfg, 16384));
+    EXPECT_FALSE(yarn_active(cfg, 4096));  // "seqlen > original_seq_len" is strict
+    const auto f = rope_frequencies(cfg, 16384);
+    ASSERT_EQ(f.size(), 32u);
+
+    // find_correction_range by hand: floor(64 ln(4096 / (32 * 2 pi)) / (2 ln 10000)) = floor(10.47) = 10 and
+    // ceil(64 ln(4096 / (2 pi)) / (2 ln 10000)) = ceil(22.5) = 23.
+    const double two_ln_base = 2.0 * std::log(10000.0);
+    const double low = std::floor(64.0 * std::log(4096.0 / (32.0 * 2.0 * std::numbers::pi)) / two_ln_base);
+    const double high = std::ceil(64.0 * std::log(4096.0 / (1.0 * 2.0 * std::numbers::pi)) / two_ln_base);
+    ASSERT_EQ(low, 10.0);
+    ASSERT_EQ(high, 23.0);
+    for (int i = 0; i < 32; ++i) {
+        const double base_freq = std::pow(10000.0, -2.0 * i / 64.0);
+        const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+        const double smooth = 1.0 - ramp;
+        const double want = base_freq / 40.0 * (1.0 - smooth) + base_freq * smooth;
+        EXPECT_NEAR(f[i], want, 1e-6 * want) << "pair " << i;
+    }
+    // A few by hand: untouched below the ramp, divided by the factor above it, blended inside.
+    EXPECT_FLOAT_EQ(f[0], 1.0f);
+    EXPECT_NEAR(f[10], std::pow(10000.0, -20.0 / 64.0), 1e-7);
+    EXPECT_NEAR(f[31], std::pow(10000.0, -62.0 / 64.0) / 40.0, 1e-12);
+    const double b16 = std::pow(10000.0, -0.5);  // pair 16: ramp 6/13
+    EXPECT_NEAR(f[16], b16 / 40.0 * (6.0 / 13.0) + b16 * (7.0 / 13.0), 1e-6 * b16);
+}
+
+TEST(Rope, NoYarnWithinTheOriginalContextOrWithoutScaling) {
+    ModelConfig cfg;
+    const auto plain = rope_frequencies(cfg, 4096);
+    for (int i = 0; i < 32; ++i) EXPECT_NEAR(plain[i], std::pow(10000.0, -2.0 * i / 64.0), 1e-6 * plain[i]);
+    cfg.has_rope_scaling = false;
+    EXPECT_FALSE(yarn_active(cfg, 163840));
+    EXPECT_EQ(rope_frequencies(cfg, 163840), plain);
+    EXPECT_DOUBLE_EQ(attention_softmax_scale(cfg, 163840), std::pow(192.0, -0.5));
+}
+
+TEST(Rope, SoftmaxScaleWithYarnMscale) {
+    const ModelConfig cfg;
+    // 192^-0.5 * (0.1 ln 40 + 1)^2, computed by hand.
+    EXPECT_NEAR(attention_softmax_scale(cfg, 16384), 0.1352337788608801, 1e-15);
+    EXPECT_NEAR(attention_softmax_scale(cfg, 4096), 0.07216878364870322, 1e-15);
+    ModelConfig v2 = cfg;
+    v2.rope_scaling.mscale_all_dim = 0.707;
+    const double m = 0.1 * 0.707 * std::log(40.0) + 1.0;
+    EXPECT_NEAR(attention_softmax_scale(v2, 8192), std::pow(192.0, -0.5) * m * m, 1e-15);
+}
+
+TEST(Rope, TableIsCosSinOfTheFloatAngle) {
+    const ModelConfig cfg;
+    const int64_t L = 16384;
+    const RopeTable tab = make_rope_table(cfg, L);
+    ASSERT_EQ(tab.pairs(), 32);
+    ASSERT_EQ(tab.cos.size(), static_cast<size_t>(L * 32));
+    for (const int64_t p : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{1000}, L - 1}) {
+        for (int i = 0; i < 32; ++i) {
+            const double freq = tab.freqs[i];
+            // The reference rounds the angle p * freq to float (torch.outer in float32) before polar().
+            const float angle = static_cast<float>(static_cast<double>(p) * freq);
+            EXPECT_EQ(tab.cos_row(p)[i], static_cast<float>(std::cos(static_cast<double>(angle))));
+            EXPECT_EQ(tab.sin_row(p)[i], static_cast<float>(std::sin(static_cast<double>(angle))));
+            // And the exact angle differs by at most that rounding.
+            const double tol = std::fabs(p * freq) * 0x1p-24 + 1e-7;
+            EXPECT_NEAR(tab.cos_row(p)[i], std::cos(p * freq), tol);
+            EXPECT_NEAR(tab.sin_row(p)[i], std::sin(p * freq), tol);
+        }
+    }
+}
+
+TEST(Rope, ApplyRotatesConsecutivePairsAndNothingElse) {
+    ModelConfig cfg;
+    cfg.qk_rope_head_dim = 8;
+    const RopeTable tab = make_rope_table(cfg, 64);
+    const int64_t T = 3, H = 2, nope = 5, head = nope + 8, stride = H * head + 1;  // 1 padding float per token
+    auto x = uniform(T * stride, 3);
+    const auto orig = x;
+    const std::vector<int64_t> pos = {0, 17, 63};
+    apply_rope(x.data() + nope, T, stride, H, head, 8, pos.data(), tab);
+    for (int64_t t = 0; t < T; ++t) {
+        for (int64_t h = 0; h < H; ++h) {
+            const int64_t base = t * stride + h * head;
+            for (int64_t i = 0; i < nope; ++i) EXPECT_EQ(x[base + i], orig[base + i]);
+            for (int64_t i = 0; i < 4; ++i) {
+                const double a = orig[base + nope + 2 * i], b = orig[base + nope + 2 * i + 1];
+                const double c = tab.cos_row(pos[t])[i], s = tab.sin_row(pos[t])[i];
+                EXPECT_NEAR(x[base + nope + 2 * i], a * c - b * s, 1e-7);
+                EXPECT_NEAR(x[base + nope + 2 * i + 1], a * s + b * c, 1e-7);
+            }
+        }
+        EXPECT_EQ(x[t * stride + H * head], orig[t * stride + H * head]);
+    }
+    const std::vector<int64_t> bad = {64};
+    EXPECT_THROW(apply_rope(x.data(), 1, stride, 1, head, 8, bad.data(), tab), ecf8::Error);
+    EXPECT_THROW(apply_rope(x.data(), 1, stride, 1, head, 6, pos.data(), tab), ecf8::Error);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// linear
+
+TEST(Linear, F32AndBf16MatchNaiveProducts) {
+    const int64_t T = 4, in = 300, out = 70;
+    const auto x = uniform(T * in, 4);
+    const auto wf = uniform(out * in, 5, 0.1);
+    std::vector<float> y(T * out);
+    std::vector<double> ref, bound;
+    linear_f32(x.data(), wf.data(), y.data(), T, in, out);
+    naive_linear(x.data(), wf.data(), T, in, out, &ref, &bound);
+    expect_linear_close(y, ref, bound);
+
+    const auto wb = to_bf16(wf);
+    std::vector<float> wb_f(wb.size()), scratch(wb.size());
+    for (size_t i = 0; i < wb.size(); ++i) wb_f[i] = ecf8::bf16_to_float(wb[i]);
+    linear_bf16(x.data(), wb.data(), scratch.data(), y.data(), T, in, out);
+    EXPECT_EQ(scratch, wb_f);
+    naive_linear(x.data(), wb_f.data(), T, in, out, &ref, &bound);
+    expect_linear_close(y, ref, bound);
+    // Same inputs, same bits.
+    std::vector<float> y2(y.size());
+    linear_bf16(x.data(), wb.data(), scratch.data(), y2.data(), T, in, out);
+    EXPECT_EQ(y, y2);
+}
+
+TEST(Linear, Fp8DequantizeMatchesBlockRule) {
+    // Both dimensions leave partial edge blocks.
+    const int64_t rows = 300, cols = 260;
+    const auto w = uniform(rows * cols, 6, 0.05);
+    std::vector<uint8_t> q(w.size());
+    std::vector<float> s(static_cast<size_t>(scale_blocks(rows) * scale_blocks(cols)));
+    ecf8::quantize_fp8_block(w.data(), rows, cols, q.data(), s.data());
+    std::vector<float> got(w.size()), theirs(w.size());
+    dequantize_fp8_block_to_float(q.data(), s.data(), rows, cols, got.data());
+    ecf8::dequantize_fp8_block(q.data(), s.data(), rows, cols, theirs.data());
+    EXPECT_EQ(got, theirs);
+    for (int64_t r = 0; r < rows; r += 37) {
+        for (int64_t c = 0; c < cols; c += 11) {
+            const float want = ecf8::fp8_e4m3_to_float(q[r * cols + c]) * s[(r / 128) * 3 + c / 128];
+            EXPECT_EQ(got[r * cols + c], want);
+        }
+    }
+    // Another block size.
+    std::vector<float> s64(static_cast<size_t>(scale_blocks(rows, 64) * scale_blocks(cols, 64)));
+    for (size_t i = 0; i < s64.size(); ++i) s64[i] = static_cast<float>(i + 1) * 0.25f;
+    dequantize_fp8_block_to_float(q.data(), s64.data(), rows, cols, got.data(), 64);
+    const int64_t sc = scale_blocks(cols, 64);
+    for (int64_t r = 0; r < rows; r += 13) {
+        for (int64_t c = 0; c < cols; c += 7) {
+            EXPECT_EQ(got[r * cols + c], ecf8::fp8_e4m3_to_float(q[r * cols + c]) * s64[(r / 64) * sc + c / 64]);
+        }
+    }
+}
+
+TEST(Linear, Fp8EqualsDequantizeThenNaiveMatmul) {
+    const int64_t T = 3, in = 260, out = 300;
+    const auto w = uniform(out * in, 7, 0.05);
+    std::vector<uint8_t> q(w.size());
+    std::vector<float> s(static_cast<size_t>(scale_blocks(out) * scale_blocks(in)));
+    ecf8::quantize_fp8_block(w.data(), out, in, q.data(), s.data());
+    std::vector<float> deq(w.size());
+    ecf8::dequantize_fp8_block(q.data(), s.data(), out, in, deq.data());
+    const auto x = uniform(T * in, 8);
+    std::vector<float> y(T * out), scratch(w.size());
+    linear_fp8(x.data(), q.data(), s.data(), scratch.data(), y.data(), T, in, out);
+    std::vector<double> ref, bound;
+    naive_linear(x.data(), deq.data(), T, in, out, &ref, &bound);
+    expect_linear_close(y, ref, bound);
+}
+
+// Tensor parallelism cuts a weight at 128-block boundaries: a column-parallel rank holds a row slice (and its
+// scale rows), a row-parallel rank a column slice (its scale columns) and the matching slice of x.
+TEST(Linear, Fp8TensorParallelPartsMatchTheWhole) {
+    const int64_t T = 5, in = 384, out = 512;
+    const auto w = uniform(out * in, 9, 0.05);
+    const int64_t sr = scale_blocks(out), sc = scale_blocks(in);
+    std::vector<uint8_t> q(w.size());
+    std::vector<float> s(static_cast<size_t>(sr * sc));
+    ecf8::quantize_fp8_block(w.data(), out, in, q.data(), s.data());
+    const auto x = uniform(T * in, 10);
+    std::vector<float> whole(T * out), scratch(w.size());
+    linear_fp8(x.data(), q.data(), s.data(), scratch.data(), whole.data(), T, in, out);
+    std::vector<double> ref, bound;
+    std::vector<float> deq(w.size());
+    ecf8::dequantize_fp8_block(q.data(), s.data(), out, in, deq.data());
+    naive_linear(x.data(), deq.data(), T, in, out, &ref, &bound);
+
+    // Rows [256, 512): a contiguous slice of the weight and scale rows [2, 4).
+    {
+        const int64_t r0 = 256, rows = 256;
+        std::vector<uint8_t> qp(q.begin() + r0 * in, q.begin() + (r0 + rows) * in);
+        std::vector<float> sp(s.begin() + (r0 / 128) * sc, s.begin() + ((r0 + rows) / 128) * sc);
+        std::vector<float> part(T * rows);
+        linear_fp8(x.data(), qp.data(), sp.data(), scratch.data(), part.data(), T, in, rows);
+        for (int64_t t = 0; t < T; ++t) {
+            for (int64_t o = 0; o < rows; ++o) {
+                const size_t wi = static_cast<size_t>(t * out + r0 + o);
+                ASSERT_NEAR(part[t * rows + o], whole[wi], 2 * bound[wi]);
+            }
+        }
+    }
+    // Columns [0, 128) and [128, 384) (scale columns [0, 1) and [1, 3)): the partial products add up to the
+    // whole, as the all-reduce of a row-parallel linear does.
+    {
+        std::vector<float> sum(T * out, 0.0f);
+        for (const auto& [c0, cols] : {std::pair<int64_t, int64_t>{0, 128}, std::pair<int64_t, int64_t>{128, 256}}) {
+            std::vector<uint8_t> qp(out * cols);
+            std::vector<float> sp(sr * (cols / 128)), xp(T * cols), part(T * out);
+            for (int64_t r = 0; r < out; ++r) std::copy_n(q.begin() + r * in + c0, cols, qp.begin() + r * cols);
+            for (int64_t r = 0; r < sr; ++r)
+                std::copy_n(s.begin() + r * sc + c0 / 128, cols / 128, sp.begin() + r * (cols / 128));
+            for (int64_t t = 0; t < T; ++t) std::copy_n(x.begin() + t * in + c0, cols, xp.begin() + t * cols);
+            linear_fp8(xp.data(), qp.data(), sp.data(), scratch.data(), part.data(), T, cols, out);
+            add(sum.data(), part.data(), T * out, sum.data());
+        }
+        for (size_t i = 0; i < sum.size(); ++i) ASSERT_NEAR(sum[i], ref[i], bound[i]) << i;
+    }
+}
+
+TEST(Linear, RejectsBadArguments) {
+    std::vector<float> x(4), w(4), y(4);
+    EXPECT_THROW(linear_f32(x.data(), w.data(), y.data(), -1, 2, 2), ecf8::Error);
+    EXPECT_THROW(linear_f32(x.data(), w.data(), y.data(), 1, 0, 2), ecf8::Error);
+    EXPECT_THROW(linear_f32(x.data(), nullptr, y.data(), 1, 2, 2), ecf8::Error);
+    EXPECT_THROW(cpu_blas_init(0), ecf8::Error);
+    linear_f32(nullptr, w.data(), nullptr, 0, 2, 2);  // no tokens: nothing to do
+}
+
+// ---------------------------------------------------------------------------------------------------
+// mla_attention
+
+struct MlaCase {
+    MlaDims d{3, 16, 8, 12, 32};
+    int64_t max_len = 12;
+    std::vector<float> q, kv, pe, wkv_b;
+    float scale = 0.0f;
+
+    explicit MlaCase(int64_t n_tokens) {
+        q = uniform(n_tokens * d.n_heads * d.qk_head_dim(), 11, 1.0);
+        kv = uniform(max_len * d.kv_lora_rank, 12, 1.0);
+        pe = uniform(max_len * d.qk_rope_head_dim, 13, 1.0);
+        wkv_b = uniform(d.n_heads * (d.qk_nope_head_dim + d.v_head_dim) * d.kv_lora_rank, 14, 0.4);
+        scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.qk_head_dim())));
+    }
+
+    // Attention of tokens [first, first + n) (rows of q from q_row0) with start_pos = first.
+    std::vector<float> run(int64_t first, int64_t n, int64_t q_row0, const std::vector<float>& kvc,
+                           const std::vector<float>& pec) const {
+        std::vector<float> scratch(static_cast<size_t>(mla_attention_scratch_floats(d, n, first)));
+        std::vector<float> out(static_cast<size_t>(n * d.n_heads * d.v_head_dim));
+        mla_attention(q.data() + q_row0 * d.n_heads * d.qk_head_dim(), kvc.data(), pec.data(), wkv_b.data(), d, n,
+                      first, scale, scratch.data(), out.data());
+        return out;
+    }
+};
+
+// The reference's "naive" path in double: k and v expanded from the latent with wkv_b, then standard
+// causal attention.
+std::vector<double> naive_mla(const MlaCase& c, int64_t n_tokens, int64_t start_pos) {
+    const MlaDims& d = c.d;
+    const int64_t H = d.n_heads, C = d.kv_lora_rank, NOPE = d.qk_nope_head_dim, R = d.qk_rope_head_dim;
+    const int64_t V = d.v_head_dim, QK = d.qk_head_dim(), end = start_pos + n_tokens;
+    std::vector<double> out(static_cast<size_t>(n_tokens * H * V), 0.0);
+    for (int64_t h = 0; h < H; ++h) {
+        const float* wk = c.wkv_b.data() + h * (NOPE + V) * C;
+        const float* wv = wk + NOPE * C;
+        std::vector<double> k(static_cast<size_t>(end * QK)), v(static_cast<size_t>(end * V));
+        for (int64_t s = 0; s < end; ++s) {
+            for (int64_t i = 0; i < NOPE; ++i) {
+                double a = 0.0;
+                for (int64_t j = 0; j < C; ++j) a += static_cast<double>(wk[i * C + j]) * c.kv[s * C + j];
+                k[s * QK + i] = a;
+            }
+            for (int64_t i = 0; i < R; ++i) k[s * QK + NOPE + i] = c.pe[s * R + i];
+            for (int64_t i = 0; i < V; ++i) {
+                double a = 0.0;
+                for (int64_t j = 0; j < C; ++j) a += static_cast<double>(wv[i * C + j]) * c.kv[s * C + j];
+                v[s * V + i] = a;
+            }
+        }
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            const float* qt = c.q.data() + (t * H + h) * QK;
+            const int64_t keys = start_pos + t + 1;
+            std::vector<double> p(static_cast<size_t>(keys));
+            double m = -1e300, sum = 0.0;
+            for (int64_t s = 0; s < keys; ++s) {
+                double a = 0.0;
+                for (int64_t i = 0; i < QK; ++i) a += qt[i] * k[s * QK + i];
+                p[s] = a * c.scale;
+                m = std::max(m, p[s]);
+            }
+            for (auto& e : p) sum += (e = std::exp(e - m));
+            for (int64_t s = 0; s < keys; ++s) {
+                for (int64_t i = 0; i < V; ++i) out[(t * H + h) * V + i] += p[s] / sum * v[s * V + i];
+            }
+        }
+    }
+    return out;
+}
+
+double max_abs(const std::vector<double>& v) {
+    double m = 0.0;
+    for (double x : v) m = std::max(m, std::fabs(x));
+    return m;
+}
+
+TEST(MlaAttention, AbsorbPathEqualsNaivePath) {
+    const int64_t T = 7;
+    const MlaCase c(T);
+    for (const int64_t start : {int64_t{0}, int64_t{5}}) {
+        const auto got = c.run(start, T, 0, c.kv, c.pe);
+        const auto ref = naive_mla(c, T, start);
+        const double tol = kRel * max_abs(ref);
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], ref[i], tol) << "start " << start << " i " << i;
+    }
+}
+
+TEST(MlaAttention, CausalAndIncrementalDecodingAgree) {
+    const int64_t T = 7;
+    const MlaCase c(T);
+    const int64_t row = c.d.n_heads * c.d.v_head_dim;
+    const auto all = c.run(0, T, 0, c.kv, c.pe);
+    const double tol = 1e-5 * (*std::max_element(all.begin(), all.end()) + 1.0);
+
+    // Cache rows beyond the last query's position are never read: poison them with NaN.
+    for (const int64_t n : {int64_t{1}, int64_t{4}}) {
+        auto kv = c.kv, pe = c.pe;
+        std::fill(kv.begin() + n * c.d.kv_lora_rank, kv.end(), kNaN);
+        std::fill(pe.begin() + n * c.d.qk_rope_head_dim, pe.end(), kNaN);
+        const auto prefix = c.run(0, n, 0, kv, pe);
+        for (int64_t i = 0; i < n * row; ++i) ASSERT_NEAR(prefix[i], all[i], tol) << "prefix " << n << " i " << i;
+    }
+    // Decoding one token at a time, and a chunked prefill, equal processing all at once.
+    for (int64_t t = 0; t < T; ++t) {
+        const auto one = c.run(t, 1, t, c.kv, c.pe);
+        for (int64_t i = 0; i < row; ++i) ASSERT_NEAR(one[i], all[t * row + i], tol) << "token " << t;
+    }
+    const auto tail = c.run(3, 4, 3, c.kv, c.pe);
+    for (int64_t i = 0; i < 4 * row; ++i) ASSERT_NEAR(tail[i], all[3 * row + i], tol) << i;
+    // The same call twice gives the same bits.
+    EXPECT_EQ(c.run(0, T, 0, c.kv, c.pe), all);
+}
+
+TEST(MlaAttention, ScratchSizeAndArguments) {
+    const MlaDims d{4, 8, 4, 8, 16};
+    EXPECT_EQ(mla_attention_scratch_floats(d, 3, 10), 2 * 3 * 4 * 16 + 4 * 13);
+    std::vector<float> buf(1024);
+    MlaDims bad = d;
+    bad.kv_lora_rank = 0;
+    EXPECT_THROW(mla_attention(buf.data(), buf.data(), buf.data(), buf.data(), bad, 1, 0, 1.0f, buf.data(), buf.data()),
+                 ecf8::Error);
+    EXPECT_THROW(mla_attention(buf.data(), buf.data(), buf.data(), buf.data(), d, 1, -1, 1.0f, buf.data(), buf.data()),
+                 ecf8::Error);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// moe_gate
+
+float logit_of(double p) { return static_cast<float>(std::log(p / (1.0 - p))); }
+
+GateParams small_gate(int64_t E, int64_t topk, int64_t G, int64_t topk_group) {
+    GateParams p;
+    p.n_experts = E;
+    p.topk = topk;
+    p.n_group = G;
+    p.topk_group = topk_group;
+    p.scoring = ScoringFunc::Sigmoid;
+    p.norm_topk_prob = true;
+    p.routed_scaling_factor = 2.5f;
+    return p;
+}
+
+TEST(MoeGate, ParamsFromDeepSeekV3Config) {
+    const GateParams p = gate_params(ModelConfig{});
+    EXPECT_EQ(p.n_experts, 256);
+    EXPECT_EQ(p.topk, 8);
+    EXPECT_EQ(p.n_group, 8);
+    EXPECT_EQ(p.topk_group, 4);
+    EXPECT_EQ(p.scoring, ScoringFunc::Sigmoid);
+    EXPECT_TRUE(p.norm_topk_prob);
+    EXPECT_FLOAT_EQ(p.routed_scaling_factor, 2.5f);
+}
+
+TEST(MoeGate, GroupLimitingChangesTheChoiceAndTiesGoToTheLowerIndex) {
+    // Four groups of two. Group scores (top-2 sums): 1.0, 1.2, 1.1, 0.9 -> groups 1 and 2 stay. Globally the
+    // best are e0 (0.9) and e6 (0.85); within the groups the best are e2 and e3, tied at 0.6.
+    const std::vector<double> s = {0.9, 0.1, 0.6, 0.6, 0.55, 0.55, 0.85, 0.05};
+    std::vector<float> logits;
+    for (double v : s) logits.push_back(logit_of(v));
+    const std::vector<float> zero_bias(8, 0.0f);
+    float w[2];
+    int32_t e[2];
+    moe_route(logits.data(), zero_bias.data(), 1, small_gate(8, 2, 4, 2), w, e);
+    EXPECT_EQ(e[0], 2);
+    EXPECT_EQ(e[1], 3);
+    EXPECT_NEAR(w[0], 1.25f, 1e-6);  // 0.6 / 1.2 * 2.5
+    EXPECT_NEAR(w[1], 1.25f, 1e-6);
+    // Without group limiting.
+    moe_route(logits.data(), zero_bias.data(), 1, small_gate(8, 2, 1, 1), w, e);
+    EXPECT_EQ(e[0], 0);
+    EXPECT_EQ(e[1], 6);
+    EXPECT_NEAR(w[0], 0.9 / 1.75 * 2.5, 1e-6);
+    EXPECT_NEAR(w[1], 0.85 / 1.75 * 2.5, 1e-6);
+    // Without a bias a group scores by its maximum: groups 0 (0.9) and 3 (0.85) win instead.
+    moe_route(logits.data(), nullptr, 1, small_gate(8, 2, 4, 2), w, e);
+    EXPECT_EQ(e[0], 0);
+    EXPECT_EQ(e[1], 6);
+    // Tied groups: the lower group index wins.
+    const std::vector<float> flat(8, logit_of(0.5));
+    float w3[3];
+    int32_t e3[3];
+    moe_route(flat.data(), zero_bias.data(), 1, small_gate(8, 3, 4, 2), w3, e3);
+    EXPECT_EQ(std::vector<int32_t>(e3, e3 + 3), (std::vector<int32_t>{0, 1, 2}));
+    for (float v : w3) EXPECT_NEAR(v, 2.5 / 3.0, 1e-6);
+}
+
+TEST(MoeGate, BiasSelectsButWeightsComeFromTheOriginalScores) {
+    const std::vector<float> logits = {logit_of(0.5), logit_of(0.4), logit_of(0.3)};
+    const std::vector<float> bias = {0.0f, 0.0f, 0.3f};  // choice 0.5, 0.4, 0.6
+    GateParams p = small_gate(3, 2, 1, 1);
+    p.routed_scaling_factor = 1.0f;
+    float w[2];
+    int32_t e[2];
+    moe_route(logits.data(), bias.data(), 1, p, w, e);
+    EXPECT_EQ(e[0], 2);
+    EXPECT_EQ(e[1], 0);
+    EXPECT_NEAR(w[0], 0.3 / 0.8, 1e-6);
+    EXPECT_NEAR(w[1], 0.5 / 0.8, 1e-6);
+    // Without normalisation the raw scores, times the scaling factor.
+    p.norm_topk_prob = false;
+    p.routed_scaling_factor = 2.0f;
+    moe_route(logits.data(), bias.data(), 1, p, w, e);
+    EXPECT_NEAR(w[0], 0.6, 1e-6);
+    EXPECT_NEAR(w[1], 1.0, 1e-6);
+}
+
+// A straightforward double version of Gate.forward with full sorts, for random inputs.
+void naive_route(const float* lg, const float* bias, const GateParams& p, std::vector<double>* w,
+                 std::vector<int32_t>* e) {
+    const int64_t E = p.n_experts, G = p.n_group, per = E / G;
+    std::vector<double> sc(E), ch(E);
+    double mx = -1e300, sum = 0.0;
+    for (int64_t i = 0; i < E; ++i) mx = std::max(mx, static_cast<double>(lg[i]));
+    for (int64_t i = 0; i < E; ++i) {
+        sc[i] = p.scoring == ScoringFunc::Sigmoid ? 1.0 / (1.0 + std::exp(-static_cast<double>(lg[i])))
+                                                  : std::exp(static_cast<double>(lg[i]) - mx);
+        sum += sc[i];
+    }
+    for (int64_t i = 0; i < E; ++i) {
+        if (p.scoring == ScoringFunc::Softmax) sc[i] /= sum;
+        ch[i] = sc[i] + (bias ? bias[i] : 0.0);
+    }
+    if (G > 1) {
+        std::vector<std::pair<double, int64_t>> gs;
+        for (int64_t g = 0; g < G; ++g) {
+            std::vector<double> v(ch.begin() + g * per, ch.begin() + (g + 1) * per);
+            std::sort(v.rbegin(), v.rend());
+            gs.push_back({-(bias ? v[0] + v[1] : v[0]), g});
+        }
+        std::sort(gs.begin(), gs.end());
+        for (int64_t k = p.topk_group; k < G; ++k) {
+            std::fill(ch.begin() + gs[k].second * per, ch.begin() + (gs[k].second + 1) * per, -1e300);
+        }
+    }
+    std::vector<std::pair<double, int32_t>> ord;
+    for (int64_t i = 0; i < E; ++i) ord.push_back({-ch[i], static_cast<int32_t>(i)});
+    std::sort(ord.begin(), ord.end());
+    e->clear();
+    w->clear();
+    double tot = 0.0;
+    for (int64_t k = 0; k < p.topk; ++k) {
+        e->push_back(ord[k].second);
+        w->push_back(sc[ord[k].second]);
+        tot += w->back();
+    }
+    for (auto& v : *w) v = (p.norm_topk_prob ? v / tot : v) * p.routed_scaling_factor;
+}
+
+TEST(MoeGate, RandomTokensMatchDoubleReference) {
+    const int64_t T = 20, E = 64;
+    const auto logits = uniform(T * E, 15, 4.0);
+    const auto bias = uniform(E, 16, 0.1);
+    for (const auto scoring : {ScoringFunc::Sigmoid, ScoringFunc::Softmax}) {
+        for (const bool with_bias : {true, false}) {
+            GateParams p = small_gate(E, 6, 8, 3);
+            p.scoring = scoring;
+            p.norm_topk_prob = scoring == ScoringFunc::Sigmoid;
+            std::vector<float> w(T * 6);
+            std::vector<int32_t> e(T * 6);
+            const float* b = with_bias ? bias.data() : nullptr;
+            moe_route(logits.data(), b, T, p, w.data(), e.data());
+            for (int64_t t = 0; t < T; ++t) {
+                std::vector<double> rw;
+                std::vector<int32_t> re;
+                naive_route(logits.data() + t * E, b, p, &rw, &re);
+                EXPECT_EQ(std::vector<int32_t>(e.begin() + t * 6, e.begin() + (t + 1) * 6), re) << "token " << t;
+                for (int k = 0; k < 6; ++k) EXPECT_NEAR(w[t * 6 + k], rw[k], kRel * rw[k]) << "token " << t;
+            }
+        }
+    }
+}
+
+TEST(MoeGate, GateIsLinearThenRoute) {
+    const int64_t T = 6, D = 96, E = 32;
+    const auto x = uniform(T * D, 17);
+    const auto wg = to_bf16(uniform(E * D, 18, 0.3));
+    const auto bias = uniform(E, 19, 0.05);
+    const GateParams p = small_gate(E, 4, 4, 2);
+    std::vector<float> scratch(static_cast<size_t>(moe_gate_scratch_floats(p, T, D)));
+    EXPECT_EQ(scratch.size(), static_cast<size_t>(E * D + T * E));
+    std::vector<float> w(T * 4), w2(T * 4), logits(T * E), wf(E * D);
+    std::vector<int32_t> e(T * 4), e2(T * 4);
+    moe_gate(x.data(), wg.data(), bias.data(), T, D, p, scratch.data(), w.data(), e.data());
+    linear_bf16(x.data(), wg.data(), wf.data(), logits.data(), T, D, E);
+    moe_route(logits.data(), bias.data(), T, p, w2.data(), e2.data());
+    EXPECT_EQ(e, e2);
+    EXPECT_EQ(w, w2);
+}
+
+TEST(MoeGate, RejectsBadParams) {
+    std::vector<float> lg(8, 0.0f), w(8);
+    std::vector<int32_t> e(8);
+    EXPECT_THROW(moe_route(lg.data(), nullptr, 1, small_gate(8, 2, 3, 1), w.data(), e.data()), ecf8::Error);
+    EXPECT_THROW(moe_route(lg.data(), nullptr, 1, small_gate(8, 5, 4, 2), w.data(), e.data()), ecf8::Error);
+    EXPECT_THROW(moe_route(lg.data(), nullptr, 1, small_gate(8, 2, 4, 5), w.data(), e.data()), ecf8::Error);
+    lg[3] = kNaN;
+    EXPECT_THROW(moe_route(lg.data(), nullptr, 1, small_gate(8, 2, 1, 1), w.data(), e.data()), ecf8::Error);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// mlp helpers, embedding
+
+TEST(Mlp, SiluMulAndAdds) {
+    const int64_t n = 1000;
+    const auto g = uniform(n, 20, 8.0);
+    const auto u = uniform(n, 21, 2.0);
+    std::vector<float> y(n);
+    silu_mul(g.data(), u.data(), n, y.data());
+    for (int64_t i = 0; i < n; ++i) {
+        const double ref = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+        ASSERT_NEAR(y[i], ref, kRel * std::fabs(ref) + 1e-30) << i;
+    }
+    std::vector<float> s(n);
+    add(g.data(), u.data(), n, s.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(s[i], g[i] + u[i]);
+    std::vector<float> acc = u;
+    add_scaled(g.data(), 0.3f, n, acc.data());
+    for (int64_t i = 0; i < n; ++i) {
+        const float prod = g[i] * 0.3f;
+        ASSERT_EQ(acc[i], u[i] + prod);
+    }
+}
+
+TEST(Embedding, VocabPartsGiveZerosOutsideAndSumToTheWholeTable) {
+    const int64_t V = 300, D = 16;
+    const auto table = to_bf16(uniform(V * D, 22));
+    const std::vector<int32_t> tokens = {5, 150, 199, 200, 100, 299};
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    std::vector<float> part(T * D);
+    embedding_bf16(tokens.data(), T, table.data() + 100 * D, 100, 200, D, part.data());
+    for (int64_t t = 0; t < T; ++t) {
+        const bool mine = tokens[t] >= 100 && tokens[t] < 200;
+        for (int64_t i = 0; i < D; ++i) {
+            ASSERT_EQ(part[t * D + i], mine ? ecf8::bf16_to_float(table[tokens[t] * D + i]) : 0.0f) << t;
+        }
+    }
+    // Three ranks' parts, summed as the all-reduce does, give the full lookup.
+    std::vector<float> sum(T * D, 0.0f);
+    for (int64_t r = 0; r < 3; ++r) {
+        embedding_bf16(tokens.data(), T, table.data() + r * 100 * D, r * 100, (r + 1) * 100, D, part.data());
+        add(sum.data(), part.data(), T * D, sum.data());
+    }
+    for (int64_t t = 0; t < T; ++t) {
+        for (int64_t i = 0; i < D; ++i) ASSERT_EQ(sum[t * D + i], ecf8::bf16_to_float(table[tokens[t] * D + i]));
+    }
+    const std::vector<int32_t> negative = {-1};
+    EXPECT_THROW(embedding_bf16(negative.data(), 1, table.data(), 0, V, D, part.data()), ecf8::Error);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// sampling
+
+TEST(Sampling, SoftmaxAndArgmax) {
+    auto x = uniform(500, 23, 20.0);
+    x[7] = -kInf;
+    std::vector<float> p(x.size());
+    softmax(x.data(), 500, p.data());
+    double m = -1e300, sum = 0.0, total = 0.0;
+    for (float v : x) m = std::max(m, static_cast<double>(v));
+    for (float v : x) sum += std::exp(v - m);
+    for (size_t i = 0; i < x.size(); ++i) {
+        const double ref = std::exp(x[i] - m) / sum;
+        ASSERT_NEAR(p[i], ref, kRel * ref + 1e-38) << i;
+        total += p[i];
+    }
+    EXPECT_EQ(p[7], 0.0f);
+    EXPECT_NEAR(total, 1.0, 1e-5);
+    softmax(x.data(), 500, x.data());
+    EXPECT_EQ(x, p);
+
+    const std::vector<float> t = {1.0f, 3.0f, kNaN, 3.0f, -2.0f};
+    EXPECT_EQ(argmax(t.data(), 5), 1);
+    const std::vector<float> nan_first = {kNaN, -1.0f, -1.0f};
+    EXPECT_EQ(argmax(nan_first.data(), 3), 1);
+}
+
+TEST(Sampling, GreedyAndTinyTemperatureEqualArgmax) {
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+        const auto lg = uniform(1000, 100 + seed, 5.0);
+        const int64_t best = argmax(lg.data(), 1000);
+        EXPECT_EQ(sample_top_p(lg.data(), 1000, 0.0f, 0.9f, seed, 0), best);
+        EXPECT_EQ(sample_top_p(lg.data(), 1000, 1e-6f, 1.0f, seed, 7), best);
+    }
+}
+
+TEST(Sampling, SeededDrawsAreReproducibleAndStayInTheNucleus) {
+    // Probabilities 0.5, 0.3, 0.15, 0.05 (shuffled positions): top_p 0.7 keeps the first two, since
+    // 0.5 < 0.7 <= 0.8.
+    const std::vector<float> lg = {static_cast<float>(std::log(0.15)), static_cast<float>(std::log(0.5)),
+                                   static_cast<float>(std::log(0.05)), static_cast<float>(std::log(0.3))};
+    int count1 = 0;
+    const int draws = 4000;
+    for (int c = 0; c < draws; ++c) {
+        const int64_t tok = sample_top_p(lg.data(), 4, 1.0f, 0.7f, 42, static_cast<uint64_t>(c));
+        ASSERT_TRUE(tok == 1 || tok == 3) << tok;
+        ASSERT_EQ(tok, sample_top_p(lg.data(), 4, 1.0f, 0.7f, 42, static_cast<uint64_t>(c)));
+        count1 += tok == 1;
+    }
+    EXPECT_NEAR(static_cast<double>(count1) / draws, 0.5 / 0.8, 0.03);
+    // top_p 1 samples from all four in proportion.
+    std::vector<int> counts(4, 0);
+    for (int c = 0; c < draws; ++c) ++counts[sample_top_p(lg.data(), 4, 1.0f, 1.0f, 7, static_cast<uint64_t>(c))];
+    const double want[4] = {0.15, 0.5, 0.05, 0.3};
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(static_cast<double>(counts[i]) / draws, want[i], 0.03) << i;
+    // Seeds and counters change the draw; -inf tokens are never drawn.
+    std::set<int64_t> seen;
+    const std::vector<float> masked = {0.0f, -kInf, 0.0f, 0.0f};
+    for (uint64_t c = 0; c < 200; ++c) {
+        const int64_t tok = sample_top_p(masked.data(), 4, 1.0f, 1.0f, 3, c);
+        EXPECT_NE(tok, 1);
+        seen.insert(tok);
+    }
+    EXPECT_EQ(seen.size(), 3u);
+}
+
+TEST(Sampling, UniformStreamIsPinned) {
+    // The documented stream: mt19937_64 seeded by seed_seq{seed lo, seed hi, counter lo, counter hi}, top 53
+    // bits of its first output. Both are fully specified by the C++ standard, so these values hold everywhere.
+    std::seed_seq seq{1u, 0u, 2u, 0u};
+    std::mt19937_64 rng(seq);
+    EXPECT_EQ(sampling_uniform(1, 2), static_cast<double>(rng() >> 11) * 0x1p-53);
+    // Golden values: a change here changes every seeded sample.
+    EXPECT_EQ(sampling_uniform(1, 2), 0.052070160232512319);
+    EXPECT_EQ(sampling_uniform(0, 0), 0.532715625326173);
+    for (uint64_t c = 0; c < 1000; ++c) {
+        const double u = sampling_uniform(0xDEADBEEFCAFEull, c);
+        ASSERT_GE(u, 0.0);
+        ASSERT_LT(u, 1.0);
+    }
+    EXPECT_NE(sampling_uniform(1, 2), sampling_uniform(1, 3));
+    EXPECT_NE(sampling_uniform(1, 2), sampling_uniform(2, 2));
+}
+
+TEST(Sampling, RejectsBadArguments) {
+    const std::vector<float> lg = {0.0f, 1.0f};
+    EXPECT_THROW(sample_top_p(lg.data(), 2, 1.0f, 0.0f, 0, 0), ecf8::Error);
+    EXPECT_THROW(sample_top_p(lg.data(), 2, 1.0f, 1.5f, 0, 0), ecf8::Error);
+    const std::vector<float> bad = {0.0f, kNaN};
+    EXPECT_THROW(sample_top_p(bad.data(), 2, 1.0f, 1.0f, 0, 0), ecf8::Error);
+    const std::vector<float> all_masked = {-kInf, -kInf};
+    EXPECT_THROW(sample_top_p(all_masked.data(), 2, 1.0f, 1.0f, 0, 0), ecf8::Error);
+}
+
+}  // namespace
