@@ -14,14 +14,13 @@
 #include "common/error.h"
 #include "launcher/mpi_world.h"
 #include "runtime/mpi_communicator.h"  // includes <mpi.h>
+#include "tests/mpi/mpi_test_main.h"
 
 using ecf8::Communicator;
 using ecf8::ElemType;
 using ecf8::MpiCommunicator;
 
 namespace {
-
-const ecf8::MpiSession* g_session = nullptr;
 
 // ----------------------------------------------------------------------------
 // Helpers.
@@ -76,8 +75,8 @@ TEST_F(MpiComm, RankAndSizeMatchWorld) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     EXPECT_EQ(comm->rank(), rank);
     EXPECT_EQ(comm->size(), size);
-    EXPECT_EQ(g_session->rank(), rank);
-    EXPECT_EQ(g_session->size(), size);
+    EXPECT_EQ(ecf8::mpi_test_session().rank(), rank);
+    EXPECT_EQ(ecf8::mpi_test_session().size(), size);
 }
 
 TEST_F(MpiComm, AllReduceSumEachType) {
@@ -195,7 +194,7 @@ TEST_F(MpiComm, SplitByParityReducesWithinGroup) {
 TEST_F(MpiComm, SplitIntoEpGroupsFromWorldConfig) {
     const int n = comm->size();
     if (n % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
-    ecf8::WorldConfig w = g_session->world_from_mpi(n, 2, 1, n);
+    ecf8::WorldConfig w = ecf8::mpi_test_session().world_from_mpi(n, 2, 1, n);
     std::unique_ptr<MpiCommunicator> ep = comm->split(w.ep_group(), w.ep_rank());
     EXPECT_EQ(ep->rank(), w.ep_rank());
     EXPECT_EQ(ep->size(), w.ep_size);
@@ -232,19 +231,19 @@ TEST_F(MpiComm, MpiErrorsBecomeEcf8Errors) {
 }
 
 TEST(MpiWorld, BuildsValidConfig) {
-    const int n = g_session->size();
-    ecf8::WorldConfig w = g_session->world_from_mpi(n, 1, 1, n);
-    EXPECT_EQ(w.rank, g_session->rank());
+    const int n = ecf8::mpi_test_session().size();
+    ecf8::WorldConfig w = ecf8::mpi_test_session().world_from_mpi(n, 1, 1, n);
+    EXPECT_EQ(w.rank, ecf8::mpi_test_session().rank());
     EXPECT_EQ(w.world_size, n);
     EXPECT_EQ(w.local_rank(), w.rank);
     EXPECT_EQ(w.tp_rank(), w.rank);
 }
 
 TEST(MpiWorld, MismatchNamesTheYamlField) {
-    const int n = g_session->size();
+    const int n = ecf8::mpi_test_session().size();
     const std::string started = "mpirun started " + std::to_string(n) + " ranks";
     try {
-        g_session->world_from_mpi(n + 1, 1, 1, n + 1);
+        ecf8::mpi_test_session().world_from_mpi(n + 1, 1, 1, n + 1);
         FAIL() << "tensor_parallel_size=" << n + 1 << " accepted";
     } catch (const ecf8::Error& e) {
         EXPECT_NE(std::string(e.what()).find(started), std::string::npos) << e.what();
@@ -252,53 +251,11 @@ TEST(MpiWorld, MismatchNamesTheYamlField) {
             << e.what();
     }
     try {
-        g_session->world_from_mpi(n, 1, 2, n);
+        ecf8::mpi_test_session().world_from_mpi(n, 1, 2, n);
         FAIL() << "nodes=2 x gpus_per_node=" << n << " accepted";
     } catch (const ecf8::Error& e) {
         EXPECT_NE(std::string(e.what()).find(started), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("nodes=2"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(g_session->world_from_mpi(n, n + 1, 1, n), ecf8::Error);  // expert_parallel_size
-}
-
-// ----------------------------------------------------------------------------
-// main: MPI around gtest; only rank 0 prints the report, the exit status covers every rank.
-
-namespace {
-
-// For ranks other than 0: print only failures, prefixed with the rank.
-class FailurePrinter : public testing::EmptyTestEventListener {
-public:
-    explicit FailurePrinter(int rank) : rank_(rank) {}
-    void OnTestPartResult(const testing::TestPartResult& result) override {
-        if (!result.failed()) return;
-        std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_, result.file_name() ? result.file_name() : "?",
-                     result.line_number(), result.summary());
-    }
-    void OnTestEnd(const testing::TestInfo& info) override {
-        if (info.result()->Failed())
-            std::fprintf(stderr, "[rank %d] FAILED %s.%s\n", rank_, info.test_suite_name(), info.name());
-    }
-
-private:
-    int rank_;
-};
-
-}  // namespace
-
-int main(int argc, char** argv) {
-    ecf8::MpiSession session(&argc, &argv);
-    g_session = &session;
-    testing::InitGoogleTest(&argc, argv);
-    if (session.rank() != 0) {
-        testing::TestEventListeners& listeners = testing::UnitTest::GetInstance()->listeners();
-        delete listeners.Release(listeners.default_result_printer());
-        listeners.Append(new FailurePrinter(session.rank()));
-    }
-    int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-    int failed_ranks = 0;
-    MPI_Allreduce(&failed, &failed_ranks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (session.rank() == 0 && failed_ranks > 0)
-        std::fprintf(stderr, "%d of %d ranks failed\n", failed_ranks, session.size());
-    return failed_ranks > 0 ? 1 : 0;
+    EXPECT_THROW(ecf8::mpi_test_session().world_from_mpi(n, n + 1, 1, n), ecf8::Error);  // expert_parallel_size
 }

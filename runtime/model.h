@@ -1,0 +1,94 @@
+// The DeepSeek-V3 forward pass of one tensor-parallel rank on the CPU kernels (kernels/cpu), as
+// deepseek-ai/DeepSeek-V3 inference/model.py defines it: vocab-parallel embedding, RMSNorm, MLA attention
+// with a latent KV cache (the reference's "absorb" formulation), YaRN RoPE, dense first layers, MoE with a
+// sigmoid group-limited gate and shared experts, vocab-parallel lm_head with gathered logits.
+//
+// Weights come from a WeightSource (this rank's decoded parts, by source tensor name), so the same forward
+// runs on weights decoded just in time from ECF8 or copied from raw FP8: identical bytes, identical logits.
+// Partial sums of row-parallel layers and of the MoE are combined with one reduction per block; the
+// reduction adds the ranks' parts in rank order on every rank, so all ranks see bit-identical activations
+// (and therefore make identical routing decisions) and runs are reproducible.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codec/dtype.h"
+#include "kernels/cpu/moe_gate.h"
+#include "kernels/cpu/rope.h"
+#include "runtime/communicator.h"
+#include "sharding/model_config.h"
+#include "sharding/world_config.h"
+
+namespace ecf8 {
+
+// One decoded tensor part held by this rank.
+struct WeightView {
+    const uint8_t* data = nullptr;
+    DType dtype = DType::U8;
+    std::vector<int64_t> shape;  // the part's shape
+    int split_dim = -1;          // -1: the whole tensor; else the split dimension
+    int64_t begin = 0;           // start of the part along split_dim
+};
+
+class WeightSource {
+public:
+    virtual ~WeightSource() = default;
+    // This rank's part of a source tensor; throws ecf8::Error naming the tensor when the rank has none.
+    virtual WeightView get(const std::string& name) const = 0;
+    // Hooks for just-in-time sources: the forward announces each layer before it reads its weights, and
+    // the routed experts it will read once routing has picked them.
+    virtual void begin_layer(int layer) const { (void)layer; }
+    virtual void end_layer(int layer) const { (void)layer; }
+    virtual void need_experts(int layer, const std::vector<int>& experts) const {
+        (void)layer;
+        (void)experts;
+    }
+};
+
+// The latent KV cache of one sequence on one rank (MLA's cache is not split by tensor parallelism).
+struct KvCache {
+    std::vector<std::vector<float>> kv;  // per layer: [max_seq_len, kv_lora_rank], kv_a_layernorm applied
+    std::vector<std::vector<float>> pe;  // per layer: [max_seq_len, qk_rope_head_dim], rotated
+    int64_t length = 0;                  // tokens cached
+};
+
+class Model {
+public:
+    // comm may be null only for a world of one rank. max_seq_len plays the reference's args.max_seq_len
+    // (it decides whether YaRN applies) and bounds every sequence.
+    Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len);
+
+    KvCache new_cache() const;
+
+    // Appends tokens[i] to sequence i (caches[i]) and runs them through the model as one batch. Returns
+    // logits gathered over the ranks: the last token of each sequence ([B, vocab]), or every token
+    // ([sum of lengths, vocab], sequence by sequence) with all_positions.
+    std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                               const WeightSource& weights, bool all_positions = false);
+
+    const ModelConfig& config() const { return config_; }
+    int64_t max_seq_len() const { return max_seq_len_; }
+
+private:
+    void attention(int layer, const float* h, int64_t n_tokens, const std::vector<int64_t>& seq_begin,
+                   const std::vector<int64_t>& positions, const std::vector<KvCache*>& caches, const WeightSource& w,
+                   float* out);
+    void dense_mlp(const std::string& prefix, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
+    void moe(int layer, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
+    void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y,
+                int64_t* out_features = nullptr);
+    void reduce_sum(float* buf, size_t count);  // sum over ranks, in rank order, identical on every rank
+
+    ModelConfig config_;
+    WorldConfig world_;
+    Communicator* comm_;
+    int64_t max_seq_len_;
+    cpu::RopeTable rope_;
+    cpu::GateParams gate_;
+    float softmax_scale_;
+    std::vector<float> w_scratch_, gather_;  // dequantized weights; all-gather staging
+};
+
+}  // namespace ecf8
