@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "sharding/model_config.h"
 #include "sharding/model_tensors.h"
+#include "tests/test_util.h"
 
 #ifndef ECF8_SOURCE_DIR
 #error "ECF8_SOURCE_DIR must be defined (target_compile_definitions in tests/sharding/model.cmake)"
@@ -22,23 +23,14 @@
 namespace ecf8 {
 namespace {
 
+using test::error_of;
+
 const std::string kConfigPath = std::string(ECF8_SOURCE_DIR) + "/configs/models/deepseek-v3/config.json";
 
 nlohmann::json public_json() {
     std::ifstream in(kConfigPath);
     EXPECT_TRUE(in.good()) << kConfigPath;
     return nlohmann::json::parse(in);
-}
-
-// The message of the ecf8::Error thrown by f, or "" when none is thrown.
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
 }
 
 std::string parse_error(const nlohmann::json& j) {

@@ -11,9 +11,12 @@
 #include "common/error.h"
 #include "sharding/memory_plan.h"
 #include "sharding/shard_plan.h"
+#include "tests/test_util.h"
 
 namespace ecf8 {
 namespace {
+
+using test::error_of;
 
 const std::string kSourceDir = ECF8_SOURCE_DIR;
 
@@ -28,15 +31,6 @@ ParallelConfig layout(int tp, int ep) {
     p.nodes = 1;
     p.gpus_per_node = tp;
     return p;
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 uint64_t bytes_of(const TensorSpec& t) { return static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype); }

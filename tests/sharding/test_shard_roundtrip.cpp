@@ -14,20 +14,14 @@
 #include "common/file_util.h"
 #include "sharding/shard_io.h"
 #include "sharding/synth_checkpoint.h"
+#include "tests/test_util.h"
 
 namespace ecf8 {
 namespace {
 
-namespace fs = std::filesystem;
+using test::error_of;
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+namespace fs = std::filesystem;
 
 std::vector<uint8_t> file_bytes(const fs::path& p) {
     const std::string s = read_file(p.string());

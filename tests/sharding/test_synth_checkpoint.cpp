@@ -23,43 +23,14 @@
 #include "common/float_formats.h"
 #include "sharding/model_tensors.h"
 #include "sharding/synth_checkpoint.h"
+#include "tests/test_util.h"
 
 namespace ecf8 {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp dir, removed with the object.
-class TempDir {
-public:
-    explicit TempDir(const std::string& tag) {
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        path_ = fs::temp_directory_path() /
-                ("ecf8-test-synth-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(now));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string str() const { return path_.string(); }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
-
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using test::error_of;
+using test::TempDir;
 
 SynthCheckpointOptions tiny(uint64_t seed, int threads) {
     SynthCheckpointOptions o = synth_preset("tiny");
