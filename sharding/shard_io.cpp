@@ -209,7 +209,8 @@ struct WorkItem {
     std::vector<std::pair<int, size_t>> holders;  // (rank, index in ranks[rank].tensors) that get it
     uint64_t bytes = 0;                           // raw bytes of the part
     std::vector<uint8_t> blob;                    // result
-    uint64_t xxh64 = 0;
+    uint64_t xxh64 = 0;                           // of the part's original bytes
+    uint64_t stored_xxh64 = 0;                    // of the blob
 };
 
 }  // namespace
@@ -276,10 +277,10 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
         const auto holders = plan.holders(plan.tensors[ti].name);
         const ShardTensor& first = plan.ranks[holders[0].first].tensors[holders[0].second];
         if (first.split_dim < 0) {
-            items.push_back({ti, holders, first.raw_bytes(), {}, 0});
+            items.push_back({ti, holders, first.raw_bytes(), {}, 0, 0});
         } else {
             for (const auto& h : holders)
-                items.push_back({ti, {h}, plan.ranks[h.first].tensors[h.second].raw_bytes(), {}, 0});
+                items.push_back({ti, {h}, plan.ranks[h.first].tensors[h.second].raw_bytes(), {}, 0, 0});
         }
         items_left[ti] = items.size();
     }
@@ -298,7 +299,7 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
     // Waves of items: encoded in parallel, then written in order, so the files are deterministic and at
     // most one wave of parts and blobs is in memory.
     const uint64_t wave_bytes = 512ull << 20;
-    const size_t wave_items = static_cast<size_t>(2 * pool.size());
+    const size_t wave_items = static_cast<size_t>(16 * pool.size());  // slack for uneven item sizes
     for (size_t begin = 0; begin < items.size();) {
         size_t end = begin;
         uint64_t bytes = 0;
@@ -315,6 +316,7 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
             BlobHeader h;
             std::memcpy(&h, it.blob.data(), sizeof(h));
             it.xxh64 = h.content_xxh64;
+            it.stored_xxh64 = xxh64_of(it.blob.data(), it.blob.size());
         });
         for (size_t k = begin; k < end; ++k) {
             WorkItem& it = items[k];
@@ -323,7 +325,7 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
             rec.name = spec.name;
             rec.ecf8 = true;
             rec.xxh64 = it.xxh64;
-            rec.stored_xxh64 = xxh64_of(it.blob.data(), it.blob.size());
+            rec.stored_xxh64 = it.stored_xxh64;
             for (const auto& [r, i] : it.holders) {
                 const ShardTensor& part = plan.ranks[r].tensors[i];
                 rec.dtype = spec.dtype;
