@@ -22,7 +22,7 @@ uint64_t TensorRecord::numel() const {
     return n;
 }
 
-static std::string hex64(uint64_t v) {
+std::string hex64(uint64_t v) {
     char buf[17];
     std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
     return buf;
@@ -38,7 +38,7 @@ std::string tensor_record_json(const TensorRecord& r) {
     return j.dump();
 }
 
-static uint64_t parse_hex64(const nlohmann::json& j, const char* key, const std::string& where) {
+uint64_t parse_hex64(const nlohmann::json& j, const char* key, const std::string& where) {
     ECF8_CHECK(j.contains(key) && j[key].is_string() && j[key].get<std::string>().size() == 16,
                where << ": field '" << key << "' must be a 16-digit hex string");
     const std::string s = j[key].get<std::string>();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -77,5 +78,9 @@ void decompress_file(const std::string& in_path, const std::string& out_path, in
 std::vector<std::string> verify_files(const std::string& original, const std::string& compressed, int threads);
 
 uint64_t xxh64_of(const void* data, uint64_t bytes);
+
+// Checksums as JSON text: 16 lower-case hex digits. parse_hex64 reads j[key] and throws naming `where`.
+std::string hex64(uint64_t v);
+uint64_t parse_hex64(const nlohmann::json& j, const char* key, const std::string& where);
 
 }  // namespace ecf8

@@ -6,7 +6,6 @@
 // hold a "__metadata__" object of strings.
 #include "codec/safetensors.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/file_util.h"
 
 namespace ecf8 {
 namespace {
@@ -374,13 +374,7 @@ void SafetensorsWriter::finish() {
         ECF8_FAIL(file_ctx(path_) << ": cannot complete the write of '" << tmp_path_ << "': " << errno_text(err));
     }
     finished_ = true;
-    // Best effort: make the rename durable.
-    std::string dir = std::filesystem::path(path_).parent_path().string();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
+    fsync_dir(std::filesystem::path(path_).parent_path().string());  // make the rename durable
 }
 
 void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata,

@@ -60,21 +60,26 @@ void Model::reduce_sum(float* buf, size_t count) {
     }
 }
 
-void Model::linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y,
-                   int64_t* out_features) {
-    const WeightView v = w.get(name);
+const float* Model::dequantize(const std::string& name, const WeightView& v, const WeightSource& w,
+                               std::vector<float>* out) const {
     ECF8_CHECK(v.shape.size() == 2, "tensor " << name << " is not a matrix");
     const int64_t rows = v.shape[0], cols = v.shape[1];
-    if (static_cast<int64_t>(w_scratch_.size()) < rows * cols) w_scratch_.resize(rows * cols);
+    if (static_cast<int64_t>(out->size()) < rows * cols) out->resize(rows * cols);
     if (v.dtype == DType::F8_E4M3) {
         const WeightView s = w.get(name + "_scale_inv");
         ECF8_CHECK(s.dtype == DType::F32, "tensor " << name << "_scale_inv is not F32");
-        cpu::linear_fp8(x, v.data, reinterpret_cast<const float*>(s.data), w_scratch_.data(), y, n_tokens, cols, rows,
-                        config_.quantization.weight_block_size.at(0));
+        cpu::dequantize_fp8_block_to_float(v.data, reinterpret_cast<const float*>(s.data), rows, cols, out->data(),
+                                           config_.quantization.weight_block_size.at(0));
     } else {
-        cpu::linear_bf16(x, bf16_of(v, name), w_scratch_.data(), y, n_tokens, cols, rows);
+        cpu::bf16_to_float_array(bf16_of(v, name), rows * cols, out->data());
     }
-    if (out_features) *out_features = rows;
+    return out->data();
+}
+
+void Model::linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y) {
+    const WeightView v = w.get(name);
+    const float* weight = dequantize(name, v, w, &w_scratch_);
+    cpu::linear_f32(x, weight, y, n_tokens, v.shape[1], v.shape[0]);
 }
 
 void Model::attention(int layer, const float* h, int64_t n_tokens, const std::vector<int64_t>& seq_begin,
@@ -110,15 +115,8 @@ void Model::attention(int layer, const float* h, int64_t n_tokens, const std::ve
 
     // The local heads' wkv_b, dequantized once for all sequences.
     const std::string kvb = p + "kv_b_proj.weight";
-    const WeightView vb = w.get(kvb);
-    const int64_t vb_rows = vb.shape[0];
-    std::vector<float> wkv_b(vb_rows * lora);
-    if (vb.dtype == DType::F8_E4M3) {
-        cpu::dequantize_fp8_block_to_float(vb.data, reinterpret_cast<const float*>(w.get(kvb + "_scale_inv").data),
-                                           vb_rows, lora, wkv_b.data(), c.quantization.weight_block_size.at(0));
-    } else {
-        cpu::bf16_to_float_array(bf16_of(vb, kvb), vb_rows * lora, wkv_b.data());
-    }
+    std::vector<float> wkv_b;
+    dequantize(kvb, w.get(kvb), w, &wkv_b);
 
     const cpu::MlaDims dims{heads, c.qk_nope_head_dim, rope, c.v_head_dim, lora};
     std::vector<float> attn(n_tokens * heads * c.v_head_dim), scratch;

@@ -77,8 +77,10 @@ private:
                    float* out);
     void dense_mlp(const std::string& prefix, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
     void moe(int layer, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
-    void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y,
-                int64_t* out_features = nullptr);
+    // A weight part as float in *out (FP8: times the block scales of weight_scale_inv; BF16: widened).
+    const float* dequantize(const std::string& name, const WeightView& v, const WeightSource& w,
+                            std::vector<float>* out) const;
+    void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y);
     void reduce_sum(float* buf, size_t count);  // sum over ranks, in rank order, identical on every rank
 
     ModelConfig config_;

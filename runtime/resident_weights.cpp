@@ -1,26 +1,16 @@
 // ResidentWeights::load: decode a whole rank shard into host memory.
 #include "runtime/resident_weights.h"
 
-#include <filesystem>
-
 #include "codec/container.h"
 #include "common/error.h"
 
 namespace ecf8 {
 
 std::unique_ptr<ResidentWeights> ResidentWeights::load(const ShardManifest& manifest, int rank, ThreadPool* pool) {
-    ECF8_CHECK(rank >= 0 && rank < manifest.world_size(),
-               manifest.dir << ": rank " << rank << " is outside the shards' world of " << manifest.world_size());
-    const ManifestRank& mr = manifest.ranks[rank];
-    const std::string path = (std::filesystem::path(manifest.dir) / mr.file).string();
-    ECF8_CHECK(std::filesystem::exists(path),
-               manifest.dir << ": rank " << rank << " file " << mr.file << " is missing");
-    const CompressedFile file = CompressedFile::open(path);
+    const CompressedFile file = manifest.open_rank(rank);
     auto w = std::make_unique<ResidentWeights>();
-    for (const ManifestTensor& t : mr.tensors) {
+    for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
         const TensorRecord& rec = file.record(t.name);
-        ECF8_CHECK(rec.xxh64 == t.xxh64 && rec.shape == t.shape && rec.dtype == t.dtype,
-                   path << ": tensor " << t.name << " disagrees with the manifest (dtype, shape or checksum)");
         Entry e{t, std::vector<uint8_t>(rec.raw_bytes())};
         file.decode(rec, e.bytes.data(), pool);
         w->bytes_ += e.bytes.size();

@@ -17,8 +17,8 @@ class ThreadPool;
 
 class ResidentWeights : public WeightSource {
 public:
-    // Opens manifest.ranks[rank]'s file, checks it against the manifest and decodes every tensor (each
-    // decode verifies its checksum). Errors name the file and the tensor.
+    // Opens rank `rank`'s file (ShardManifest::open_rank checks it against the manifest) and decodes every
+    // tensor (each decode verifies its checksum). Errors name the file and the tensor.
     static std::unique_ptr<ResidentWeights> load(const ShardManifest& manifest, int rank, ThreadPool* pool);
 
     WeightView get(const std::string& name) const override;

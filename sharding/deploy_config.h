@@ -35,6 +35,8 @@ struct ParallelConfig {
     int gpus_per_node = 0;  // 0: tensor_parallel_size / nodes
 
     int world_size() const { return tensor_parallel_size; }
+    // gpus_per_node, or its default tensor_parallel_size / nodes when 0.
+    int node_size() const { return gpus_per_node > 0 ? gpus_per_node : tensor_parallel_size / (nodes > 0 ? nodes : 1); }
 };
 
 struct MemoryConfig {
@@ -68,9 +70,7 @@ struct DeployConfig {
     KvCacheConfig kv_cache;
 
     int world_size() const { return parallel.world_size(); }
-    int gpus_per_node() const {
-        return parallel.gpus_per_node > 0 ? parallel.gpus_per_node : parallel.tensor_parallel_size / parallel.nodes;
-    }
+    int gpus_per_node() const { return parallel.node_size(); }
     double gpu_budget_bytes() const;   // gpu_memory_gb * utilization, in bytes
     double host_budget_bytes() const;  // cpu_offload_gb in bytes
     std::string config_json_path() const { return model + "/config.json"; }

@@ -32,6 +32,7 @@ struct TensorSpec {
     std::string scale_of;  // BlockScale only: the weight it scales (the scale copies its layer and expert)
 
     int64_t numel() const;
+    uint64_t nbytes() const { return static_cast<uint64_t>(numel()) * dtype_size(dtype); }
 };
 
 // Every tensor of the DeepSeek-V3 Hugging Face checkpoint in checkpoint layout. Each FP8 linear weight is

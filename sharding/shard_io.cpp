@@ -27,20 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string hex64(uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-
-uint64_t parse_hex(const json& j, const char* key, const std::string& where) {
-    ECF8_CHECK(j.contains(key) && j[key].is_string() && j[key].get<std::string>().size() == 16,
-               where << ": '" << key << "' must be a 16-digit hex string");
-    const std::string s = j[key].get<std::string>();
-    ECF8_CHECK(s.find_first_not_of("0123456789abcdef") == std::string::npos, where << ": '" << key << "' is not hex");
-    return std::stoull(s, nullptr, 16);
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Part extraction: a rank's part of a row-major tensor. Parts of dim 0 (or whole tensors) are contiguous
 // and returned in place; parts of dim 1 are gathered into `scratch`.
@@ -253,12 +239,9 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
         for (const TensorSpec& t : plan.tensors) planned.insert(t.name);
         for (const std::string& n : ckpt.tensor_names()) {
             if (planned.count(n)) continue;
-            if (is_mtp_tensor(n, model)) {
-                ++result.skipped;
-            } else {
+            ++result.skipped;
+            if (!is_mtp_tensor(n, model))
                 LOG_WARN(deploy.model << ": tensor " << n << " is not part of the model description; not sharded");
-                ++result.skipped;
-            }
         }
     }
 
@@ -274,17 +257,17 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
     std::vector<WorkItem> items;
     std::vector<size_t> items_left(plan.tensors.size(), 0);
     for (size_t ti = 0; ti < plan.tensors.size(); ++ti) {
-        const auto holders = plan.holders(plan.tensors[ti].name);
+        const auto& holders = plan.holders(plan.tensors[ti].name);
         const ShardTensor& first = plan.ranks[holders[0].first].tensors[holders[0].second];
         if (first.split_dim < 0) {
             items.push_back({ti, holders, first.raw_bytes(), {}, 0, 0});
+            items_left[ti] = 1;
         } else {
             for (const auto& h : holders)
                 items.push_back({ti, {h}, plan.ranks[h.first].tensors[h.second].raw_bytes(), {}, 0, 0});
+            items_left[ti] = holders.size();
         }
-        items_left[ti] = items.size();
     }
-    for (size_t ti = plan.tensors.size(); ti-- > 1;) items_left[ti] -= items_left[ti - 1];
 
     ThreadPool pool(options.threads);
     uint64_t total_source = 0;
@@ -412,10 +395,27 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
 // Manifest reader
 
 WorldConfig ShardManifest::world(int rank) const {
-    WorldConfig w = world_of(parallel);
+    WorldConfig w = plan.world;
     w.rank = rank;
     w.validate();
     return w;
+}
+
+CompressedFile ShardManifest::open_rank(int rank) const {
+    ECF8_CHECK(rank >= 0 && rank < world_size(),
+               dir << ": rank " << rank << " is outside the shards' world of " << world_size());
+    const ManifestRank& r = ranks[rank];
+    const std::string path = (fs::path(dir) / r.file).string();
+    ECF8_CHECK(fs::exists(path), dir << ": rank " << r.rank << " file " << r.file << " is missing");
+    CompressedFile file = CompressedFile::open(path);
+    for (const ManifestTensor& t : r.tensors) {
+        const TensorRecord& rec = file.record(t.name);
+        ECF8_CHECK(rec.xxh64 == t.xxh64 && rec.shape == t.shape && rec.dtype == t.dtype,
+                   path << ": tensor " << t.name << " disagrees with the manifest (dtype, shape or checksum)");
+    }
+    ECF8_CHECK(file.records().size() == r.tensors.size(),
+               path << ": holds " << file.records().size() << " tensors, the manifest lists " << r.tensors.size());
+    return file;
 }
 
 ShardManifest ShardManifest::load(const std::string& dir) {
@@ -467,7 +467,7 @@ ShardManifest ShardManifest::load(const std::string& dir) {
                 t.tier = parse_tier(jt.at("tier").get<std::string>());
                 t.raw_bytes = jt.at("raw_bytes").get<uint64_t>();
                 t.stored_bytes = jt.at("stored_bytes").get<uint64_t>();
-                t.xxh64 = parse_hex(jt, "xxh64", where);
+                t.xxh64 = parse_hex64(jt, "xxh64", where);
                 r.tensors.push_back(std::move(t));
             }
             m.ranks.push_back(std::move(r));
@@ -483,7 +483,8 @@ ShardManifest ShardManifest::load(const std::string& dir) {
     m.model = ModelConfig::load((fs::path(dir) / "config.json").string());
 
     // The manifest must be exactly what the plan of its own layout says.
-    const ShardPlan plan = plan_shards(m.model, m.parallel);
+    m.plan = plan_shards(m.model, m.parallel);
+    const ShardPlan& plan = m.plan;
     ECF8_CHECK(m.ranks.size() == plan.ranks.size(),
                path << ": " << m.ranks.size() << " ranks listed for a world of " << plan.ranks.size());
     for (size_t r = 0; r < plan.ranks.size(); ++r) {
@@ -514,26 +515,12 @@ namespace {
 
 struct OpenShards {
     ShardManifest manifest;
-    ShardPlan plan;
     std::vector<CompressedFile> files;
 
     static OpenShards open(const std::string& dir) {
         OpenShards s;
         s.manifest = ShardManifest::load(dir);
-        s.plan = plan_shards(s.manifest.model, s.manifest.parallel);
-        for (const ManifestRank& r : s.manifest.ranks) {
-            const std::string path = (fs::path(dir) / r.file).string();
-            ECF8_CHECK(fs::exists(path), dir << ": rank " << r.rank << " file " << r.file << " is missing");
-            s.files.push_back(CompressedFile::open(path));
-            for (const ManifestTensor& t : r.tensors) {
-                const TensorRecord& rec = s.files.back().record(t.name);
-                ECF8_CHECK(rec.xxh64 == t.xxh64 && rec.shape == t.shape && rec.dtype == t.dtype,
-                           path << ": tensor " << t.name << " disagrees with the manifest (dtype, shape or checksum)");
-            }
-            ECF8_CHECK(s.files.back().records().size() == r.tensors.size(),
-                       path << ": holds " << s.files.back().records().size() << " tensors, the manifest lists "
-                            << r.tensors.size());
-        }
+        for (int r = 0; r < s.manifest.world_size(); ++r) s.files.push_back(s.manifest.open_rank(r));
         return s;
     }
 
@@ -543,8 +530,8 @@ struct OpenShards {
                     std::vector<std::string>* problems) const {
         std::vector<uint8_t> part;
         bool first = true;
-        for (const auto& [r, i] : plan.holders(spec.name)) {
-            const ShardTensor& t = plan.ranks[r].tensors[i];
+        for (const auto& [r, i] : manifest.plan.holders(spec.name)) {
+            const ShardTensor& t = manifest.plan.ranks[r].tensors[i];
             const TensorRecord& rec = files[r].record(spec.name);
             if (t.split_dim < 0 && !first) {
                 if (!check_replicas) continue;
@@ -553,7 +540,7 @@ struct OpenShards {
                 files[r].file().release(files[r].file().get(spec.name));
                 if (std::memcmp(part.data(), out, part.size()) != 0)
                     problems->push_back(spec.name + ": rank " + std::to_string(r) + "'s replica differs from rank " +
-                                        std::to_string(plan.holders(spec.name).front().first) + "'s");
+                                        std::to_string(manifest.plan.holders(spec.name).front().first) + "'s");
                 continue;
             }
             part.resize(t.raw_bytes());
@@ -573,12 +560,12 @@ std::vector<std::string> verify_shards(const std::string& shard_dir, const std::
     const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(model_dir);
     ThreadPool pool(threads);
     uint64_t total = 0;
-    for (const TensorSpec& t : shards.plan.tensors) total += static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
+    for (const TensorSpec& t : shards.manifest.plan.tensors) total += t.nbytes();
     ProgressBar bar("verify", total, "B", progress);
     std::vector<std::string> problems;
     std::vector<uint8_t> whole;
-    for (const TensorSpec& t : shards.plan.tensors) {
-        const uint64_t bytes = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
+    for (const TensorSpec& t : shards.manifest.plan.tensors) {
+        const uint64_t bytes = t.nbytes();
         if (!ckpt.has(t.name)) {
             problems.push_back(t.name + ": not in the checkpoint " + model_dir);
             continue;
@@ -612,16 +599,16 @@ void unshard(const std::string& shard_dir, const std::string& out_dir, int threa
     SafetensorsWriter writer((fs::path(out_dir) / "model.safetensors").string());
     writer.set_metadata({{"format", "pt"}});
     uint64_t total = 0;
-    for (const TensorSpec& t : shards.plan.tensors) {
-        const uint64_t bytes = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
+    for (const TensorSpec& t : shards.manifest.plan.tensors) {
+        const uint64_t bytes = t.nbytes();
         writer.add_tensor(t.name, t.dtype, t.shape, bytes);
         total += bytes;
     }
     writer.write_header();
     ProgressBar bar("unshard", total, "B", progress);
     std::vector<uint8_t> whole;
-    for (const TensorSpec& t : shards.plan.tensors) {
-        whole.assign(static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype), 0);
+    for (const TensorSpec& t : shards.manifest.plan.tensors) {
+        whole.assign(t.nbytes(), 0);
         shards.reassemble(t, whole.data(), /*check_replicas=*/false, &pool, nullptr);
         writer.write_data(t.name, whole.data(), whole.size());
         bar.advance(whole.size());

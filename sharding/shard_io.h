@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/container.h"
 #include "codec/encoder.h"
 #include "sharding/deploy_config.h"
 #include "sharding/memory_plan.h"
@@ -59,10 +60,15 @@ struct ShardManifest {
     std::string granularity = "tensor";
     std::string source_model;  // the checkpoint directory it was made from
     ModelConfig model;         // from dir/config.json
+    ShardPlan plan;            // what the layout implies; load() checks that ranks match it
     std::vector<ManifestRank> ranks;
 
     int world_size() const { return parallel.world_size(); }
     WorldConfig world(int rank) const;
+
+    // Opens rank `rank`'s file and checks that it holds exactly the manifest's tensors (names, dtypes, shapes,
+    // checksums). Errors name the directory, the rank and the file or tensor.
+    CompressedFile open_rank(int rank) const;
 
     // Reads and validates dir/manifest.json against dir/config.json and plan_shards(): every rank, file and
     // tensor part must be what the plan says. Errors name the file, the rank and the tensor.

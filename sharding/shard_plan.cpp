@@ -71,23 +71,15 @@ uint64_t RankShard::raw_bytes() const {
     return n;
 }
 
-std::vector<std::pair<int, size_t>> ShardPlan::holders(const std::string& name) const {
+const std::vector<std::pair<int, size_t>>& ShardPlan::holders(const std::string& name) const {
+    static const std::vector<std::pair<int, size_t>> kNone;
     auto it = holders_.find(name);
-    return it == holders_.end() ? std::vector<std::pair<int, size_t>>{} : it->second;
-}
-
-const TensorSpec* ShardPlan::find(const std::string& name) const {
-    auto it = holders_.find(name);
-    if (it == holders_.end()) return nullptr;
-    const auto [rank, index] = it->second.front();
-    return ranks[rank].tensors[index].spec;
+    return it == holders_.end() ? kNone : it->second;
 }
 
 WorldConfig world_of(const ParallelConfig& p) {
-    const int world = p.world_size();
-    const int nodes = p.nodes > 0 ? p.nodes : 1;
-    const int gpn = p.gpus_per_node > 0 ? p.gpus_per_node : world / nodes;
-    return WorldConfig::make(0, world, p.tensor_parallel_size, p.expert_parallel_size, nodes, gpn);
+    return WorldConfig::make(0, p.world_size(), p.tensor_parallel_size, p.expert_parallel_size,
+                             p.nodes > 0 ? p.nodes : 1, p.node_size());
 }
 
 std::string shard_file_name(int rank, int world_size) {

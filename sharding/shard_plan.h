@@ -64,9 +64,9 @@ struct ShardPlan {
     std::vector<TensorSpec> tensors;  // the model's tensors (no MTP layers), each held by >= 1 rank
     std::vector<RankShard> ranks;
 
-    // For a source tensor: every (rank, index into ranks[rank].tensors) that holds a part of it.
-    std::vector<std::pair<int, size_t>> holders(const std::string& name) const;
-    const TensorSpec* find(const std::string& name) const;
+    // For a source tensor: every (rank, index into ranks[rank].tensors) that holds a part of it (empty for a
+    // name the model does not have).
+    const std::vector<std::pair<int, size_t>>& holders(const std::string& name) const;
 
 private:
     friend ShardPlan plan_shards(const ModelConfig&, const ParallelConfig&);

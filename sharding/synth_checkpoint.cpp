@@ -268,7 +268,7 @@ std::vector<Item> make_items(const std::vector<TensorSpec>& specs) {
         Item& it = items[i];
         it.spec = &specs[i];
         it.fill = fill_of(specs[i]);
-        it.nbytes = static_cast<uint64_t>(specs[i].numel()) * dtype_size(specs[i].dtype);
+        it.nbytes = specs[i].nbytes();
         if (it.fill == Fill::Fp8Linear) {
             ECF8_CHECK(
                 i + 1 < specs.size() && specs[i + 1].scale_of == specs[i].name,

@@ -33,8 +33,6 @@ ParallelConfig layout(int tp, int ep) {
     return p;
 }
 
-uint64_t bytes_of(const TensorSpec& t) { return static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype); }
-
 // Every element of every tensor is held exactly once by the parts of a split tensor, and whole by every
 // rank for a replicated one; parts of one tensor tile it without overlap.
 void expect_parts_tile_tensors(const ShardPlan& plan) {
@@ -152,10 +150,10 @@ TEST(MemoryPlan, DeepSeekV3ParamsAndPerRankBytesAddUp) {
     const ShardPlan plan = plan_shards(m, d.parallel);
     uint64_t total = 0, replicated = 0, params_replicated = 0;
     for (const TensorSpec& t : plan.tensors) {
-        total += bytes_of(t);
+        total += t.nbytes();
         const auto h = plan.holders(t.name);
         if (plan.ranks[h[0].first].tensors[h[0].second].split_dim < 0 && h.size() > 1) {
-            replicated += bytes_of(t) * (h.size() - 1);
+            replicated += t.nbytes() * (h.size() - 1);
             if (t.role != TensorRole::BlockScale) params_replicated += uint64_t(t.numel()) * (h.size() - 1);
         }
     }

@@ -102,7 +102,7 @@ TEST(SynthPreset, SmallIsAFewGigabytes) {
     const SynthCheckpointOptions o = synth_preset("small");
     uint64_t bytes = 0;
     for (const TensorSpec& t : deepseek_v3_tensors(o.model, o.include_mtp)) {
-        bytes += static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
+        bytes += t.nbytes();
     }
     EXPECT_GT(bytes, 2ull << 30);
     EXPECT_LT(bytes, 8ull << 30);
