@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <type_traits>
 
 #include "codec/decode_avx2.h"
 #include "codec/decode_table.h"
@@ -17,6 +18,7 @@ PreparedTensor PreparedTensor::prepare(std::span<const uint8_t> blob, const std:
     PreparedTensor t;
     t.label_ = label;
     t.view_ = parse_blob(blob, label);
+    t.base_ = blob.data();
     const BlobHeader& h = t.view_.header;
     if (h.mode != static_cast<uint8_t>(BlobMode::Huffman)) return t;
     t.table_log_ = h.max_code_len;
@@ -27,6 +29,18 @@ PreparedTensor PreparedTensor::prepare(std::span<const uint8_t> blob, const std:
         build_decode_table(lengths, t.table_log_, t.tables_.data() + (size_t{c} << t.table_log_));
     }
     return t;
+}
+
+void PreparedTensor::rebase(const uint8_t* blob) {
+    auto move = [&](auto*& p) {
+        using T = std::remove_reference_t<decltype(p)>;
+        if (p != nullptr) p = reinterpret_cast<T>(blob + (reinterpret_cast<const uint8_t*>(p) - base_));
+    };
+    move(view_.codebooks);
+    move(view_.chunk_offsets);
+    move(view_.stream);
+    move(view_.raw);
+    base_ = blob;
 }
 
 namespace {

@@ -18,6 +18,9 @@ class PreparedTensor {
 public:
     // `blob` must stay alive and unmoved while the PreparedTensor is used. Throws on a bad blob.
     static PreparedTensor prepare(std::span<const uint8_t> blob, const std::string& label);
+    // Points the tensor at an identical copy of its blob at `blob` (a staging buffer the copy engine fills
+    // before each decode), keeping the validated header and the decode tables.
+    void rebase(const uint8_t* blob);
 
     const BlobView& view() const { return view_; }
     const std::string& label() const { return label_; }
@@ -29,6 +32,7 @@ public:
 
 private:
     BlobView view_;
+    const uint8_t* base_ = nullptr;  // where the blob that view_ points into starts
     std::string label_;
     int table_log_ = 0;
     std::vector<uint16_t> tables_;

@@ -28,5 +28,6 @@ int cmd_plan(const CommandArgs& args);
 int cmd_shard(const CommandArgs& args);
 int cmd_verify_shards(const CommandArgs& args);
 int cmd_unshard(const CommandArgs& args);
+int cmd_run(const CommandArgs& args);
 
 }  // namespace ecf8

@@ -81,6 +81,23 @@ const std::vector<Command>& all_commands() {
          "  Writes DIR/model.safetensors (+ config.json) with every sharded tensor reassembled and decoded\n"
          "  to its original bytes. --shards defaults to the YAML's output directory.\n",
          cmd_unshard},
+        {"run", "generate under mpirun with weights kept compressed and decoded just in time",
+         "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]\n"
+         "  Each rank loads its shard (the YAML's output, or --shards DIR) keeping every weight ECF8-compressed\n"
+         "  in its planned tier (GPU or pinned host memory), decodes each layer just in time on a decode stream\n"
+         "  while the previous layer computes, and runs tensor/expert-parallel DeepSeek-V3 on the CPU backend.\n"
+         "  N must equal the shards' world size. Rank 0 prints per-step timings and the generated token ids.\n"
+         "  --prompt-ids LIST      comma-separated token ids of the prompt\n"
+         "  --batch B              generate B sequences of the prompt as one batch (default 1)\n"
+         "  --max-new-tokens K     stop each sequence after K new tokens (default 16)\n"
+         "  --eos-id N             stop a sequence on token N (default: config.json's eos_token_id; -1: never)\n"
+         "  --temperature T        0 (default): greedy; > 0: sample with --top-p P (default 1) and --seed S\n"
+         "  --weights ecf8|raw     ecf8 (default): decode just in time; raw: decode once at load and copy the\n"
+         "                         original FP8 bytes instead (the lossless and speed baseline)\n"
+         "  --dump-logits FILE     every step's logits, float32 little-endian, [batch rows, vocab] per step\n"
+         "  --trace FILE.json      Chrome/Perfetto trace of every rank's copy/decode/compute/comm streams\n"
+         "  --threads N            threads for loading the shard (default: cores / ranks)\n",
+         cmd_run},
     };
     return commands;
 }

@@ -82,14 +82,72 @@ void Model::linear(const std::string& name, const float* x, int64_t n_tokens, co
     cpu::linear_f32(x, weight, y, n_tokens, v.shape[1], v.shape[0]);
 }
 
-void Model::attention(int layer, const float* h, int64_t n_tokens, const std::vector<int64_t>& seq_begin,
-                      const std::vector<int64_t>& positions, const std::vector<KvCache*>& caches, const WeightSource& w,
-                      float* out) {
+void Model::add_pending_block(ForwardState& s) const {
+    if (!s.block_pending) return;
+    cpu::add(s.x.data(), s.block.data(), s.x.size(), s.x.data());
+    s.block_pending = false;
+}
+
+ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                            bool all_positions) const {
+    const ModelConfig& c = config_;
+    ECF8_CHECK(tokens.size() == caches.size() && !tokens.empty(),
+               "forward: " << tokens.size() << " token lists for " << caches.size() << " caches");
+    ForwardState s;
+    s.caches = caches;
+    s.seq_begin.push_back(0);
+    for (size_t q = 0; q < tokens.size(); ++q) {
+        ECF8_CHECK(!tokens[q].empty(), "forward: sequence " << q << " has no new tokens");
+        ECF8_CHECK(caches[q]->length + static_cast<int64_t>(tokens[q].size()) <= max_seq_len_,
+                   "sequence " << q << " would reach " << caches[q]->length + tokens[q].size()
+                               << " tokens, beyond max_model_len " << max_seq_len_);
+        for (size_t i = 0; i < tokens[q].size(); ++i) {
+            ECF8_CHECK(tokens[q][i] >= 0 && tokens[q][i] < c.vocab_size,
+                       "token id " << tokens[q][i] << " is outside the vocabulary [0, " << c.vocab_size << ")");
+            s.tokens.push_back(tokens[q][i]);
+            s.positions.push_back(caches[q]->length + static_cast<int64_t>(i));
+        }
+        s.seq_begin.push_back(static_cast<int64_t>(s.tokens.size()));
+        s.new_tokens.push_back(static_cast<int32_t>(tokens[q].size()));
+    }
+    s.n_tokens = static_cast<int64_t>(s.tokens.size());
+    if (all_positions) {
+        for (int64_t t = 0; t < s.n_tokens; ++t) s.out_rows.push_back(t);
+    } else {
+        for (size_t q = 0; q < caches.size(); ++q) s.out_rows.push_back(s.seq_begin[q + 1] - 1);
+    }
+    const size_t act = static_cast<size_t>(s.n_tokens * c.hidden_size);
+    s.x.assign(act, 0.0f);
+    s.h.assign(act, 0.0f);
+    s.block.assign(act, 0.0f);
+    // The positions above fix where this step writes; the caches count the new tokens from now on.
+    for (size_t q = 0; q < caches.size(); ++q) caches[q]->length += s.new_tokens[q];
+    return s;
+}
+
+void Model::embed(ForwardState& s, const WeightSource& w) {
+    // Vocab-parallel embedding: each rank fills its rows, the reduction completes them.
+    const WeightView emb = w.get("model.embed_tokens.weight");
+    cpu::embedding_bf16(s.tokens.data(), s.n_tokens, bf16_of(emb, "model.embed_tokens.weight"), emb.begin,
+                        emb.begin + emb.shape[0], config_.hidden_size, s.x.data());
+}
+
+void Model::reduce_block(ForwardState& s) {
+    reduce_sum(s.block.data(), s.block.size());
+    s.block_pending = true;
+}
+
+void Model::attention(int layer, ForwardState& s, const WeightSource& w) {
     const ModelConfig& c = config_;
     const std::string p = layer_prefix(layer) + "self_attn.";
+    const int64_t n_tokens = s.n_tokens, dim = c.hidden_size;
     const int64_t heads = c.num_attention_heads / world_.tp_size;
     const int64_t qk = c.qk_head_dim(), lora = c.kv_lora_rank, rope = c.qk_rope_head_dim;
     const float eps = static_cast<float>(c.rms_norm_eps);
+    add_pending_block(s);
+    const std::string norm = layer_prefix(layer) + "input_layernorm.weight";
+    cpu::rmsnorm(s.x.data(), bf16_of(w.get(norm), norm), n_tokens, dim, eps, s.h.data());
+    const float* h = s.h.data();
 
     // q = wq_b(q_norm(wq_a(x))), the local heads' rows.
     std::vector<float> qa(n_tokens * c.q_lora_rank), q(n_tokens * heads * qk);
@@ -97,19 +155,19 @@ void Model::attention(int layer, const float* h, int64_t n_tokens, const std::ve
     cpu::rmsnorm(qa.data(), bf16_of(w.get(p + "q_a_layernorm.weight"), p + "q_a_layernorm.weight"), n_tokens,
                  c.q_lora_rank, eps, qa.data());
     linear(p + "q_b_proj.weight", qa.data(), n_tokens, w, q.data());
-    cpu::apply_rope(q.data() + c.qk_nope_head_dim, n_tokens, heads * qk, heads, qk, rope, positions.data(), rope_);
+    cpu::apply_rope(q.data() + c.qk_nope_head_dim, n_tokens, heads * qk, heads, qk, rope, s.positions.data(), rope_);
 
     // kv = wkv_a(x): the latent (normed) and the shared rope key, written into each sequence's cache.
     std::vector<float> kv(n_tokens * (lora + rope));
     linear(p + "kv_a_proj_with_mqa.weight", h, n_tokens, w, kv.data());
-    cpu::apply_rope(kv.data() + lora, n_tokens, lora + rope, 1, rope, rope, positions.data(), rope_);
+    cpu::apply_rope(kv.data() + lora, n_tokens, lora + rope, 1, rope, rope, s.positions.data(), rope_);
     const uint16_t* kv_norm = bf16_of(w.get(p + "kv_a_layernorm.weight"), p + "kv_a_layernorm.weight");
     for (int64_t t = 0; t < n_tokens; ++t) {
-        const auto s = std::upper_bound(seq_begin.begin(), seq_begin.end(), t) - seq_begin.begin() - 1;
-        KvCache& cache = *caches[s];
+        const auto q_idx = std::upper_bound(s.seq_begin.begin(), s.seq_begin.end(), t) - s.seq_begin.begin() - 1;
+        KvCache& cache = *s.caches[q_idx];
         cpu::rmsnorm(kv.data() + t * (lora + rope), kv_norm, 1, lora, eps,
-                     cache.kv[layer].data() + positions[t] * lora);
-        std::memcpy(cache.pe[layer].data() + positions[t] * rope, kv.data() + t * (lora + rope) + lora,
+                     cache.kv[layer].data() + s.positions[t] * lora);
+        std::memcpy(cache.pe[layer].data() + s.positions[t] * rope, kv.data() + t * (lora + rope) + lora,
                     rope * sizeof(float));
     }
 
@@ -120,15 +178,14 @@ void Model::attention(int layer, const float* h, int64_t n_tokens, const std::ve
 
     const cpu::MlaDims dims{heads, c.qk_nope_head_dim, rope, c.v_head_dim, lora};
     std::vector<float> attn(n_tokens * heads * c.v_head_dim), scratch;
-    for (size_t s = 0; s < caches.size(); ++s) {
-        const int64_t t0 = seq_begin[s], len = seq_begin[s + 1] - t0;
-        if (len == 0) continue;
-        scratch.resize(cpu::mla_attention_scratch_floats(dims, len, positions[t0]));
-        cpu::mla_attention(q.data() + t0 * heads * qk, caches[s]->kv[layer].data(), caches[s]->pe[layer].data(),
-                           wkv_b.data(), dims, len, positions[t0], softmax_scale_, scratch.data(),
-                           attn.data() + t0 * heads * c.v_head_dim);
+    for (size_t q_idx = 0; q_idx < s.caches.size(); ++q_idx) {
+        const int64_t t0 = s.seq_begin[q_idx], len = s.seq_begin[q_idx + 1] - t0;
+        scratch.resize(cpu::mla_attention_scratch_floats(dims, len, s.positions[t0]));
+        cpu::mla_attention(q.data() + t0 * heads * qk, s.caches[q_idx]->kv[layer].data(),
+                           s.caches[q_idx]->pe[layer].data(), wkv_b.data(), dims, len, s.positions[t0], softmax_scale_,
+                           scratch.data(), attn.data() + t0 * heads * c.v_head_dim);
     }
-    linear(p + "o_proj.weight", attn.data(), n_tokens, w, out);  // a partial sum over the local heads
+    linear(p + "o_proj.weight", attn.data(), n_tokens, w, s.block.data());  // a partial sum over the local heads
 }
 
 void Model::dense_mlp(const std::string& prefix, const float* h, int64_t n_tokens, const WeightSource& w, float* out) {
@@ -140,126 +197,113 @@ void Model::dense_mlp(const std::string& prefix, const float* h, int64_t n_token
     linear(prefix + "down_proj.weight", gate.data(), n_tokens, w, out);
 }
 
-void Model::moe(int layer, const float* h, int64_t n_tokens, const WeightSource& w, float* out) {
+void Model::ffn_norm(int layer, ForwardState& s, const WeightSource& w) {
     const ModelConfig& c = config_;
-    const std::string p = layer_prefix(layer) + "mlp.";
-    const int64_t dim = c.hidden_size, k = gate_.topk;
+    add_pending_block(s);
+    const std::string norm = layer_prefix(layer) + "post_attention_layernorm.weight";
+    cpu::rmsnorm(s.x.data(), bf16_of(w.get(norm), norm), s.n_tokens, c.hidden_size, static_cast<float>(c.rms_norm_eps),
+                 s.h.data());
+    s.picked.clear();
+    if (!c.is_moe_layer(layer)) return;
 
     // Routing: every rank computes it from identical activations, so all agree.
-    std::vector<float> logits(n_tokens * c.n_routed_experts), weights(n_tokens * k);
-    std::vector<int32_t> experts(n_tokens * k);
-    linear(p + "gate.weight", h, n_tokens, w, logits.data());
+    const std::string p = layer_prefix(layer) + "mlp.";
+    const int64_t n_tokens = s.n_tokens, k = gate_.topk;
+    std::vector<float> logits(n_tokens * c.n_routed_experts);
+    s.route_weights.assign(n_tokens * k, 0.0f);
+    s.route_experts.assign(n_tokens * k, 0);
+    linear(p + "gate.weight", s.h.data(), n_tokens, w, logits.data());
     const float* bias = nullptr;
     if (c.topk_method == "noaux_tc")
         bias = reinterpret_cast<const float*>(w.get(p + "gate.e_score_correction_bias").data);
-    cpu::moe_route(logits.data(), bias, n_tokens, gate_, weights.data(), experts.data());
+    cpu::moe_route(logits.data(), bias, n_tokens, gate_, s.route_weights.data(), s.route_experts.data());
 
-    // Shared experts (tensor-parallel like a dense MLP) give the first partial sum.
-    if (c.n_shared_experts > 0) {
-        dense_mlp(p + "shared_experts.", h, n_tokens, w, out);
-    } else {
-        std::fill(out, out + n_tokens * dim, 0.0f);
-    }
-
-    // This rank's routed experts (whole, or its slice of each), only those routing picked.
+    // This rank's routed experts (whole, or its slice of each) that routing picked.
     const ExpertRange mine = world_.experts_for_rank(static_cast<int>(c.n_routed_experts));
-    std::vector<std::vector<int64_t>> rows(c.n_routed_experts);  // (token * k + slot) per expert
+    s.expert_rows.assign(c.n_routed_experts, {});
     for (int64_t i = 0; i < n_tokens * k; ++i)
-        if (mine.contains(experts[i])) rows[experts[i]].push_back(i);
-    std::vector<int> picked;
+        if (mine.contains(s.route_experts[i])) s.expert_rows[s.route_experts[i]].push_back(i);
     for (int e = mine.begin; e < mine.end; ++e)
-        if (!rows[e].empty()) picked.push_back(e);
-    w.need_experts(layer, picked);
-    std::vector<float> x, y;
-    for (int e : picked) {
-        const int64_t n = static_cast<int64_t>(rows[e].size());
-        x.resize(n * dim);
-        for (int64_t r = 0; r < n; ++r) std::memcpy(&x[r * dim], h + (rows[e][r] / k) * dim, dim * sizeof(float));
-        y.resize(n * dim);
-        dense_mlp(p + "experts." + std::to_string(e) + ".", x.data(), n, w, y.data());
-        for (int64_t r = 0; r < n; ++r)
-            cpu::add_scaled(&y[r * dim], weights[rows[e][r]], dim, out + (rows[e][r] / k) * dim);
+        if (!s.expert_rows[e].empty()) s.picked.push_back(e);
+}
+
+void Model::ffn(int layer, ForwardState& s, const WeightSource& w) {
+    const ModelConfig& c = config_;
+    const std::string p = layer_prefix(layer) + "mlp.";
+    if (!c.is_moe_layer(layer)) {
+        dense_mlp(p, s.h.data(), s.n_tokens, w, s.block.data());
+    } else if (c.n_shared_experts > 0) {  // shared experts: tensor-parallel like a dense MLP
+        dense_mlp(p + "shared_experts.", s.h.data(), s.n_tokens, w, s.block.data());
+    } else {
+        std::fill(s.block.begin(), s.block.end(), 0.0f);
     }
+}
+
+void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w) {
+    const int64_t dim = config_.hidden_size, k = gate_.topk;
+    const std::string p = layer_prefix(layer) + "mlp.experts.";
+    std::vector<float> x, y;
+    for (int e : s.picked) {
+        const std::vector<int64_t>& rows = s.expert_rows[e];
+        const int64_t n = static_cast<int64_t>(rows.size());
+        x.resize(n * dim);
+        for (int64_t r = 0; r < n; ++r) std::memcpy(&x[r * dim], s.h.data() + (rows[r] / k) * dim, dim * sizeof(float));
+        y.resize(n * dim);
+        dense_mlp(p + std::to_string(e) + ".", x.data(), n, w, y.data());
+        for (int64_t r = 0; r < n; ++r)
+            cpu::add_scaled(&y[r * dim], s.route_weights[rows[r]], dim, s.block.data() + (rows[r] / k) * dim);
+    }
+}
+
+void Model::head(ForwardState& s, const WeightSource& w) {
+    const int64_t dim = config_.hidden_size;
+    add_pending_block(s);
+    // Final norm and this rank's vocabulary rows of lm_head, for the rows asked for.
+    const int64_t R = static_cast<int64_t>(s.out_rows.size());
+    std::vector<float> last(R * dim);
+    for (int64_t r = 0; r < R; ++r) std::memcpy(&last[r * dim], &s.x[s.out_rows[r] * dim], dim * sizeof(float));
+    cpu::rmsnorm(last.data(), bf16_of(w.get("model.norm.weight"), "model.norm.weight"), R, dim,
+                 static_cast<float>(config_.rms_norm_eps), last.data());
+    const int64_t part = w.get("lm_head.weight").shape[0];
+    s.local_logits.assign(R * part, 0.0f);
+    linear("lm_head.weight", last.data(), R, w, s.local_logits.data());
+}
+
+void Model::gather_logits(ForwardState& s) {
+    const int n = world_.world_size;
+    if (n == 1) {
+        s.logits = std::move(s.local_logits);
+        return;
+    }
+    const int64_t R = static_cast<int64_t>(s.out_rows.size());
+    const int64_t part = static_cast<int64_t>(s.local_logits.size()) / R;
+    std::vector<float> gathered(R * part * n);
+    comm_->all_gather(s.local_logits.data(), gathered.data(), R * part, ElemType::F32);
+    s.logits.assign(R * part * n, 0.0f);
+    for (int r = 0; r < n; ++r)
+        for (int64_t i = 0; i < R; ++i)
+            std::memcpy(&s.logits[i * part * n + r * part], &gathered[(r * R + i) * part], part * sizeof(float));
 }
 
 std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                   const WeightSource& w, bool all_positions) {
-    const ModelConfig& c = config_;
-    ECF8_CHECK(tokens.size() == caches.size() && !tokens.empty(),
-               "forward: " << tokens.size() << " token lists for " << caches.size() << " caches");
-    // Flatten the batch: sequence s owns rows [seq_begin[s], seq_begin[s + 1]).
-    std::vector<int64_t> seq_begin{0}, positions;
-    std::vector<int32_t> flat;
-    for (size_t s = 0; s < tokens.size(); ++s) {
-        ECF8_CHECK(!tokens[s].empty(), "forward: sequence " << s << " has no new tokens");
-        ECF8_CHECK(caches[s]->length + static_cast<int64_t>(tokens[s].size()) <= max_seq_len_,
-                   "sequence " << s << " would reach " << caches[s]->length + tokens[s].size()
-                               << " tokens, beyond max_model_len " << max_seq_len_);
-        for (size_t i = 0; i < tokens[s].size(); ++i) {
-            ECF8_CHECK(tokens[s][i] >= 0 && tokens[s][i] < c.vocab_size,
-                       "token id " << tokens[s][i] << " is outside the vocabulary [0, " << c.vocab_size << ")");
-            flat.push_back(tokens[s][i]);
-            positions.push_back(caches[s]->length + static_cast<int64_t>(i));
+    ForwardState s = prepare(tokens, caches, all_positions);
+    embed(s, w);
+    reduce_embedding(s);
+    for (int layer = 0; layer < config_.num_hidden_layers; ++layer) {
+        attention(layer, s, w);
+        reduce_block(s);
+        ffn_norm(layer, s, w);
+        ffn(layer, s, w);
+        if (config_.is_moe_layer(layer)) {
+            w.need_experts(layer, s.picked);
+            routed_experts(layer, s, w);
         }
-        seq_begin.push_back(static_cast<int64_t>(flat.size()));
+        reduce_block(s);
     }
-    const int64_t T = static_cast<int64_t>(flat.size()), dim = c.hidden_size;
-    const float eps = static_cast<float>(c.rms_norm_eps);
-
-    // Vocab-parallel embedding: each rank fills its rows, the reduction completes them.
-    std::vector<float> x(T * dim), h(T * dim), block(T * dim);
-    const WeightView emb = w.get("model.embed_tokens.weight");
-    cpu::embedding_bf16(flat.data(), T, bf16_of(emb, "model.embed_tokens.weight"), emb.begin, emb.begin + emb.shape[0],
-                        dim, x.data());
-    reduce_sum(x.data(), x.size());
-
-    for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
-        const std::string p = layer_prefix(layer);
-        w.begin_layer(layer);
-        cpu::rmsnorm(x.data(), bf16_of(w.get(p + "input_layernorm.weight"), p + "input_layernorm.weight"), T, dim, eps,
-                     h.data());
-        attention(layer, h.data(), T, seq_begin, positions, caches, w, block.data());
-        reduce_sum(block.data(), block.size());
-        cpu::add(x.data(), block.data(), T * dim, x.data());
-        cpu::rmsnorm(x.data(),
-                     bf16_of(w.get(p + "post_attention_layernorm.weight"), p + "post_attention_layernorm.weight"), T,
-                     dim, eps, h.data());
-        if (c.is_moe_layer(layer))
-            moe(layer, h.data(), T, w, block.data());
-        else
-            dense_mlp(p + "mlp.", h.data(), T, w, block.data());
-        reduce_sum(block.data(), block.size());
-        cpu::add(x.data(), block.data(), T * dim, x.data());
-        w.end_layer(layer);
-    }
-    for (size_t s = 0; s < caches.size(); ++s) caches[s]->length += static_cast<int64_t>(tokens[s].size());
-
-    // Final norm and the vocab-parallel head over the rows asked for; gathered across ranks.
-    std::vector<int64_t> out_rows;
-    if (all_positions) {
-        for (int64_t t = 0; t < T; ++t) out_rows.push_back(t);
-    } else {
-        for (size_t s = 0; s < caches.size(); ++s) out_rows.push_back(seq_begin[s + 1] - 1);
-    }
-    const int64_t R = static_cast<int64_t>(out_rows.size());
-    std::vector<float> last(R * dim);
-    for (int64_t r = 0; r < R; ++r) std::memcpy(&last[r * dim], &x[out_rows[r] * dim], dim * sizeof(float));
-    cpu::rmsnorm(last.data(), bf16_of(w.get("model.norm.weight"), "model.norm.weight"), R, dim, eps, last.data());
-    const int64_t part = w.get("lm_head.weight").shape[0];  // vocabulary rows of this rank
-    std::vector<float> local(R * part);
-    linear("lm_head.weight", last.data(), R, w, local.data());
-    const int n = world_.world_size;
-    std::vector<float> logits(R * part * n);
-    if (n == 1) {
-        logits = std::move(local);
-    } else {
-        std::vector<float> gathered(R * part * n);
-        comm_->all_gather(local.data(), gathered.data(), R * part, ElemType::F32);
-        for (int r = 0; r < n; ++r)
-            for (int64_t i = 0; i < R; ++i)
-                std::memcpy(&logits[i * part * n + r * part], &gathered[(r * R + i) * part], part * sizeof(float));
-    }
-    return logits;
+    head(s, w);
+    gather_logits(s);
+    return std::move(s.logits);
 }
 
 }  // namespace ecf8

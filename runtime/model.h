@@ -5,6 +5,9 @@
 //
 // Weights come from a WeightSource (this rank's decoded parts, by source tensor name), so the same forward
 // runs on weights decoded just in time from ECF8 or copied from raw FP8: identical bytes, identical logits.
+// The forward is cut into stages (embed, attention, FFN norm + routing, FFN, routed experts, head) that
+// share a ForwardState; forward() runs them in order on the calling thread, and runtime/pipeline.h runs the
+// same stages on the backend's compute stream, with decode and collectives on their own streams.
 // Partial sums of row-parallel layers and of the MoE are combined with one reduction per block; the
 // reduction adds the ranks' parts in rank order on every rank, so all ranks see bit-identical activations
 // (and therefore make identical routing decisions) and runs are reproducible.
@@ -37,10 +40,7 @@ public:
     virtual ~WeightSource() = default;
     // This rank's part of a source tensor; throws ecf8::Error naming the tensor when the rank has none.
     virtual WeightView get(const std::string& name) const = 0;
-    // Hooks for just-in-time sources: the forward announces each layer before it reads its weights, and
-    // the routed experts it will read once routing has picked them.
-    virtual void begin_layer(int layer) const { (void)layer; }
-    virtual void end_layer(int layer) const { (void)layer; }
+    // Called by forward() with the routed experts of this rank that routing picked, before it reads them.
     virtual void need_experts(int layer, const std::vector<int>& experts) const {
         (void)layer;
         (void)experts;
@@ -52,6 +52,28 @@ struct KvCache {
     std::vector<std::vector<float>> kv;  // per layer: [max_seq_len, kv_lora_rank], kv_a_layernorm applied
     std::vector<std::vector<float>> pe;  // per layer: [max_seq_len, qk_rope_head_dim], rotated
     int64_t length = 0;                  // tokens cached
+};
+
+// What one forward step carries from stage to stage. Built by Model::prepare; the stages read and write it.
+struct ForwardState {
+    std::vector<KvCache*> caches;
+    std::vector<int64_t> seq_begin;   // sequence s owns token rows [seq_begin[s], seq_begin[s + 1])
+    std::vector<int64_t> positions;   // of every token row
+    std::vector<int32_t> tokens;      // flattened
+    std::vector<int32_t> new_tokens;  // per sequence: how many tokens this step appends
+    std::vector<int64_t> out_rows;    // token rows whose logits are returned
+    int64_t n_tokens = 0;
+    std::vector<float> x;        // residual stream [T, hidden]
+    std::vector<float> h;        // normed input of the current block
+    std::vector<float> block;    // a block's (partial) output; summed over ranks, then added to x
+    bool block_pending = false;  // block holds a reduced output not yet added to x
+    // Routing of the current MoE layer.
+    std::vector<float> route_weights;               // [T, topk]
+    std::vector<int32_t> route_experts;             // [T, topk]
+    std::vector<std::vector<int64_t>> expert_rows;  // per expert: (token * topk + slot) of its picks
+    std::vector<int> picked;                        // this rank's experts that routing picked, ascending
+    std::vector<float> local_logits;                // [rows, this rank's vocabulary part]
+    std::vector<float> logits;                      // gathered [rows, vocab]
 };
 
 class Model {
@@ -69,14 +91,28 @@ public:
                                const WeightSource& weights, bool all_positions = false);
 
     const ModelConfig& config() const { return config_; }
+    const WorldConfig& world() const { return world_; }
     int64_t max_seq_len() const { return max_seq_len_; }
 
+    // The stages, in forward order. "reduce" stages sum a block over the ranks (collectives only); the
+    // others compute. For each layer: attention, reduce_block, ffn_norm (routes on MoE layers), ffn (dense
+    // MLP or shared experts), routed_experts (MoE layers, after the picked experts' weights are ready),
+    // reduce_block. Then head and gather_logits.
+    ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                         bool all_positions) const;
+    void embed(ForwardState& s, const WeightSource& w);
+    void reduce_embedding(ForwardState& s) { reduce_sum(s.x.data(), s.x.size()); }
+    void attention(int layer, ForwardState& s, const WeightSource& w);
+    void reduce_block(ForwardState& s);
+    void ffn_norm(int layer, ForwardState& s, const WeightSource& w);
+    void ffn(int layer, ForwardState& s, const WeightSource& w);
+    void routed_experts(int layer, ForwardState& s, const WeightSource& w);
+    void head(ForwardState& s, const WeightSource& w);
+    void gather_logits(ForwardState& s);
+
 private:
-    void attention(int layer, const float* h, int64_t n_tokens, const std::vector<int64_t>& seq_begin,
-                   const std::vector<int64_t>& positions, const std::vector<KvCache*>& caches, const WeightSource& w,
-                   float* out);
+    void add_pending_block(ForwardState& s) const;
     void dense_mlp(const std::string& prefix, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
-    void moe(int layer, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
     // A weight part as float in *out (FP8: times the block scales of weight_scale_inv; BF16: widened).
     const float* dequantize(const std::string& name, const WeightView& v, const WeightSource& w,
                             std::vector<float>* out) const;

@@ -1,0 +1,282 @@
+// `ecf8 run`: generation under mpirun. Every rank loads its shard into a WeightStore (weights stay ECF8 in
+// their tiers, or raw with --weights raw), runs the pipelined forward (runtime/pipeline.h) on the CPU
+// backend, and rank 0 prints the tokens and per-step timings.
+//
+// Failure handling: everything up to the first forward (arguments, YAML, manifest, world size, loading and
+// verifying the shard) runs on every rank, and the ranks then agree on whether all succeeded, so a missing
+// or corrupt shard on one rank stops every rank with an error instead of leaving the others waiting in a
+// collective. After that, an error on any rank aborts the whole job (MPI_Abort).
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/error.h"
+#include "common/file_util.h"
+#include "common/progress.h"
+#include "common/thread_pool.h"
+#include "launcher/args.h"
+#include "launcher/commands.h"
+#include "launcher/mpi_world.h"
+#include "runtime/cpu_backend.h"
+#include "runtime/generator.h"
+#include "runtime/mpi_communicator.h"
+#include "runtime/pipeline.h"
+#include "runtime/trace.h"
+#include "runtime/weight_store.h"
+
+namespace ecf8 {
+namespace {
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+    std::vector<int32_t> ids;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        const size_t comma = std::min(text.find(',', pos), text.size());
+        const std::string item = text.substr(pos, comma - pos);
+        char* end = nullptr;
+        const long long v = std::strtoll(item.c_str(), &end, 10);
+        ECF8_CHECK(!item.empty() && end && *end == '\0' && v >= 0 && v <= INT32_MAX,
+                   "--prompt-ids: '" << item << "' is not a token id (expected e.g. --prompt-ids 1,2,3)");
+        ids.push_back(static_cast<int32_t>(v));
+        pos = comma + 1;
+    }
+    return ids;
+}
+
+double parse_double(const Args& args, const char* flag, double fallback) {
+    if (!args.has(flag)) return fallback;
+    const std::string text = args.get(flag, "");
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    ECF8_CHECK(!text.empty() && end && *end == '\0', "--" << flag << ": '" << text << "' is not a number");
+    return v;
+}
+
+// config.json's eos_token_id, or -1 when it has none.
+int64_t eos_from_config(const std::string& shard_dir) {
+    try {
+        const auto j = nlohmann::json::parse(read_file(shard_dir + "/config.json"));
+        if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer())
+            return j["eos_token_id"].get<int64_t>();
+    } catch (const std::exception&) {  // the manifest loader reports a bad config.json
+    }
+    return -1;
+}
+
+// True on every rank when `ok` is true on every rank.
+bool all_ranks_ok(bool ok) {
+    int mine = ok ? 1 : 0, all = 0;
+    MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    return all == 1;
+}
+
+std::vector<std::string> gather_strings(const std::string& mine, int rank, int size) {
+    int len = static_cast<int>(mine.size());
+    std::vector<int> lens(size), offsets(size);
+    MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
+    std::string all;
+    if (rank == 0) {
+        int total = 0;
+        for (int r = 0; r < size; ++r) offsets[r] = total, total += lens[r];
+        all.resize(total);
+    }
+    MPI_CHECK(
+        MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
+    std::vector<std::string> out;
+    if (rank == 0)
+        for (int r = 0; r < size; ++r) out.push_back(all.substr(offsets[r], lens[r]));
+    return out;
+}
+
+struct RunSetup {
+    DeployConfig deploy;
+    ShardManifest manifest;
+    WorldConfig world;
+    WeightMode mode = WeightMode::Ecf8;
+    GenerationOptions gen;
+    std::vector<int32_t> prompt;
+    int batch = 1;
+    std::string dump_logits, trace_path;
+};
+
+RunSetup parse_setup(const Args& args, const MpiSession& session) {
+    RunSetup s;
+    ECF8_CHECK(args.has("config"), "--config C.yaml is required");
+    ECF8_CHECK(args.has("prompt-ids"), "--prompt-ids is required (e.g. --prompt-ids 1,2,3)");
+    s.deploy = DeployConfig::load(args.get("config", ""));
+    const std::string dir = args.get("shards", s.deploy.output);
+    s.mode = parse_weight_mode(args.get("weights", "ecf8"));
+    s.prompt = parse_ids(args.get("prompt-ids", ""));
+    s.batch = args.get_int("batch", 1);
+    ECF8_CHECK(s.batch >= 1, "--batch must be >= 1, got " << s.batch);
+    s.gen.max_new_tokens = args.get_int("max-new-tokens", 16);
+    s.gen.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
+    s.gen.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
+    s.gen.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+    s.gen.eos_token_id = args.has("eos-id") ? args.get_int("eos-id", -1) : eos_from_config(dir);
+    s.gen.validate();
+    s.dump_logits = args.get("dump-logits", "");
+    s.gen.keep_logits = !s.dump_logits.empty();
+    s.trace_path = args.get("trace", "");
+
+    s.manifest = ShardManifest::load(dir);
+    const ParallelConfig& p = s.manifest.parallel;
+    ECF8_CHECK(s.manifest.world_size() == session.size(),
+               dir << " holds shards for " << s.manifest.world_size() << " ranks (tensor_parallel_size "
+                   << p.tensor_parallel_size << ", expert_parallel_size " << p.expert_parallel_size
+                   << ") but mpirun started " << session.size() << "; run mpirun -np " << s.manifest.world_size()
+                   << " or re-shard with the right parallel settings");
+    ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
+               "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
+    s.world = session.world_from_mpi(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node);
+    const int64_t need = static_cast<int64_t>(s.prompt.size()) + s.gen.max_new_tokens;
+    ECF8_CHECK(need <= s.deploy.kv_cache.max_model_len,
+               "prompt (" << s.prompt.size() << " tokens) + --max-new-tokens " << s.gen.max_new_tokens
+                          << " exceeds kv_cache.max_model_len " << s.deploy.kv_cache.max_model_len << " of "
+                          << s.deploy.source);
+    for (int32_t id : s.prompt)
+        ECF8_CHECK(id < s.manifest.model.vocab_size, "--prompt-ids: token " << id << " is outside the vocabulary [0, "
+                                                                            << s.manifest.model.vocab_size << ")");
+    return s;
+}
+
+void print_report(const RunSetup& s, const GenerationResult& r, const std::vector<std::string>& rank_lines,
+                  const WeightStoreStats& stats, double load_seconds) {
+    uint64_t raw = 0, stored = 0;
+    for (const ManifestRank& mr : s.manifest.ranks) raw += mr.raw_bytes, stored += mr.stored_bytes;
+    std::printf("model: %s (%" PRId64 " layers, %" PRId64 " routed experts, vocab %" PRId64 ")\n",
+                s.manifest.model.source.c_str(), s.manifest.model.num_hidden_layers, s.manifest.model.n_routed_experts,
+                s.manifest.model.vocab_size);
+    std::printf("shards: %s, %d ranks (tp %d, ep %d); ECF8 %s of %s raw = %.2f%% (%.2f%% saved)\n",
+                s.manifest.dir.c_str(), s.world.world_size, s.world.tp_size, s.world.ep_size,
+                format_bytes(double(stored)).c_str(), format_bytes(double(raw)).c_str(), 100.0 * stored / raw,
+                100.0 - 100.0 * stored / raw);
+    std::printf("weights: %s (%s); loaded in %.2f s\n", weight_mode_name(s.mode),
+                s.mode == WeightMode::Ecf8 ? "kept compressed, decoded just in time per layer"
+                                           : "original bytes copied into the decode slots",
+                load_seconds);
+    for (const std::string& line : rank_lines) std::printf("  %s\n", line.c_str());
+    std::printf("\n%-6s %6s %8s %10s %10s\n", "step", "batch", "tokens", "ms", "tokens/s");
+    double decode_time = 0;
+    int64_t decode_tokens = 0;
+    for (size_t i = 0; i < r.steps.size(); ++i) {
+        const GenerationStep& st = r.steps[i];
+        std::printf("%-6s %6d %8" PRId64 " %10.2f %10.1f\n", i == 0 ? "prefill" : std::to_string(i).c_str(),
+                    st.sequences, st.tokens, st.seconds * 1e3, st.tokens / st.seconds);
+        if (i > 0) decode_time += st.seconds, decode_tokens += st.tokens;
+    }
+    double total = 0;
+    for (const GenerationStep& st : r.steps) total += st.seconds;
+    std::printf("\n");
+    for (size_t q = 0; q < r.generated.size(); ++q) {
+        std::printf("sequence %zu:", q);
+        for (int32_t t : r.generated[q]) std::printf(" %d", t);
+        std::printf("%s\n", r.stopped_on_eos[q] ? "  [eos]" : "");
+    }
+    std::printf(
+        "\nrank 0: %.2f s in %zu steps; decode steps %.1f tokens/s; %s share of step time %.1f%% "
+        "(%" PRIu64 " layer decodes, %" PRIu64 " expert decodes, %s)\n",
+        total, r.steps.size(), decode_time > 0 ? decode_tokens / decode_time : 0.0,
+        s.mode == WeightMode::Ecf8 ? "decode" : "copy", total > 0 ? 100.0 * stats.decode_seconds / total : 0.0,
+        stats.layers_decoded, stats.experts_decoded, format_bytes(double(stats.bytes_decoded)).c_str());
+}
+
+}  // namespace
+
+int cmd_run(const CommandArgs& argv) {
+    Args args(argv,
+              {"config", "shards", "prompt-ids", "batch", "max-new-tokens", "weights", "temperature", "top-p", "seed",
+               "eos-id", "dump-logits", "trace", "threads"},
+              {}, "run");
+    args.expect_positional(0, "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]");
+    MpiSession session;
+    const int rank = session.rank();
+
+    // Set-up on every rank, then agreement: nobody starts a collective unless everybody is ready.
+    RunSetup setup;
+    std::unique_ptr<MpiCommunicator> comm;
+    std::unique_ptr<CpuBackend> backend;
+    std::unique_ptr<Tracer> tracer;
+    std::unique_ptr<WeightStore> store;
+    std::string error;
+    const auto load_start = std::chrono::steady_clock::now();
+    try {
+        setup = parse_setup(args, session);
+        comm = MpiCommunicator::world();
+        backend = std::make_unique<CpuBackend>();
+        tracer = std::make_unique<Tracer>(rank, !setup.trace_path.empty());
+        backend->set_tracer(tracer.get());
+        const int threads = args.get_int(
+            "threads", setup.deploy.codec.threads > 0
+                           ? setup.deploy.codec.threads
+                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / session.size()));
+        ThreadPool pool(threads);
+        store = WeightStore::load(setup.manifest, rank, *backend, setup.mode, &pool);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (!all_ranks_ok(error.empty())) {
+        if (backend) backend->set_tracer(nullptr);
+        if (!error.empty()) throw Error(error);
+        throw Error("stopping: another rank failed to start (its error is printed above)");
+    }
+    const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+
+    try {
+        Model model(setup.manifest.model, setup.world, comm.get(), setup.deploy.kv_cache.max_model_len);
+        Pipeline pipeline(model, *store, *backend);
+        std::vector<KvCache> caches;
+        for (int b = 0; b < setup.batch; ++b) caches.push_back(model.new_cache());
+        std::vector<KvCache*> cache_ptrs;
+        for (KvCache& c : caches) cache_ptrs.push_back(&c);
+        const std::vector<std::vector<int32_t>> prompts(setup.batch, setup.prompt);
+        store->reset_counters();
+        const GenerationResult result = generate([&](const std::vector<std::vector<int32_t>>& t,
+                                                     const std::vector<KvCache*>& c) { return pipeline.forward(t, c); },
+                                                 prompts, cache_ptrs, setup.manifest.model.vocab_size, setup.gen);
+        const WeightStoreStats stats = store->stats();
+
+        char line[256];
+        std::snprintf(
+            line, sizeof(line),
+            "rank %d: %s on device tier, %s on pinned host tier, %s decoded resident, %s decode slots, "
+            "%s staging",
+            rank, format_bytes(double(stats.device_bytes)).c_str(), format_bytes(double(stats.host_bytes)).c_str(),
+            format_bytes(double(stats.resident_bytes)).c_str(), format_bytes(double(stats.slot_bytes)).c_str(),
+            format_bytes(double(stats.staging_bytes)).c_str());
+        const std::vector<std::string> lines = gather_strings(line, rank, session.size());
+        backend->set_tracer(nullptr);
+        const std::vector<std::string> traces =
+            gather_strings(setup.trace_path.empty() ? std::string() : tracer->to_json(), rank, session.size());
+        if (rank == 0) {
+            print_report(setup, result, lines, stats, load_seconds);
+            if (!setup.dump_logits.empty()) {
+                std::string bytes;
+                for (const std::vector<float>& step : result.logits)
+                    bytes.append(reinterpret_cast<const char*>(step.data()), step.size() * sizeof(float));
+                write_file_atomic(setup.dump_logits, bytes);
+                std::printf("logits: %s (%zu steps, float32)\n", setup.dump_logits.c_str(), result.logits.size());
+            }
+            if (!setup.trace_path.empty()) {
+                write_file_atomic(setup.trace_path, merge_trace_json(traces));
+                std::printf("trace: %s (open in https://ui.perfetto.dev or chrome://tracing)\n",
+                            setup.trace_path.c_str());
+            }
+            std::fflush(stdout);
+        }
+    } catch (const std::exception& e) {
+        // Peers may be inside a collective: end the whole job rather than leave them waiting.
+        std::fprintf(stderr, "ecf8 run: error on rank %d: %s\n", rank, e.what());
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return 0;
+}
+
+}  // namespace ecf8

@@ -1,0 +1,129 @@
+// Pipeline::forward: the model's stages on the compute stream, weights fetched on copy/decode, collectives
+// on comm, ordered by events only.
+#include "runtime/pipeline.h"
+
+#include "common/error.h"
+
+namespace ecf8 {
+namespace {
+
+std::string layer_label(const char* what, int layer, const char* detail = nullptr) {
+    std::string s = std::string(what) + " L" + std::to_string(layer);
+    if (detail != nullptr) s += std::string(" ") + detail;
+    return s;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
+    : model_(model),
+      store_(store),
+      backend_(backend),
+      copy_(backend.create_stream("copy")),
+      decode_(backend.create_stream("decode")),
+      compute_(backend.create_stream("compute")),
+      comm_(backend.create_stream("comm")),
+      to_comm_(backend.create_event()),
+      from_comm_(backend.create_event()) {
+    ECF8_CHECK(store.num_layers() == model.config().num_hidden_layers,
+               "the weight store holds " << store.num_layers() << " layers, the model has "
+                                         << model.config().num_hidden_layers);
+    slots_.resize(kDecodeSlots);
+    for (SlotEvents& e : slots_) {
+        e.copied = backend.create_event();
+        e.decoded = backend.create_event();
+        e.routed = backend.create_event();
+        e.experts_copied = backend.create_event();
+        e.experts_decoded = backend.create_event();
+        e.free = backend.create_event();
+    }
+}
+
+Pipeline::~Pipeline() {
+    try {
+        backend_.synchronize_all();
+    } catch (...) {  // the error was reported by the forward that failed
+    }
+}
+
+void Pipeline::fetch_layer(int layer) {
+    SlotEvents& ev = slots_[layer % kDecodeSlots];
+    WeightStore* store = &store_;
+    // The slot (and its staging area) is free once the compute stream is past its previous layer.
+    backend_.wait(copy_, *ev.free);
+    if (store_.layer_has_host_tensors(layer))
+        backend_.launch(copy_, layer_label("copy", layer), [store, layer] { store->copy_layer(layer); });
+    backend_.record(*ev.copied, copy_);
+    backend_.wait(decode_, *ev.copied);
+    backend_.launch(decode_, layer_label("decode", layer), [store, layer] { store->decode_layer(layer); });
+    backend_.record(*ev.decoded, decode_);
+}
+
+void Pipeline::on_comm(const std::string& label, std::function<void()> fn) {
+    backend_.record(*to_comm_, compute_);
+    backend_.wait(comm_, *to_comm_);
+    backend_.launch_host(comm_, label, std::move(fn));
+    backend_.record(*from_comm_, comm_);
+    backend_.wait(compute_, *from_comm_);
+}
+
+std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& tokens,
+                                     const std::vector<KvCache*>& caches, bool all_positions) {
+    auto state = std::make_shared<ForwardState>(model_.prepare(tokens, caches, all_positions));
+    Model* m = &model_;
+    WeightStore* w = &store_;
+    const bool multi_rank = model_.world().world_size > 1;
+    const int n_layers = model_.config().num_hidden_layers;
+
+    fetch_layer(0);
+    backend_.launch(compute_, "compute embed", [m, w, state] { m->embed(*state, *w); });
+    if (multi_rank) on_comm("all-reduce embed", [m, state] { m->reduce_embedding(*state); });
+    for (int layer = 0; layer < n_layers; ++layer) {
+        if (layer + 1 < n_layers) fetch_layer(layer + 1);
+        SlotEvents& ev = slots_[layer % kDecodeSlots];
+        const bool moe = model_.config().is_moe_layer(layer);
+        backend_.wait(compute_, *ev.decoded);
+        backend_.launch(compute_, layer_label("compute", layer, "attention"),
+                        [m, w, state, layer] { m->attention(layer, *state, *w); });
+        if (multi_rank)
+            on_comm(layer_label("all-reduce", layer, "attention"), [m, state] { m->reduce_block(*state); });
+        else
+            backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
+        backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
+                        [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
+        if (moe) {
+            // The picked experts are known once routing ran: fetch exactly those, behind the routing.
+            backend_.record(*ev.routed, compute_);
+            backend_.wait(copy_, *ev.routed);
+            if (store_.experts_in_host_tier(layer))
+                backend_.launch_host(copy_, layer_label("copy", layer, "experts"),
+                                     [w, state, layer] { w->copy_experts(layer, state->picked); });
+            backend_.record(*ev.experts_copied, copy_);
+            backend_.wait(decode_, *ev.experts_copied);
+            backend_.launch_host(decode_, layer_label("decode", layer, "experts"),
+                                 [w, state, layer] { w->decode_experts(layer, state->picked); });
+            backend_.record(*ev.experts_decoded, decode_);
+        }
+        backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),
+                        [m, w, state, layer] { m->ffn(layer, *state, *w); });
+        if (moe) {
+            backend_.wait(compute_, *ev.experts_decoded);
+            backend_.launch(compute_, layer_label("compute", layer, "experts"),
+                            [m, w, state, layer] { m->routed_experts(layer, *state, *w); });
+        }
+        backend_.record(*ev.free, compute_);  // the slot's last reader
+        if (multi_rank)
+            on_comm(layer_label("all-reduce", layer, "ffn"), [m, state] { m->reduce_block(*state); });
+        else
+            backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
+    }
+    backend_.launch(compute_, "compute head", [m, w, state] { m->head(*state, *w); });
+    if (multi_rank)
+        on_comm("all-gather logits", [m, state] { m->gather_logits(*state); });
+    else
+        backend_.launch(compute_, "logits", [m, state] { m->gather_logits(*state); });
+    backend_.synchronize(compute_);
+    return std::move(state->logits);
+}
+
+}  // namespace ecf8

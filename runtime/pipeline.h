@@ -1,0 +1,53 @@
+// Pipeline: one forward step of the model with just-in-time weights, spread over four backend streams.
+//
+//   copy     host-tier blobs of layer L+1 -> staging               (only where the plan put some on the host)
+//   decode   layer L+1 -> decode slot (L+1) % kDecodeSlots         (waits until the slot's last reader is done)
+//   compute  layer L's stages (runtime/model.h)                    (waits for layer L's decode event)
+//   comm     the all-reduce after attention and after the FFN, the logits' all-gather
+//
+// Routed experts are copied and decoded only once routing has picked them: the compute stream records an
+// event after routing, and the copy and decode streams then fetch exactly this rank's picked experts while
+// the compute stream runs the shared experts. The host enqueues a whole step without waiting and
+// synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the same
+// schedule runs here as on a GPU; the tracer draws each stream's work on its own lane, with span names
+// "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/model.h"
+#include "runtime/weight_store.h"
+
+namespace ecf8 {
+
+class Pipeline {
+public:
+    // The model, store and backend must outlive the pipeline. Collectives go through the model's
+    // communicator, from the comm stream (MPI must provide MPI_THREAD_SERIALIZED or more).
+    Pipeline(Model& model, WeightStore& store, Backend& backend);
+    ~Pipeline();
+
+    // As Model::forward, with the weights decoded just in time. Returns the gathered logits.
+    std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                               bool all_positions = false);
+
+private:
+    // Enqueues layer L's copy and decode into its slot, behind the slot's last reader.
+    void fetch_layer(int layer);
+    // Runs fn on the comm stream between the compute stream's work before and after it.
+    void on_comm(const std::string& label, std::function<void()> fn);
+
+    Model& model_;
+    WeightStore& store_;
+    Backend& backend_;
+    Stream &copy_, &decode_, &compute_, &comm_;
+    struct SlotEvents {
+        std::unique_ptr<Event> copied, decoded, routed, experts_copied, experts_decoded, free;
+    };
+    std::vector<SlotEvents> slots_;
+    std::unique_ptr<Event> to_comm_, from_comm_;
+};
+
+}  // namespace ecf8

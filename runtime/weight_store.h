@@ -1,0 +1,119 @@
+// WeightStore: one rank's weights kept compressed in their planned tier, handed out decoded through a ring
+// of decode slots.
+//
+// At load, every layer tensor's ECF8 blob is copied out of the rank file into backend memory: "device" tier
+// blobs into Device memory, "host" tier blobs into PinnedHost memory (the manifest's tier, decided by the
+// memory plan). The tensors outside the layers (embedding, final norm, lm_head) are decoded once at load
+// and stay decoded. Layer L's weights are decoded into slot L % kDecodeSlots just before layer L runs:
+//   copy_layer(L)      host-tier blobs of L -> the slot's staging area (the copy engine's job on a GPU)
+//   decode_layer(L)    L's non-expert tensors -> the slot
+//   copy_experts / decode_experts(L, picked)   the same for the routed experts routing picked, only those
+// The pipeline (runtime/pipeline.h) runs these on its copy and decode streams and reuses a slot only after
+// the event recorded behind the slot's last consumer has completed. get() returns views into the slot that
+// holds the tensor's layer, so it is valid from that layer's decode until the slot is reused.
+//
+// WeightMode::Raw is the baseline with the same shards: blobs are decoded once at load, the original bytes
+// are kept in the tiers instead, and each "decode" copies them into the slot. Both modes hand the model
+// identical bytes, so logits are bit-identical.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "codec/decoder.h"
+#include "runtime/backend.h"
+#include "runtime/model.h"
+#include "sharding/shard_io.h"
+
+namespace ecf8 {
+
+class ThreadPool;
+
+enum class WeightMode { Ecf8, Raw };
+const char* weight_mode_name(WeightMode mode);
+WeightMode parse_weight_mode(const std::string& name);  // "ecf8" | "raw"; throws naming the choices
+
+struct WeightStoreStats {
+    uint64_t device_bytes = 0;    // stored layer weights in the device tier (blobs, or raw bytes in Raw mode)
+    uint64_t host_bytes = 0;      // the same in the pinned host tier
+    uint64_t resident_bytes = 0;  // decoded tensors outside the layers
+    uint64_t slot_bytes = 0;      // all decode slots
+    uint64_t staging_bytes = 0;   // all staging areas for host-tier blobs
+    uint64_t raw_bytes = 0;       // what the rank's tensors are when decoded
+    // Since load (or reset_counters): work done by copy_* and decode_*.
+    uint64_t layers_decoded = 0, experts_decoded = 0;
+    uint64_t bytes_decoded = 0, bytes_copied = 0;
+    double decode_seconds = 0, copy_seconds = 0;
+};
+
+class WeightStore : public WeightSource {
+public:
+    // Loads rank `rank`'s file (checked against the manifest by ShardManifest::open_rank) into `backend`'s
+    // memory. Every blob's stored checksum is verified and every blob is parsed; Raw mode and the resident
+    // tensors also check the decoded bytes' checksum. pool (may be null) parallelizes the load-time decode.
+    // Errors name the file and the tensor.
+    static std::unique_ptr<WeightStore> load(const ShardManifest& manifest, int rank, Backend& backend, WeightMode mode,
+                                             ThreadPool* pool);
+    ~WeightStore() override;
+
+    WeightView get(const std::string& name) const override;
+
+    // The work of the copy and decode streams (each call runs on one stream; see the header comment).
+    void copy_layer(int layer);
+    void decode_layer(int layer);
+    void copy_experts(int layer, const std::vector<int>& experts);
+    void decode_experts(int layer, const std::vector<int>& experts);
+    bool layer_has_host_tensors(int layer) const;
+    bool experts_in_host_tier(int layer) const;
+
+    WeightMode mode() const { return mode_; }
+    int num_layers() const { return static_cast<int>(layers_.size()); }
+    WeightStoreStats stats() const;
+    void reset_counters();
+    // Every (layer, expert) that decode_experts decoded since load or reset_counters, in order.
+    std::vector<std::pair<int, int>> decoded_experts() const;
+
+private:
+    struct Entry {
+        ManifestTensor meta;
+        uint8_t* stored = nullptr;  // the blob (or raw bytes) in its tier
+        uint64_t stored_bytes = 0;
+        uint64_t slot_offset = 0;                // within the slot's dense or expert area (layer tensors)
+        uint64_t staging_offset = 0;             // within the slot's staging area (host tier)
+        const uint8_t* resident = nullptr;       // decoded, for tensors outside the layers
+        std::optional<PreparedTensor> prepared;  // Ecf8 mode (host tier: rebased onto its staging area)
+    };
+    struct Layer {
+        std::vector<Entry*> dense;                      // non-expert tensors
+        std::map<int, std::vector<Entry*>> experts;     // routed expert -> its tensors
+        bool dense_host = false, experts_host = false;  // any of them in the host tier
+    };
+
+    WeightStore(Backend& backend, WeightMode mode) : backend_(backend), mode_(mode) {}
+    uint8_t* slot_base(int layer, bool expert_area) const;
+    uint8_t* staging_base(int layer, bool expert_area) const;
+    void copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area);
+    void decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area);
+
+    Backend& backend_;
+    WeightMode mode_;
+    std::map<std::string, Entry> tensors_;
+    std::vector<Layer> layers_;
+    Buffer device_tier_, host_tier_, resident_, slots_, staging_;
+    uint64_t dense_area_ = 0, expert_area_ = 0;                  // per slot
+    uint64_t dense_staging_area_ = 0, expert_staging_area_ = 0;  // per slot
+    WeightStoreStats sizes_;
+    std::atomic<uint64_t> layers_decoded_{0}, experts_decoded_{0}, bytes_decoded_{0}, bytes_copied_{0};
+    std::atomic<int64_t> decode_ns_{0}, copy_ns_{0};
+    mutable std::mutex log_mutex_;
+    std::vector<std::pair<int, int>> expert_log_;
+};
+
+}  // namespace ecf8
