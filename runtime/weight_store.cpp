@@ -45,7 +45,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     ECF8_CHECK(rank >= 0 && rank < manifest.world_size(),
                manifest.dir << ": rank " << rank << " is outside the shards' world of " << manifest.world_size());
     const CompressedFile file = manifest.open_rank(rank);
-    const std::string& path = manifest.ranks[rank].file;
+    const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
     std::unique_ptr<WeightStore> store(new WeightStore(backend, mode));
     WeightStore& s = *store;
     s.layers_.resize(manifest.model.num_hidden_layers);

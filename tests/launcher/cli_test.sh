@@ -5,21 +5,7 @@ set -u
 ecf8=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work"
-failures=0
-check() {  # check NAME EXPECTED_STATUS PATTERN -- CMD...
-    local name=$1 want=$2 pattern=$3
-    shift 4
-    local out status
-    out=$("$@" 2>&1)
-    status=$?
-    if [ "$status" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        echo "FAIL $name: status $status (want $want), pattern '$pattern'"
-        echo "$out" | tail -n 20
-        failures=$((failures + 1))
-    else
-        echo "ok   $name"
-    fi
-}
+source "$(dirname "$0")/check_lib.sh"
 
 check help 0 "compress" -- "$ecf8" --help
 check unknown-command 2 "unknown command" -- "$ecf8" frobnicate

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# End-to-end checks of `mpirun -np 2 ecf8 run` on the tiny synthetic model: generation, bit-identical
+# logits for --weights ecf8 vs raw and for the host tier, reproducible sampling, and bad input (a world
+# size that does not match the shards, a missing or a corrupt rank file) stopping every rank with a clear
+# error within seconds. With `two-node`, the same run across two network namespaces (exit 77 = skipped).
+# Usage: run_test.sh ECF8 WORKDIR REPO_ROOT [local|two-node]
+set -u
+ecf8=$1
+work=$2
+repo=$3
+mode=${4:-local}
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+source "$repo/tests/launcher/check_lib.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+mpi=(mpirun --oversubscribe -np)
+prompt=(--prompt-ids 3,141,59,26 --max-new-tokens 8)
+
+"$ecf8" synth --arch deepseek-v3 --preset tiny --out out/tiny/model >/dev/null || exit 1
+
+if [ "$mode" = two-node ]; then
+    "$ecf8" shard --config "$repo/configs/tiny-cpu.yaml" >/dev/null || exit 1
+    "$ecf8" shard --config "$repo/configs/tiny-cpu-2node.yaml" >/dev/null || exit 1
+    "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --dump-logits one.bin >/dev/null ||
+        exit 1
+    MIN_VETH_BYTES=65536 bash "$repo/tests/launcher/two_node_netns.sh" "$work/netns" -- "$ecf8" run \
+        --config "$repo/configs/tiny-cpu-2node.yaml" "${prompt[@]}" --dump-logits two.bin
+    status=$?
+    [ "$status" -eq 0 ] || exit "$status"  # 77: namespaces unavailable here, skipped
+    check two-nodes-match-one-node 0 "" -- cmp one.bin two.bin
+    exit $((failures > 0))
+fi
+
+check shard 0 "sharded" -- "$ecf8" shard --config "$repo/configs/tiny-cpu.yaml"
+check run-ecf8 0 "ECF8 .* saved" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --dump-logits ecf8.bin --trace trace.json
+check run-raw 0 "sequence 0:( [0-9]+){8}" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --weights raw --dump-logits raw.bin
+check ecf8-equals-raw 0 "" -- cmp ecf8.bin raw.bin
+check trace-has-lanes 0 "ok" -- python3 -c "
+import json; d = json.load(open('trace.json')); ev = d['traceEvents'] if isinstance(d, dict) else d
+names = {e.get('name', '') for e in ev}
+assert any(n.startswith('decode L2') for n in names) and any(n.startswith('compute L1') for n in names)
+assert any(n.startswith('all-reduce') for n in names); print('ok')"
+check shard-offload 0 "sharded" -- "$ecf8" shard --config "$repo/configs/tiny-cpu-offload.yaml"
+check run-offload 0 "on pinned host tier" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu-offload.yaml" "${prompt[@]}" --dump-logits offload.bin
+check offload-equals-resident 0 "" -- cmp ecf8.bin offload.bin
+check batch-sampling 0 "sequence 2:" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --batch 3 --temperature 0.8 --top-p 0.9 --seed 7 --dump-logits s1.bin
+check sampling-reproducible 0 "sequence 2:" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --batch 3 --temperature 0.8 --top-p 0.9 --seed 7 --dump-logits s2.bin
+check same-seed-same-logits 0 "" -- cmp s1.bin s2.bin
+
+# Bad input: each must fail on every rank, with the cause named, well within the timeout.
+bad() {  # bad NAME PATTERN -- CMD...: exit non-zero, match PATTERN, and finish within 30 s
+    local name=$1 pattern=$2 start end
+    shift 3
+    start=$(date +%s)
+    check "$name" 1 "$pattern" -- timeout 60 "$@"
+    end=$(date +%s)
+    if [ $((end - start)) -gt 30 ]; then
+        echo "FAIL $name took $((end - start)) s"
+        failures=$((failures + 1))
+    fi
+}
+bad world-size-mismatch "holds shards for 2 ranks .* mpirun started 3" -- "${mpi[@]}" 3 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}"
+cp -r out/tiny/shards missing && rm missing/rank-00001-of-00002.safetensors
+bad missing-rank-file "rank-00001-of-00002.safetensors" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --shards missing "${prompt[@]}"
+cp -r out/tiny/shards corrupt
+python3 -c "
+import os; p = 'corrupt/rank-00001-of-00002.safetensors'; n = os.path.getsize(p)
+with open(p, 'r+b') as f: f.seek(n * 3 // 4); b = f.read(1); f.seek(n * 3 // 4); f.write(bytes([b[0] ^ 0x10]))"
+bad corrupt-rank-file "rank-00001-of-00002.safetensors.*(checksum|corrupt)" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --shards corrupt "${prompt[@]}"
+bad bad-prompt "not a token id" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    --prompt-ids 1,x,3
+bad token-outside-vocab "outside the vocabulary" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --prompt-ids 1,99999
+bad bad-weights "--weights must be ecf8" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --weights fp4
+
+echo "$failures failure(s)"
+exit $((failures > 0))
