@@ -227,6 +227,7 @@ int cmd_run(const CommandArgs& argv) {
         throw Error("stopping: another rank failed to start (its error is printed above)");
     }
     const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+    tracer->reset_origin();  // just after the agreement (a collective), so the ranks' timelines line up
 
     try {
         Model model(setup.manifest.model, setup.world, comm.get(), setup.deploy.kv_cache.max_model_len);
