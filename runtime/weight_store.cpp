@@ -100,9 +100,9 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     s.device_tier_ = backend.buffer(device, MemoryKind::Device, "weights");
     s.host_tier_ = backend.buffer(host, MemoryKind::PinnedHost, "weights_host_tier");
     s.resident_ = backend.buffer(resident, MemoryKind::Device, "weights_resident");
-    s.slots_ = backend.buffer(kDecodeSlots * (s.dense_area_ + s.expert_area_), MemoryKind::Device, "decode_slots");
+    s.slots_ = backend.buffer(kDecodeSlots * s.dense_area_ + s.expert_area_, MemoryKind::Device, "decode_slots");
     s.staging_ =
-        backend.buffer(kDecodeSlots * (s.dense_staging_area_ + s.expert_staging_area_), MemoryKind::Device, "staging");
+        backend.buffer(kDecodeSlots * s.dense_staging_area_ + s.expert_staging_area_, MemoryKind::Device, "staging");
     s.sizes_.device_bytes = device;
     s.sizes_.host_bytes = host;
     s.sizes_.resident_bytes = resident;
@@ -145,14 +145,17 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     return store;
 }
 
+// Layer tensors alternate between kDecodeSlots dense areas; all layers share one expert area (and one
+// expert staging area), since layer L+1's experts are fetched only after its routing, which the compute
+// stream runs after layer L's experts.
 uint8_t* WeightStore::slot_base(int layer, bool expert_area) const {
-    return slots_.as<uint8_t>() + (layer % kDecodeSlots) * (dense_area_ + expert_area_) +
-           (expert_area ? dense_area_ : 0);
+    if (expert_area) return slots_.as<uint8_t>() + kDecodeSlots * dense_area_;
+    return slots_.as<uint8_t>() + (layer % kDecodeSlots) * dense_area_;
 }
 
 uint8_t* WeightStore::staging_base(int layer, bool expert_area) const {
-    return staging_.as<uint8_t>() + (layer % kDecodeSlots) * (dense_staging_area_ + expert_staging_area_) +
-           (expert_area ? dense_staging_area_ : 0);
+    if (expert_area) return staging_.as<uint8_t>() + kDecodeSlots * dense_staging_area_;
+    return staging_.as<uint8_t>() + (layer % kDecodeSlots) * dense_staging_area_;
 }
 
 WeightView WeightStore::get(const std::string& name) const {

@@ -4,7 +4,8 @@
 // At load, every layer tensor's ECF8 blob is copied out of the rank file into backend memory: "device" tier
 // blobs into Device memory, "host" tier blobs into PinnedHost memory (the manifest's tier, decided by the
 // memory plan). The tensors outside the layers (embedding, final norm, lm_head) are decoded once at load
-// and stay decoded. Layer L's weights are decoded into slot L % kDecodeSlots just before layer L runs:
+// and stay decoded. Layer L's weights are decoded into slot L % kDecodeSlots just before layer L runs (its
+// routed experts into the one expert area, which the memory plan also counts once):
 //   copy_layer(L)      host-tier blobs of L -> the slot's staging area (the copy engine's job on a GPU)
 //   decode_layer(L)    L's non-expert tensors -> the slot
 //   copy_experts / decode_experts(L, picked)   the same for the routed experts routing picked, only those

@@ -159,7 +159,8 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     for (size_t i = 0; i < ts.size(); ++i) {
         const TensorSpec& s = *ts[i].spec;
         if (s.role != TensorRole::BlockScale) rm.params += static_cast<uint64_t>(ts[i].numel());
-        rm.weight_bytes += bytes[i];
+        // The runtime decodes the model-level tensors (embedding, final norm, lm_head) once at load.
+        rm.weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
         if (s.expert >= 0)
             expert_decoded[{s.layer, s.expert}] += ts[i].raw_bytes();
         else if (group_of(s) != kNoGroup)

@@ -4,7 +4,8 @@
 // the compression ratio. docs/CONFIG.md explains each term.
 //
 // Terms, per rank:
-//   weights      the rank's tensor parts (shard_plan.h): stored dtype bytes (FP8) or ECF8 bytes
+//   weights      the rank's tensor parts (shard_plan.h): stored dtype bytes (FP8) or ECF8 bytes; in ECF8 the
+//                model-level tensors (embedding, final norm, lm_head) count decoded, as the runtime holds them
 //   tiers        weights stay on the GPU until the budget runs out; then routed experts, last layer first,
 //                then the other layer weights, last layer first, move to pinned host memory (cpu_offload_gb)
 //   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus decoded
