@@ -238,9 +238,15 @@ int cmd_run(const CommandArgs& argv) {
         for (KvCache& c : caches) cache_ptrs.push_back(&c);
         const std::vector<std::vector<int32_t>> prompts(setup.batch, setup.prompt);
         store->reset_counters();
-        const GenerationResult result = generate([&](const std::vector<std::vector<int32_t>>& t,
-                                                     const std::vector<KvCache*>& c) { return pipeline.forward(t, c); },
-                                                 prompts, cache_ptrs, setup.manifest.model.vocab_size, setup.gen);
+        int64_t step = 0;
+        auto forward = [&](const std::vector<std::vector<int32_t>>& t, const std::vector<KvCache*>& c) {
+            TraceScope span(tracer.get(), Tracer::kHost, step == 0 ? "prefill" : "decode step",
+                            {{"step", step}, {"sequences", static_cast<int64_t>(t.size())}});
+            ++step;
+            return pipeline.forward(t, c);
+        };
+        const GenerationResult result =
+            generate(forward, prompts, cache_ptrs, setup.manifest.model.vocab_size, setup.gen);
         const WeightStoreStats stats = store->stats();
 
         char line[256];
@@ -259,8 +265,8 @@ int cmd_run(const CommandArgs& argv) {
             print_report(setup, result, lines, stats, load_seconds);
             if (!setup.dump_logits.empty()) {
                 std::string bytes;
-                for (const std::vector<float>& step : result.logits)
-                    bytes.append(reinterpret_cast<const char*>(step.data()), step.size() * sizeof(float));
+                for (const std::vector<float>& step_logits : result.logits)
+                    bytes.append(reinterpret_cast<const char*>(step_logits.data()), step_logits.size() * sizeof(float));
                 write_file_atomic(setup.dump_logits, bytes);
                 std::printf("logits: %s (%zu steps, float32)\n", setup.dump_logits.c_str(), result.logits.size());
             }
