@@ -1,0 +1,47 @@
+// The model's element-wise and small ops on the GPU, each the twin of a kernels/cpu function with the same
+// name and arguments plus the stream they are enqueued on (all pointers are device pointers). They round
+// as their CPU twins do (double where the twin uses double, explicit _rn intrinsics where a fused
+// multiply-add would change the result), so most outputs are bit-identical; rmsnorm's sum of squares is
+// added in a different order (a tree in double), so it may differ in the last bit of the float result.
+// tests/kernels/test_kernels_cuda.cu compares each with its twin and states the tolerance.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace ecf8::cuda {
+
+void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps, float* out,
+             cudaStream_t stream);
+void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
+void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
+void add_scaled(const float* x, float scale, int64_t n, float* out, cudaStream_t stream);
+void embedding_bf16(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
+                    int64_t vocab_end, int64_t dim, float* out, cudaStream_t stream);
+// cos/sin: the RopeTable's rows ([max_seq_len, rope_dim / 2] each) in device memory.
+void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
+                int64_t rope_dim, const int64_t* positions, const float* cos, const float* sin, cudaStream_t stream);
+void dequantize_fp8_block_to_float(const uint8_t* w, const float* scale_inv, int64_t rows, int64_t cols, float* out,
+                                   int64_t block, cudaStream_t stream);
+// out[r] = index of the largest of x[r * n .. r * n + n): lowest index on ties, NaN never chosen (all NaN: 0).
+void argmax_rows(const float* x, int64_t rows, int64_t n, int64_t* out, cudaStream_t stream);
+
+// y[T, out] = x[T, in] . w[out, in]^T in full FP32 (cuBLAS SGEMM, pedantic math: no TF32). The fallback
+// GEMM of the FP8 path: weights dequantized by dequantize_fp8_block_to_float, as the CPU does, until the
+// cuBLASLt block-scaled FP8 path replaces it where its activation quantization is acceptable.
+class Sgemm {
+public:
+    Sgemm();
+    ~Sgemm();
+    Sgemm(const Sgemm&) = delete;
+    Sgemm& operator=(const Sgemm&) = delete;
+    void linear_f32(const float* x, const float* w, float* y, int64_t n_tokens, int64_t in_features,
+                    int64_t out_features, cudaStream_t stream);
+
+private:
+    cublasHandle_t handle_ = nullptr;
+};
+
+}  // namespace ecf8::cuda

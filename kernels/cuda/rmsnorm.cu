@@ -1,0 +1,39 @@
+// CUDA twin of kernels/cpu/rmsnorm.h: one block per token, the sum of squares in double.
+#include "common/error.h"
+#include "common/float_formats.h"
+#include "kernels/cuda/ops.cuh"
+
+namespace ecf8::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void rmsnorm_kernel(const float* x, const uint16_t* w, int64_t dim, float eps, float* out) {
+    __shared__ double partial[kThreads];
+    const float* xr = x + blockIdx.x * dim;
+    float* yr = out + blockIdx.x * dim;
+    double ss = 0.0;
+    for (int64_t i = threadIdx.x; i < dim; i += kThreads) ss = __dadd_rn(ss, __dmul_rn(xr[i], xr[i]));
+    partial[threadIdx.x] = ss;
+    __syncthreads();
+    for (int half = kThreads / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) partial[threadIdx.x] = __dadd_rn(partial[threadIdx.x], partial[threadIdx.x + half]);
+        __syncthreads();
+    }
+    const float mean = static_cast<float>(partial[0] / static_cast<double>(dim));
+    const float r = static_cast<float>(1.0 / sqrt(static_cast<double>(__fadd_rn(mean, eps))));
+    for (int64_t i = threadIdx.x; i < dim; i += kThreads) yr[i] = __fmul_rn(__fmul_rn(xr[i], r), bf16_to_float(w[i]));
+}
+
+}  // namespace
+
+void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps, float* out,
+             cudaStream_t stream) {
+    ECF8_CHECK(dim > 0 && eps >= 0.0f && n_tokens >= 0,
+               "rmsnorm: dim " << dim << ", eps " << eps << ", n_tokens " << n_tokens);
+    if (n_tokens == 0) return;
+    rmsnorm_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, stream>>>(x, w_bf16, dim, eps, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace ecf8::cuda

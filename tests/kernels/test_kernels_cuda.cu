@@ -1,0 +1,182 @@
+// Every CUDA op of kernels/cuda/ops.cuh against its CPU twin (gpu label; skips without a device), on
+// random inputs with the seed printed. Tolerances: bit-identical for add, add_scaled, embedding, rope,
+// dequantization and argmax (same operations, same rounding); rmsnorm and silu_mul within 2 float ulps
+// (a different summation order of the double sum of squares; CUDA's double exp is within 1 ulp);
+// the SGEMM within 1e-5 relative to the largest output (another summation order).
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "common/float_formats.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/mlp.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/sampling.h"
+#include "kernels/cuda/ops.cuh"
+#include "sharding/model_config.h"
+
+namespace ecf8 {
+namespace {
+
+constexpr uint64_t kSeed = 20261123;
+
+class KernelsCuda : public ::testing::Test {
+protected:
+    void SetUp() override {
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) GTEST_SKIP() << "no CUDA device";
+        std::printf("seed %llu\n", static_cast<unsigned long long>(kSeed));
+    }
+    void TearDown() override {
+        for (void* p : buffers_) cudaFree(p);
+    }
+    template <class T>
+    T* dev(const std::vector<T>& v) {
+        T* d = nullptr;
+        EXPECT_EQ(cudaMalloc(&d, std::max<size_t>(1, v.size()) * sizeof(T)), cudaSuccess);
+        cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
+        buffers_.push_back(d);
+        return d;
+    }
+    template <class T>
+    std::vector<T> host(const T* d, size_t n) {
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<T> v(n);
+        cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost);
+        return v;
+    }
+    std::vector<float> randn(size_t n, float scale = 1.0f) {
+        std::normal_distribution<float> d(0.0f, scale);
+        std::vector<float> v(n);
+        for (float& x : v) x = d(rng_);
+        return v;
+    }
+    std::vector<uint16_t> bf16(size_t n) {
+        std::vector<uint16_t> v(n);
+        const std::vector<float> f = randn(n);
+        for (size_t i = 0; i < n; ++i) v[i] = float_to_bf16(1.0f + 0.1f * f[i]);
+        return v;
+    }
+    std::mt19937_64 rng_{kSeed};
+    std::vector<void*> buffers_;
+};
+
+void expect_bits(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << what << " differs";
+}
+
+void expect_ulps(const std::vector<float>& got, const std::vector<float>& want, int ulps, const char* what) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+        const int64_t a = f32_to_bits(got[i]), b = f32_to_bits(want[i]);
+        ASSERT_LE(std::llabs(a - b), ulps) << what << "[" << i << "]: " << got[i] << " vs " << want[i];
+    }
+}
+
+TEST_F(KernelsCuda, ElementwiseOpsMatchTheirCpuTwins) {
+    const int64_t n = 100003;
+    const std::vector<float> a = randn(n, 3.0f), b = randn(n);
+    std::vector<float> want(n);
+    float* out = dev(std::vector<float>(n));
+
+    cpu::silu_mul(a.data(), b.data(), n, want.data());
+    cuda::silu_mul(dev(a), dev(b), n, out, nullptr);
+    expect_ulps(host(out, n), want, 2, "silu_mul");
+
+    cpu::add(a.data(), b.data(), n, want.data());
+    cuda::add(dev(a), dev(b), n, out, nullptr);
+    expect_bits(host(out, n), want, "add");
+
+    want = b;
+    cpu::add_scaled(a.data(), 0.37f, n, want.data());
+    float* acc = dev(b);
+    cuda::add_scaled(dev(a), 0.37f, n, acc, nullptr);
+    expect_bits(host(acc, n), want, "add_scaled");
+}
+
+TEST_F(KernelsCuda, RmsnormAndEmbeddingMatchTheirCpuTwins) {
+    const int64_t tokens = 7, dim = 7168;
+    const std::vector<float> x = randn(tokens * dim, 2.0f);
+    const std::vector<uint16_t> w = bf16(dim);
+    std::vector<float> want(tokens * dim);
+    cpu::rmsnorm(x.data(), w.data(), tokens, dim, 1e-6f, want.data());
+    float* out = dev(std::vector<float>(tokens * dim));
+    cuda::rmsnorm(dev(x), dev(w), tokens, dim, 1e-6f, out, nullptr);
+    expect_ulps(host(out, tokens * dim), want, 2, "rmsnorm");
+
+    const int64_t begin = 500, end = 1000, edim = 64;  // this rank's half of a 1000-token vocabulary
+    const std::vector<uint16_t> table = bf16((end - begin) * edim);
+    const std::vector<int32_t> ids = {0, 499, 500, 777, 999, 3};
+    std::vector<float> ewant(ids.size() * edim);
+    cpu::embedding_bf16(ids.data(), ids.size(), table.data(), begin, end, edim, ewant.data());
+    float* eout = dev(std::vector<float>(ids.size() * edim));
+    cuda::embedding_bf16(dev(ids), ids.size(), dev(table), begin, end, edim, eout, nullptr);
+    expect_bits(host(eout, ids.size() * edim), ewant, "embedding");
+}
+
+TEST_F(KernelsCuda, RopeMatchesItsCpuTwin) {
+    ModelConfig cfg;  // DeepSeek-V3's YaRN settings
+    const int64_t max_len = 8192, heads = 16, head = 192, rope = 64, tokens = 9;
+    const cpu::RopeTable table = cpu::make_rope_table(cfg, max_len);
+    std::vector<float> x = randn(tokens * heads * head);
+    std::vector<int64_t> pos = {0, 1, 2, 100, 4095, 4096, 5000, 8000, 8191};
+    float* dx = dev(x);
+    cuda::apply_rope(dx + 128, tokens, heads * head, heads, head, rope, dev(pos), dev(table.cos), dev(table.sin),
+                     nullptr);
+    cpu::apply_rope(x.data() + 128, tokens, heads * head, heads, head, rope, pos.data(), table);
+    expect_bits(host(dx, x.size()), x, "rope");
+}
+
+TEST_F(KernelsCuda, Fp8DequantizationAndSgemmMatchTheirCpuTwins) {
+    const int64_t rows = 384, cols = 520, tokens = 5;  // a partial scale block in each direction
+    std::vector<uint8_t> w(rows * cols);
+    for (uint8_t& v : w) {
+        v = static_cast<uint8_t>(rng_());
+        if ((v & 0x7F) == 0x7F) v &= 0xFE;  // every finite e4m3 value of both signs; no NaN
+    }
+    const int64_t sr = cpu::scale_blocks(rows), sc = cpu::scale_blocks(cols);
+    std::vector<float> scales = randn(sr * sc, 0.01f);
+    std::vector<float> want(rows * cols);
+    cpu::dequantize_fp8_block_to_float(w.data(), scales.data(), rows, cols, want.data());
+    float* dw = dev(std::vector<float>(rows * cols));
+    cuda::dequantize_fp8_block_to_float(dev(w), dev(scales), rows, cols, dw, 128, nullptr);
+    expect_bits(host(dw, rows * cols), want, "dequantize");
+
+    const std::vector<float> x = randn(tokens * cols);
+    std::vector<float> y(tokens * rows);
+    cpu::cpu_blas_ensure_init();
+    cpu::linear_f32(x.data(), want.data(), y.data(), tokens, cols, rows);
+    float* dy = dev(std::vector<float>(tokens * rows));
+    cuda::Sgemm gemm;
+    gemm.linear_f32(dev(x), dw, dy, tokens, cols, rows, nullptr);
+    const std::vector<float> got = host(dy, tokens * rows);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+        worst = std::max(worst, std::fabs(double(got[i]) - y[i]));
+        scale = std::max(scale, std::fabs(double(y[i])));
+    }
+    EXPECT_LT(worst / scale, 1e-5);
+}
+
+TEST_F(KernelsCuda, ArgmaxMatchesItsCpuTwin) {
+    const int64_t rows = 6, n = 129280;
+    std::vector<float> x = randn(rows * n);
+    x[1 * n + 5] = x[1 * n + 7] = 100.0f;                // a tie: the lower index wins
+    x[2 * n + 3] = NAN;                                  // NaN is never chosen
+    for (int64_t i = 0; i < n; ++i) x[3 * n + i] = NAN;  // all NaN: 0
+    std::vector<int64_t> want(rows);
+    for (int64_t r = 0; r < rows; ++r) want[r] = cpu::argmax(x.data() + r * n, n);
+    int64_t* out = dev(std::vector<int64_t>(rows));
+    cuda::argmax_rows(dev(x), rows, n, out, nullptr);
+    EXPECT_EQ(host(out, rows), want);
+}
+
+}  // namespace
+}  // namespace ecf8
