@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/moe_gate.h"
+
 namespace ecf8::cuda {
 
 void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps, float* out,
@@ -25,6 +27,9 @@ void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head
                 int64_t rope_dim, const int64_t* positions, const float* cos, const float* sin, cudaStream_t stream);
 void dequantize_fp8_block_to_float(const uint8_t* w, const float* scale_inv, int64_t rows, int64_t cols, float* out,
                                    int64_t block, cudaStream_t stream);
+// MoE routing (sigmoid scoring, group-limited top-k, as DeepSeek-V3): weights and experts [n_tokens, topk].
+void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,
+               int32_t* experts, cudaStream_t stream);
 // out[r] = index of the largest of x[r * n .. r * n + n): lowest index on ties, NaN never chosen (all NaN: 0).
 void argmax_rows(const float* x, int64_t rows, int64_t n, int64_t* out, cudaStream_t stream);
 

@@ -15,6 +15,7 @@
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/mlp.h"
+#include "kernels/cpu/moe_gate.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/sampling.h"
@@ -163,6 +164,23 @@ TEST_F(KernelsCuda, Fp8DequantizationAndSgemmMatchTheirCpuTwins) {
         scale = std::max(scale, std::fabs(double(y[i])));
     }
     EXPECT_LT(worst / scale, 1e-5);
+}
+
+TEST_F(KernelsCuda, MoeRoutingMatchesItsCpuTwinBitForBit) {
+    ModelConfig cfg;  // DeepSeek-V3: 256 experts, 8 groups, top-4 groups, top-8 experts, scaling 2.5
+    const cpu::GateParams p = cpu::gate_params(cfg);
+    const int64_t tokens = 300;
+    std::vector<float> logits = randn(tokens * p.n_experts, 2.0f);
+    for (int64_t e = 0; e < 16; ++e) logits[e] = 1.5f;  // ties inside and across groups of token 0
+    const std::vector<float> bias = randn(p.n_experts, 0.01f);
+    std::vector<float> want_w(tokens * p.topk);
+    std::vector<int32_t> want_e(tokens * p.topk);
+    cpu::moe_route(logits.data(), bias.data(), tokens, p, want_w.data(), want_e.data());
+    float* w = dev(std::vector<float>(tokens * p.topk));
+    int32_t* e = dev(std::vector<int32_t>(tokens * p.topk));
+    cuda::moe_route(dev(logits), dev(bias), tokens, p, w, e, nullptr);
+    EXPECT_EQ(host(e, want_e.size()), want_e);
+    expect_bits(host(w, want_w.size()), want_w, "routing weights");
 }
 
 TEST_F(KernelsCuda, ArgmaxMatchesItsCpuTwin) {
