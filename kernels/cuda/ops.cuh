@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_gate.h"
 
 namespace ecf8::cuda {
@@ -44,9 +45,17 @@ public:
     Sgemm& operator=(const Sgemm&) = delete;
     void linear_f32(const float* x, const float* w, float* y, int64_t n_tokens, int64_t in_features,
                     int64_t out_features, cudaStream_t stream);
+    cublasHandle_t handle() const { return handle_; }
 
 private:
     cublasHandle_t handle_ = nullptr;
 };
+
+// MLA attention of n_tokens new tokens of one sequence (the arguments of cpu::mla_attention, on device
+// memory). Scratch: mla_attention_scratch_floats below (all query tokens' scores at once, unlike the CPU).
+int64_t mla_attention_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos);
+void mla_attention(Sgemm& gemm, const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
+                   const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
+                   float* out, cudaStream_t stream);
 
 }  // namespace ecf8::cuda

@@ -2,7 +2,7 @@
 // random inputs with the seed printed. Tolerances: bit-identical for add, add_scaled, embedding, rope,
 // dequantization and argmax (same operations, same rounding); rmsnorm and silu_mul within 2 float ulps
 // (a different summation order of the double sum of squares; CUDA's double exp is within 1 ulp);
-// the SGEMM within 1e-5 relative to the largest output (another summation order).
+// the SGEMM and MLA attention within 1e-5 relative to the largest output (other summation orders).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +14,7 @@
 #include "common/float_formats.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/mlp.h"
 #include "kernels/cpu/moe_gate.h"
 #include "kernels/cpu/rmsnorm.h"
@@ -181,6 +182,34 @@ TEST_F(KernelsCuda, MoeRoutingMatchesItsCpuTwinBitForBit) {
     cuda::moe_route(dev(logits), dev(bias), tokens, p, w, e, nullptr);
     EXPECT_EQ(host(e, want_e.size()), want_e);
     expect_bits(host(w, want_w.size()), want_w, "routing weights");
+}
+
+TEST_F(KernelsCuda, MlaAttentionMatchesItsCpuTwin) {
+    const cpu::MlaDims d{16, 128, 64, 128, 512};  // DeepSeek-V3's head shapes, 16 local heads (tp 8)
+    cuda::Sgemm gemm;
+    // A prefill chunk that continues a cached prefix, and one decode step deep into the context.
+    for (auto [tokens, start] : {std::pair<int64_t, int64_t>{5, 7}, {1, 300}}) {
+        const int64_t end = start + tokens;
+        const std::vector<float> q = randn(tokens * d.n_heads * d.qk_head_dim());
+        const std::vector<float> kv = randn(end * d.kv_lora_rank), pe = randn(end * d.qk_rope_head_dim);
+        const std::vector<float> wkv_b = randn(d.n_heads * (d.qk_nope_head_dim + d.v_head_dim) * d.kv_lora_rank, 0.05f);
+        const float scale = 0.1147f;
+        std::vector<float> want(tokens * d.n_heads * d.v_head_dim);
+        std::vector<float> scratch(cpu::mla_attention_scratch_floats(d, tokens, start));
+        cpu::mla_attention(q.data(), kv.data(), pe.data(), wkv_b.data(), d, tokens, start, scale, scratch.data(),
+                           want.data());
+        float* out = dev(std::vector<float>(want.size()));
+        float* dscratch = dev(std::vector<float>(cuda::mla_attention_scratch_floats(d, tokens, start)));
+        cuda::mla_attention(gemm, dev(q), dev(kv), dev(pe), dev(wkv_b), d, tokens, start, scale, dscratch, out,
+                            nullptr);
+        const std::vector<float> got = host(out, want.size());
+        double worst = 0, top = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+            worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
+            top = std::max(top, std::fabs(double(want[i])));
+        }
+        EXPECT_LT(worst / top, 1e-5) << tokens << " tokens at " << start;
+    }
 }
 
 TEST_F(KernelsCuda, ArgmaxMatchesItsCpuTwin) {
