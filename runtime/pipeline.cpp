@@ -52,10 +52,11 @@ void Pipeline::fetch_layer(int layer) {
     // The slot (and its staging area) is free once the compute stream is past its previous layer.
     backend_.wait(copy_, *ev.free);
     if (store_.layer_has_host_tensors(layer))
-        backend_.launch(copy_, layer_label("copy", layer), [store, layer] { store->copy_layer(layer); });
+        backend_.launch(copy_, layer_label("copy", layer), [this, store, layer] { store->copy_layer(layer, copy_); });
     backend_.record(*ev.copied, copy_);
     backend_.wait(decode_, *ev.copied);
-    backend_.launch(decode_, layer_label("decode", layer), [store, layer] { store->decode_layer(layer); });
+    backend_.launch(decode_, layer_label("decode", layer),
+                    [this, store, layer] { store->decode_layer(layer, decode_); });
     backend_.record(*ev.decoded, decode_);
 }
 
@@ -97,11 +98,11 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
             backend_.wait(copy_, *ev.routed);
             if (store_.experts_in_host_tier(layer))
                 backend_.launch_host(copy_, layer_label("copy", layer, "experts"),
-                                     [w, state, layer] { w->copy_experts(layer, state->picked); });
+                                     [this, w, state, layer] { w->copy_experts(layer, state->picked, copy_); });
             backend_.record(*ev.experts_copied, copy_);
             backend_.wait(decode_, *ev.experts_copied);
             backend_.launch_host(decode_, layer_label("decode", layer, "experts"),
-                                 [w, state, layer] { w->decode_experts(layer, state->picked); });
+                                 [this, w, state, layer] { w->decode_experts(layer, state->picked, decode_); });
             backend_.record(*ev.experts_decoded, decode_);
         }
         backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),

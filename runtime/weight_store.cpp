@@ -8,14 +8,22 @@
 #include "common/error.h"
 #include "common/progress.h"
 
+#ifdef ECF8_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/ecf8_decode.cuh"
+#endif
+
 namespace ecf8 {
 namespace {
 
-constexpr uint64_t kAlign = 64;  // every tensor starts on a cache line (and a GPU's 16-byte vector loads)
+// Every tensor starts on a 256-byte boundary: cache lines on the CPU, and the alignment the CUDA decoder
+// wants for a device blob.
+constexpr uint64_t kAlign = 256;
 
 uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
-// Adds the wall time of a scope to a nanosecond counter.
+// Adds the wall time of a scope to a nanosecond counter (on CUDA: the time to enqueue the work).
 class ScopedTimer {
 public:
     explicit ScopedTimer(std::atomic<int64_t>& ns) : ns_(ns), start_(std::chrono::steady_clock::now()) {}
@@ -30,6 +38,25 @@ private:
 
 }  // namespace
 
+#ifdef ECF8_HAVE_CUDA
+struct WeightStore::CudaParts {
+    std::vector<DeviceBlob> blobs;  // per entry: the device blob (device tier in place; host tier at its staging)
+    int* error_flag = nullptr;      // set by the decoder when a chunk is corrupt
+    cudaStream_t load_stream = nullptr;
+    CudaParts() {
+        CUDA_CHECK(cudaMalloc(&error_flag, sizeof(int)));
+        CUDA_CHECK(cudaMemset(error_flag, 0, sizeof(int)));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&load_stream, cudaStreamNonBlocking));
+    }
+    ~CudaParts() {
+        cudaStreamDestroy(load_stream);
+        cudaFree(error_flag);
+    }
+};
+#else
+struct WeightStore::CudaParts {};
+#endif
+
 const char* weight_mode_name(WeightMode mode) { return mode == WeightMode::Ecf8 ? "ecf8" : "raw"; }
 
 WeightMode parse_weight_mode(const std::string& name) {
@@ -38,7 +65,27 @@ WeightMode parse_weight_mode(const std::string& name) {
     throw Error("--weights must be ecf8 (decode just in time) or raw (copy the original bytes), got '" + name + "'");
 }
 
+WeightStore::WeightStore(Backend& backend, WeightMode mode) : backend_(backend), mode_(mode) {
+    if (on_cuda()) {
+#ifdef ECF8_HAVE_CUDA
+        cuda_ = std::make_unique<CudaParts>();
+#else
+        throw Error("this ecf8 was built without CUDA; the weight store cannot use a CUDA backend");
+#endif
+    }
+}
+
 WeightStore::~WeightStore() = default;
+
+void WeightStore::copy_bytes(void* dst, const void* src, uint64_t bytes, Stream& stream) {
+    if (!on_cuda()) {
+        std::memcpy(dst, src, bytes);
+        return;
+    }
+#ifdef ECF8_HAVE_CUDA
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream.native_handle())));
+#endif
+}
 
 std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, int rank, Backend& backend,
                                                WeightMode mode, ThreadPool* pool) {
@@ -48,9 +95,10 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
     std::unique_ptr<WeightStore> store(new WeightStore(backend, mode));
     WeightStore& s = *store;
+    const bool cuda = s.on_cuda();
     s.layers_.resize(manifest.model.num_hidden_layers);
 
-    // Pass 1: where each tensor lives in its tier, its slot and its staging area.
+    // Pass 1: verify and parse every blob; where each tensor lives in its tier, its slot and its staging area.
     uint64_t device = 0, host = 0, resident = 0;
     std::vector<uint64_t> dense(s.layers_.size()), expert(s.layers_.size());
     std::vector<uint64_t> dense_staging(s.layers_.size()), expert_staging(s.layers_.size());
@@ -59,6 +107,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         const TensorRecord& rec = file.record(t.name);
         Entry& e = s.tensors_[t.name];
         e.meta = t;
+        e.index = tier_offset.size();
         s.sizes_.raw_bytes += rec.raw_bytes();
         if (t.layer < 0) {
             tier_offset.push_back(resident);
@@ -68,8 +117,26 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         ECF8_CHECK(t.layer < static_cast<int>(s.layers_.size()), path << ": tensor " << t.name << " names layer "
                                                                       << t.layer << " of a " << s.layers_.size()
                                                                       << "-layer model");
-        e.stored_bytes = mode == WeightMode::Raw ? rec.raw_bytes() : file.stored_bytes(rec);
         const bool on_host = t.tier == Tier::Host;
+        if (mode == WeightMode::Raw) {
+            e.stored_bytes = e.staging_bytes = rec.raw_bytes();
+        } else {
+            const TensorInfo& info = file.file().get(t.name);
+            const uint8_t* blob = file.file().tensor_data(info);
+            ECF8_CHECK(xxh64_of(blob, info.nbytes()) == rec.stored_xxh64,
+                       path << ": tensor " << t.name << ": stored bytes do not match their checksum (corrupt file)");
+            e.prepared = PreparedTensor::prepare({blob, info.nbytes()}, path + ": " + t.name);
+            ECF8_CHECK(e.prepared->decoded_bytes() == rec.raw_bytes(),
+                       path << ": tensor " << t.name << ": blob decodes to " << e.prepared->decoded_bytes()
+                            << " bytes, the record says " << rec.raw_bytes());
+            // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
+            uint64_t device_blob = info.nbytes();
+#ifdef ECF8_HAVE_CUDA
+            if (cuda) device_blob = device_blob_bytes(*e.prepared);
+#endif
+            e.stored_bytes = on_host ? info.nbytes() : device_blob;
+            e.staging_bytes = device_blob;
+        }
         uint64_t& tier = on_host ? host : device;
         tier_offset.push_back(tier);
         tier += aligned(e.stored_bytes);
@@ -81,7 +148,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         if (on_host) {
             uint64_t& staging = is_expert ? expert_staging[t.layer] : dense_staging[t.layer];
             e.staging_offset = staging;
-            staging += aligned(e.stored_bytes);
+            staging += aligned(e.staging_bytes);
         }
         if (is_expert) {
             layer.experts[t.expert].push_back(&e);
@@ -108,35 +175,54 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     s.sizes_.resident_bytes = resident;
     s.sizes_.slot_bytes = s.slots_.size();
     s.sizes_.staging_bytes = s.staging_.size();
+#ifdef ECF8_HAVE_CUDA
+    if (cuda) s.cuda_->blobs.resize(tier_offset.size());
+#endif
 
-    // Pass 2: fill the tiers, verifying every blob on the way.
+    // Pass 2: fill the tiers. Decoding at load (resident tensors, Raw mode) checks the decoded checksum.
     ProgressBar bar("load rank " + std::to_string(rank), manifest.ranks[rank].file_bytes, "B",
                     rank == 0 && ProgressBar::enabled_for_stderr());
-    size_t i = 0;
+    std::vector<uint8_t> host_copy;  // CUDA: decoded bytes on their way to device memory
     for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
         Entry& e = s.tensors_.at(t.name);
         const TensorRecord& rec = file.record(t.name);
         const TensorInfo& info = file.file().get(t.name);
-        const uint64_t offset = tier_offset[i++];
+        const uint64_t offset = tier_offset[e.index];
+        const bool on_host = t.tier == Tier::Host;
+        uint8_t* target = nullptr;
         if (t.layer < 0) {
-            uint8_t* out = s.resident_.as<uint8_t>() + offset;
-            file.decode(rec, out, pool);  // checks the decoded bytes' checksum
-            e.resident = out;
+            target = s.resident_.as<uint8_t>() + offset;
+            e.resident = target;
         } else {
-            e.stored = (t.tier == Tier::Host ? s.host_tier_ : s.device_tier_).as<uint8_t>() + offset;
-            if (mode == WeightMode::Raw) {
-                file.decode(rec, e.stored, pool);
+            target = (on_host ? s.host_tier_ : s.device_tier_).as<uint8_t>() + offset;
+            e.stored = target;
+        }
+        const bool decode_now = t.layer < 0 || mode == WeightMode::Raw;
+        if (decode_now && (!cuda || (t.layer >= 0 && on_host))) {
+            file.decode(rec, target, pool);  // host-visible memory
+        } else if (decode_now) {
+#ifdef ECF8_HAVE_CUDA
+            host_copy.resize(rec.raw_bytes());
+            file.decode(rec, host_copy.data(), pool);
+            CUDA_CHECK(cudaMemcpy(target, host_copy.data(), host_copy.size(), cudaMemcpyHostToDevice));
+#endif
+        } else if (!cuda) {
+            std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
+            e.prepared->rebase(on_host ? s.staging_base(t.layer, t.expert >= 0) + e.staging_offset : target);
+        } else {
+#ifdef ECF8_HAVE_CUDA
+            const uint8_t* blob = file.file().tensor_data(info);
+            if (on_host) {
+                std::memcpy(target, blob, e.stored_bytes);
+                s.cuda_->blobs[e.index] =
+                    place_device_blob(*e.prepared, target, s.staging_base(t.layer, t.expert >= 0) + e.staging_offset,
+                                      e.staging_bytes, s.cuda_->load_stream);
             } else {
-                std::memcpy(e.stored, file.file().tensor_data(info), e.stored_bytes);
-                ECF8_CHECK(
-                    xxh64_of(e.stored, e.stored_bytes) == rec.stored_xxh64,
-                    path << ": tensor " << t.name << ": stored bytes do not match their checksum (corrupt file)");
-                e.prepared = PreparedTensor::prepare({e.stored, e.stored_bytes}, path + ": " + t.name);
-                ECF8_CHECK(e.prepared->decoded_bytes() == rec.raw_bytes(),
-                           path << ": tensor " << t.name << ": blob decodes to " << e.prepared->decoded_bytes()
-                                << " bytes, the record says " << rec.raw_bytes());
-                if (t.tier == Tier::Host) e.prepared->rebase(s.staging_base(t.layer, t.expert >= 0) + e.staging_offset);
+                s.cuda_->blobs[e.index] =
+                    place_device_blob(*e.prepared, blob, target, e.stored_bytes, s.cuda_->load_stream);
             }
+            CUDA_CHECK(cudaStreamSynchronize(s.cuda_->load_stream));  // before the file's pages are released
+#endif
         }
         file.file().release(info);
         bar.advance(info.nbytes());
@@ -166,63 +252,84 @@ WeightView WeightStore::get(const std::string& name) const {
     return WeightView{data, e.meta.dtype, e.meta.shape, e.meta.split_dim, e.meta.begin};
 }
 
-void WeightStore::copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area) {
+void WeightStore::copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream) {
     ScopedTimer timer(copy_ns_);
     uint8_t* staging = staging_base(layer, expert_area);
     for (const Entry* e : entries) {
         if (e->meta.tier != Tier::Host) continue;
-        std::memcpy(staging + e->staging_offset, e->stored, e->stored_bytes);
+        if (on_cuda() && mode_ == WeightMode::Ecf8) {
+#ifdef ECF8_HAVE_CUDA
+            // The blob and its decode tables, into the device layout the decoder reads.
+            place_device_blob(*e->prepared, e->stored, staging + e->staging_offset, e->staging_bytes,
+                              static_cast<cudaStream_t>(stream.native_handle()));
+#endif
+        } else {
+            copy_bytes(staging + e->staging_offset, e->stored, e->stored_bytes, stream);
+        }
         bytes_copied_ += e->stored_bytes;
     }
 }
 
-void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area) {
+void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream) {
     ScopedTimer timer(decode_ns_);
     uint8_t* slot = slot_base(layer, expert_area);
     const uint8_t* staging = staging_base(layer, expert_area);
     for (const Entry* e : entries) {
         uint8_t* out = slot + e->slot_offset;
-        if (mode_ == WeightMode::Ecf8) {
+        const uint64_t bytes = e->prepared ? e->prepared->decoded_bytes() : e->stored_bytes;
+        if (mode_ == WeightMode::Raw) {
+            copy_bytes(out, e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored, bytes, stream);
+        } else if (!on_cuda()) {
             decode_all(*e->prepared, out, nullptr);  // one thread: the decode stream's
-            bytes_decoded_ += e->prepared->decoded_bytes();
         } else {
-            const uint8_t* src = e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored;
-            std::memcpy(out, src, e->stored_bytes);
-            bytes_decoded_ += e->stored_bytes;
+#ifdef ECF8_HAVE_CUDA
+            const DeviceBlob& blob = cuda_->blobs[e->index];
+            ecf8_decode_cuda(blob, 0, blob.numel, out, cuda_->error_flag,
+                             static_cast<cudaStream_t>(stream.native_handle()));
+#endif
         }
+        bytes_decoded_ += bytes;
     }
 }
 
-void WeightStore::copy_layer(int layer) {
+void WeightStore::copy_layer(int layer, Stream& stream) {
     const Layer& l = layers_.at(layer);
-    if (l.dense_host) copy_entries(layer, l.dense, false);
+    if (l.dense_host) copy_entries(layer, l.dense, false, stream);
 }
 
-void WeightStore::decode_layer(int layer) {
-    decode_entries(layer, layers_.at(layer).dense, false);
+void WeightStore::decode_layer(int layer, Stream& stream) {
+    decode_entries(layer, layers_.at(layer).dense, false, stream);
     ++layers_decoded_;
 }
 
-void WeightStore::copy_experts(int layer, const std::vector<int>& experts) {
+void WeightStore::copy_experts(int layer, const std::vector<int>& experts, Stream& stream) {
     const Layer& l = layers_.at(layer);
     if (!l.experts_host) return;
     for (int x : experts) {
         auto it = l.experts.find(x);
         ECF8_CHECK(it != l.experts.end(), "this rank holds no routed expert " << x << " of layer " << layer);
-        copy_entries(layer, it->second, true);
+        copy_entries(layer, it->second, true, stream);
     }
 }
 
-void WeightStore::decode_experts(int layer, const std::vector<int>& experts) {
+void WeightStore::decode_experts(int layer, const std::vector<int>& experts, Stream& stream) {
     const Layer& l = layers_.at(layer);
     for (int x : experts) {
         auto it = l.experts.find(x);
         ECF8_CHECK(it != l.experts.end(), "this rank holds no routed expert " << x << " of layer " << layer);
-        decode_entries(layer, it->second, true);
+        decode_entries(layer, it->second, true, stream);
         ++experts_decoded_;
         std::lock_guard<std::mutex> lock(log_mutex_);
         expert_log_.emplace_back(layer, x);
     }
+}
+
+void WeightStore::check_decode_errors() {
+#ifdef ECF8_HAVE_CUDA
+    if (!on_cuda()) return;
+    CUDA_CHECK(cudaDeviceSynchronize());
+    ecf8_decode_check_error(cuda_->error_flag, cuda_->load_stream, "weight store decode");
+#endif
 }
 
 bool WeightStore::layer_has_host_tensors(int layer) const { return layers_.at(layer).dense_host; }

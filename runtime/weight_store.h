@@ -66,11 +66,14 @@ public:
 
     WeightView get(const std::string& name) const override;
 
-    // The work of the copy and decode streams (each call runs on one stream; see the header comment).
-    void copy_layer(int layer);
-    void decode_layer(int layer);
-    void copy_experts(int layer, const std::vector<int>& experts);
-    void decode_experts(int layer, const std::vector<int>& experts);
+    // The work of the copy and decode streams, done on (CPU) or enqueued onto (CUDA) `stream`.
+    void copy_layer(int layer, Stream& stream);
+    void decode_layer(int layer, Stream& stream);
+    void copy_experts(int layer, const std::vector<int>& experts, Stream& stream);
+    void decode_experts(int layer, const std::vector<int>& experts, Stream& stream);
+    // CUDA: waits for the device and throws ecf8::Error if a decode met a corrupt chunk (the CPU decoder
+    // throws at once instead). Nothing to do on the CPU.
+    void check_decode_errors();
     bool layer_has_host_tensors(int layer) const;
     bool experts_in_host_tier(int layer) const;
 
@@ -84,11 +87,13 @@ public:
 private:
     struct Entry {
         ManifestTensor meta;
-        uint8_t* stored = nullptr;  // the blob (or raw bytes) in its tier
-        uint64_t stored_bytes = 0;
-        uint64_t slot_offset = 0;                // within the slot's dense or expert area (layer tensors)
-        uint64_t staging_offset = 0;             // within the slot's staging area (host tier)
-        const uint8_t* resident = nullptr;       // decoded, for tensors outside the layers
+        size_t index = 0;                   // in manifest order
+        uint8_t* stored = nullptr;          // the blob (or raw bytes) in its tier; CUDA device tier: the device blob
+        uint64_t stored_bytes = 0;          // bytes at `stored`
+        uint64_t staging_bytes = 0;         // bytes in the staging area (host tier)
+        uint64_t slot_offset = 0;           // within the slot's dense or expert area (layer tensors)
+        uint64_t staging_offset = 0;        // within the slot's staging area (host tier)
+        const uint8_t* resident = nullptr;  // decoded, for tensors outside the layers
         std::optional<PreparedTensor> prepared;  // Ecf8 mode (host tier: rebased onto its staging area)
     };
     struct Layer {
@@ -97,11 +102,15 @@ private:
         bool dense_host = false, experts_host = false;  // any of them in the host tier
     };
 
-    WeightStore(Backend& backend, WeightMode mode) : backend_(backend), mode_(mode) {}
+    struct CudaParts;  // the CUDA decoder's device blobs and error flag (weight_store.cpp)
+
+    WeightStore(Backend& backend, WeightMode mode);
+    bool on_cuda() const { return backend_.kind() == BackendKind::Cuda; }
+    void copy_bytes(void* dst, const void* src, uint64_t bytes, Stream& stream);
     uint8_t* slot_base(int layer, bool expert_area) const;
     uint8_t* staging_base(int layer, bool expert_area) const;
-    void copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area);
-    void decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area);
+    void copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream);
+    void decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream);
 
     Backend& backend_;
     WeightMode mode_;
@@ -113,6 +122,7 @@ private:
     WeightStoreStats sizes_;
     std::atomic<uint64_t> layers_decoded_{0}, experts_decoded_{0}, bytes_decoded_{0}, bytes_copied_{0};
     std::atomic<int64_t> decode_ns_{0}, copy_ns_{0};
+    std::unique_ptr<CudaParts> cuda_;
     mutable std::mutex log_mutex_;
     std::vector<std::pair<int, int>> expert_log_;
 };

@@ -1,0 +1,96 @@
+// WeightStore on the CUDA backend (gpu label; skips without a device): every layer decoded on the GPU, from
+// the device tier and through the pinned host tier, in ECF8 and raw mode, holds exactly the bytes the CPU
+// store decodes from the same shard (bit for bit), and no decode reports a corrupt chunk.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+
+#include "runtime/cpu_backend.h"
+#include "runtime/cuda_backend.h"
+#include "runtime/weight_store.h"
+#include "sharding/shard_io.h"
+#include "sharding/synth_checkpoint.h"
+#include "tests/test_util.h"
+
+namespace ecf8 {
+namespace {
+
+DeployConfig layout(const std::string& root, const std::string& name, double gpu_gb) {
+    DeployConfig d;
+    d.source = "test_weight_store_gpu";
+    d.model = root + "/model";
+    d.output = root + "/" + name;
+    d.parallel.tensor_parallel_size = d.parallel.expert_parallel_size = 1;
+    d.parallel.nodes = d.parallel.gpus_per_node = 1;
+    d.memory.gpu_memory_gb = gpu_gb;
+    d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
+    d.kv_cache.max_model_len = 64;
+    d.kv_cache.max_num_seqs = 1;
+    return d;
+}
+
+// Every layer tensor of the rank, decoded through the store, as host bytes.
+std::map<std::string, std::vector<uint8_t>> decode_all_layers(const ShardManifest& m, Backend& backend,
+                                                              WeightMode mode) {
+    auto store = WeightStore::load(m, 0, backend, mode, nullptr);
+    Stream& copy = backend.create_stream("copy");
+    Stream& decode = backend.create_stream("decode");
+    std::map<std::string, std::vector<uint8_t>> out;
+    for (int layer = 0; layer < m.model.num_hidden_layers; ++layer) {
+        std::vector<int> experts;
+        for (const ManifestTensor& t : m.ranks[0].tensors)
+            if (t.layer == layer && t.expert >= 0 && (experts.empty() || experts.back() != t.expert))
+                experts.push_back(t.expert);
+        store->copy_layer(layer, copy);
+        store->copy_experts(layer, experts, copy);
+        backend.synchronize(copy);
+        store->decode_layer(layer, decode);
+        store->decode_experts(layer, experts, decode);
+        backend.synchronize(decode);
+        store->check_decode_errors();
+        for (const ManifestTensor& t : m.ranks[0].tensors) {
+            if (t.layer != layer) continue;
+            const WeightView v = store->get(t.name);
+            std::vector<uint8_t> bytes(t.raw_bytes);
+            if (backend.kind() == BackendKind::Cuda)
+                EXPECT_EQ(cudaMemcpy(bytes.data(), v.data, bytes.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+            else
+                std::memcpy(bytes.data(), v.data, bytes.size());
+            out[t.name] = std::move(bytes);
+        }
+    }
+    return out;
+}
+
+TEST(WeightStoreGpu, DecodesTheSameBytesAsTheCpuFromBothTiersInBothModes) {
+    if (CudaBackend::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    test::TempDir tmp("weight_store_gpu");
+    const std::string root = tmp.path().string();
+    SynthCheckpointOptions o = synth_preset("tiny");
+    o.progress = false;
+    write_synth_checkpoint(root + "/model", o);
+    ShardOptions so;
+    so.progress = false;
+    shard_checkpoint(layout(root, "device", 1.0), so);
+    shard_checkpoint(layout(root, "offload", 0.019), so);  // about half the layer tensors on the host
+    for (const char* name : {"device", "offload"}) {
+        const ShardManifest m = ShardManifest::load(root + "/" + name);
+        if (std::string(name) == "offload") {
+            ASSERT_GT(m.ranks[0].host_bytes, 0u) << "nothing on the host tier";
+        }
+        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw}) {
+            SCOPED_TRACE(std::string(name) + " " + weight_mode_name(mode));
+            CpuBackend cpu;
+            CudaBackend gpu(0);
+            const auto want = decode_all_layers(m, cpu, mode);
+            const auto got = decode_all_layers(m, gpu, mode);
+            ASSERT_EQ(got.size(), want.size());
+            for (const auto& [tensor, bytes] : want) EXPECT_TRUE(got.at(tensor) == bytes) << tensor;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace ecf8
