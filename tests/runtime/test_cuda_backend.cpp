@@ -83,7 +83,7 @@ TEST_F(CudaBackendTest, TraceSpansAreTimedOnTheGpu) {
     const auto spans = data.find("copy", "memcpy", 0);
     ASSERT_EQ(spans.size(), 4u);
     for (size_t i = 0; i < spans.size(); ++i) {
-        EXPECT_GT(spans[i]->end_ns, spans[i]->start_ns);                        // 32 MiB takes microseconds at least
+        EXPECT_GT(spans[i]->end_ns, spans[i]->start_ns);  // 32 MiB takes microseconds at least
         if (i > 0) {
             EXPECT_GE(spans[i]->start_ns, spans[i - 1]->end_ns - 1000);  // one stream: in order
         }

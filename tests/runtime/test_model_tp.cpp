@@ -15,8 +15,8 @@
 #include "runtime/mpi_communicator.h"
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
-#include "sharding/synth_checkpoint.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "tests/runtime/tiny_model.h"
 
 namespace ecf8 {
 namespace {
@@ -53,15 +53,8 @@ DeployConfig layout(const std::string& root, int tp, int ep) {
 void prepare(const std::string& root, const std::vector<std::pair<int, int>>& layouts) {
     if (mpi_test_session().rank() == 0) {
         fs::remove_all(root);
-        SynthCheckpointOptions o = synth_preset("tiny");
-        o.seed = 5;
-        o.progress = false;
-        o.threads = 1;
-        write_synth_checkpoint(root + "/model", o);
-        ShardOptions so;
-        so.threads = 1;
-        so.progress = false;
-        for (auto [tp, ep] : layouts) shard_checkpoint(layout(root, tp, ep), so);
+        test::write_tiny_model(root + "/model", 5);
+        for (auto [tp, ep] : layouts) shard_checkpoint(layout(root, tp, ep), test::quiet_shard_options());
     }
     MPI_Barrier(MPI_COMM_WORLD);
 }

@@ -21,8 +21,8 @@
 #include "runtime/pipeline.h"
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
-#include "sharding/synth_checkpoint.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "tests/runtime/tiny_model.h"
 
 namespace ecf8 {
 namespace {
@@ -69,15 +69,8 @@ uint64_t host_tensors(const ShardManifest& m) {
 void prepare(const std::string& root, int world) {
     if (mpi_test_session().rank() == 0) {
         fs::remove_all(root);
-        SynthCheckpointOptions o = synth_preset("tiny");
-        o.model.num_hidden_layers = kLayers;
-        o.seed = 11;
-        o.progress = false;
-        o.threads = 1;
-        write_synth_checkpoint(root + "/model", o);
-        ShardOptions so;
-        so.threads = 1;
-        so.progress = false;
+        test::write_tiny_model(root + "/model", 11, kLayers);
+        const ShardOptions so = test::quiet_shard_options();
         shard_checkpoint(layout(root, "device", world, 1.0), so);
         bool found = false;
         for (int mib = 40; mib >= 4 && !found; --mib) {

@@ -11,7 +11,7 @@
 #include "runtime/cuda_backend.h"
 #include "runtime/weight_store.h"
 #include "sharding/shard_io.h"
-#include "sharding/synth_checkpoint.h"
+#include "tests/runtime/tiny_model.h"
 #include "tests/test_util.h"
 
 namespace ecf8 {
@@ -68,11 +68,8 @@ TEST(WeightStoreGpu, DecodesTheSameBytesAsTheCpuFromBothTiersInBothModes) {
     if (CudaBackend::device_count() == 0) GTEST_SKIP() << "no CUDA device";
     test::TempDir tmp("weight_store_gpu");
     const std::string root = tmp.path().string();
-    SynthCheckpointOptions o = synth_preset("tiny");
-    o.progress = false;
-    write_synth_checkpoint(root + "/model", o);
-    ShardOptions so;
-    so.progress = false;
+    test::write_tiny_model(root + "/model", 3);
+    const ShardOptions so = test::quiet_shard_options();
     shard_checkpoint(layout(root, "device", 1.0), so);
     shard_checkpoint(layout(root, "offload", 0.019), so);  // about half the layer tensors on the host
     for (const char* name : {"device", "offload"}) {
