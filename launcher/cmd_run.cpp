@@ -114,7 +114,9 @@ RunSetup parse_setup(const Args& args, const MpiSession& session) {
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
     s.prompt = parse_ids(args.get("prompt-ids", ""));
     s.batch = args.get_int("batch", 1);
-    ECF8_CHECK(s.batch >= 1, "--batch must be >= 1, got " << s.batch);
+    ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
+               "--batch " << s.batch << " must be in [1, kv_cache.max_num_seqs = " << s.deploy.kv_cache.max_num_seqs
+                          << "] of " << s.deploy.source << " (the memory plan sized the KV cache for that many)");
     s.gen.max_new_tokens = args.get_int("max-new-tokens", 16);
     s.gen.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
     s.gen.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));

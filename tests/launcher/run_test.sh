@@ -78,6 +78,8 @@ bad bad-prompt "not a token id" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/con
     --prompt-ids 1,x,3
 bad token-outside-vocab "outside the vocabulary" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" --prompt-ids 1,99999
+bad batch-over-plan "max_num_seqs" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --batch 5
 bad bad-weights "--weights must be ecf8" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     "${prompt[@]}" --weights fp4
 
