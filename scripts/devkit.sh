@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine needs to run the GPU tests and benchmarks without building: the device tool's
+# machine has CUDA, cuBLAS and NCCL (in Python wheels) but no MPI, yaml-cpp, OpenBLAS or zstd, and nothing
+# can be installed there. This takes the binaries of the default build (build/, CUDA compiled) and the
+# shared libraries they load that the machine lacks, stripped, into devkit.tar.xz (git-ignored, < 64 MiB),
+# for the device tool's `carry`. On the device: tar -xJf devkit.tar.xz && bash scripts/gpu_checks.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bins=(tests/kernels/test_ecf8_decode_gpu tests/kernels/test_kernels_cuda tests/runtime/test_cuda_backend
+      tests/runtime/test_weight_store_gpu tests/runtime/test_nccl_communicator bench/gpu_decode
+      bench/weight_store_bench launcher/ecf8)
+rm -rf devkit && mkdir -p devkit/bin devkit/lib
+for b in "${bins[@]}"; do
+    [ -x "build/$b" ] || { echo "build/$b is missing: run cmake --build --preset default first" >&2; exit 1; }
+    cp "build/$b" devkit/bin/
+done
+strip devkit/bin/*
+# Every library the binaries load, except the C library's own and CUDA's (the machine has those).
+for b in devkit/bin/*; do ldd "build/$(printf '%s\n' "${bins[@]}" | grep "/$(basename "$b")$")"; done |
+    awk '$3 ~ /^\// {print $3}' | sort -u |
+    grep -vE '/(libc|libm|libdl|libpthread|librt)\.so|libcu(da|blas)|libnccl' |
+    while read -r lib; do cp -L "$lib" devkit/lib/; done
+strip --strip-unneeded devkit/lib/* 2>/dev/null || true
+tar -cJf devkit.tar.xz devkit
+rm -rf devkit
+echo "devkit.tar.xz: $(du -h devkit.tar.xz | cut -f1) ($(tar -tJf devkit.tar.xz | wc -l) files)"

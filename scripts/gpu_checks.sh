@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from the repository root, after `tar -xJf devkit.tar.xz` (scripts/devkit.sh):
+# the GPU tests (the `ctest -L gpu` set) and the GPU benchmarks, each log into $OUT (or /tmp/gpu_checks).
+# Prints one line per step and exits non-zero when any test failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/gpu_checks}
+mkdir -p "$out"
+# CUDA's libraries: the toolkit's, or those of the Python wheels the machine has.
+wheel_libs=$(python3 - <<'PY' 2>/dev/null
+import importlib, os
+dirs = []
+for name in ("nvidia.nccl", "nvidia.cublas", "nvidia.cuda_runtime"):
+    try:
+        m = importlib.import_module(name)
+        dirs += [os.path.join(p, "lib") for p in m.__path__]
+    except ImportError:
+        pass
+print(":".join(dirs))
+PY
+)
+export LD_LIBRARY_PATH="$PWD/devkit/lib:/usr/local/cuda/lib64:${wheel_libs}:${LD_LIBRARY_PATH:-}"
+nvidia-smi >"$out/nvidia-smi.txt" 2>&1 && head -15 "$out/nvidia-smi.txt"
+failed=0
+for t in test_ecf8_decode_gpu test_kernels_cuda test_cuda_backend test_weight_store_gpu test_nccl_communicator; do
+    if devkit/bin/$t --gtest_color=no >"$out/$t.log" 2>&1; then
+        echo "ok   $t: $(grep -E '^\[  PASSED  \]|SKIPPED \]' "$out/$t.log" | head -1)"
+    else
+        echo "FAIL $t (log: $t.log)"
+        tail -20 "$out/$t.log"
+        failed=1
+    fi
+done
+devkit/bin/gpu_decode >"$out/gpu_decode.log" 2>&1 && echo "ok   gpu_decode" || echo "FAIL gpu_decode"
+tail -25 "$out/gpu_decode.log"
+# JIT decode through the WeightStore on the small synthetic model, one rank (tp 1).
+if devkit/bin/ecf8 synth --arch deepseek-v3 --preset small --out out/small/model --threads 16 >"$out/synth.log" 2>&1 &&
+    devkit/bin/ecf8 shard --config configs/small-gpu1.yaml --threads 16 >"$out/shard.log" 2>&1; then
+    devkit/bin/weight_store_bench out/small/shards-tp1 --backend cuda --repeat 10 2>&1 | tee "$out/weight_store_bench.log"
+else
+    echo "FAIL synth/shard of small (see synth.log, shard.log)"
+fi
+exit $failed
