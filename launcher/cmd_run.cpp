@@ -165,16 +165,15 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
                 load_seconds);
     for (const std::string& line : rank_lines) std::printf("  %s\n", line.c_str());
     std::printf("\n%-6s %6s %8s %10s %10s\n", "step", "batch", "tokens", "ms", "tokens/s");
-    double decode_time = 0;
+    double total = 0, decode_time = 0;
     int64_t decode_tokens = 0;
     for (size_t i = 0; i < r.steps.size(); ++i) {
         const GenerationStep& st = r.steps[i];
         std::printf("%-6s %6d %8" PRId64 " %10.2f %10.1f\n", i == 0 ? "prefill" : std::to_string(i).c_str(),
                     st.sequences, st.tokens, st.seconds * 1e3, st.tokens / st.seconds);
+        total += st.seconds;
         if (i > 0) decode_time += st.seconds, decode_tokens += st.tokens;
     }
-    double total = 0;
-    for (const GenerationStep& st : r.steps) total += st.seconds;
     std::printf("\n");
     for (size_t q = 0; q < r.generated.size(); ++q) {
         std::printf("sequence %zu:", q);

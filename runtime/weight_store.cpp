@@ -121,20 +121,13 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         if (mode == WeightMode::Raw) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
-            const TensorInfo& info = file.file().get(t.name);
-            const uint8_t* blob = file.file().tensor_data(info);
-            ECF8_CHECK(xxh64_of(blob, info.nbytes()) == rec.stored_xxh64,
-                       path << ": tensor " << t.name << ": stored bytes do not match their checksum (corrupt file)");
-            e.prepared = PreparedTensor::prepare({blob, info.nbytes()}, path + ": " + t.name);
-            ECF8_CHECK(e.prepared->decoded_bytes() == rec.raw_bytes(),
-                       path << ": tensor " << t.name << ": blob decodes to " << e.prepared->decoded_bytes()
-                            << " bytes, the record says " << rec.raw_bytes());
+            e.prepared = file.prepare(rec);  // checks the stored checksum, then parses the blob
             // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
-            uint64_t device_blob = info.nbytes();
+            uint64_t device_blob = file.stored_bytes(rec);
 #ifdef ECF8_HAVE_CUDA
             if (cuda) device_blob = device_blob_bytes(*e.prepared);
 #endif
-            e.stored_bytes = on_host ? info.nbytes() : device_blob;
+            e.stored_bytes = on_host ? file.stored_bytes(rec) : device_blob;
             e.staging_bytes = device_blob;
         }
         uint64_t& tier = on_host ? host : device;

@@ -24,6 +24,7 @@
 #include "sharding/synth_checkpoint.h"
 #include "tests/reference/deepseek_reference.h"
 #include "tests/test_util.h"
+#include "tests/tiny_model.h"
 
 namespace ecf8::reference {
 namespace {
@@ -31,13 +32,6 @@ namespace {
 namespace fs = std::filesystem;
 using test::error_of;
 using test::TempDir;
-
-SynthCheckpointOptions tiny_options() {
-    SynthCheckpointOptions o = synth_preset("tiny");
-    o.threads = 2;
-    o.progress = false;
-    return o;
-}
 
 // max |a - b| / max |b|: the relative distance of a from the reference b.
 double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
@@ -71,7 +65,7 @@ class ReferenceModelTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         dir_ = std::make_unique<TempDir>("tiny");
-        write_synth_checkpoint(dir_->str(), tiny_options());
+        write_synth_checkpoint(dir_->str(), test::tiny_model_options(0));
         model_ = std::make_unique<ReferenceModel>(ReferenceModel::load(dir_->str(), 4096));
     }
     static void TearDownTestSuite() {
@@ -391,7 +385,7 @@ TEST_F(ReferenceModelTest, ModelUsesTheYarnConditionOfItsMaxSeqLen) {
 
 TEST(ReferenceVariant, QProjAndBf16Weights) {
     TempDir dir("qproj");
-    SynthCheckpointOptions o = tiny_options();
+    SynthCheckpointOptions o = test::tiny_model_options(0);
     o.model.q_lora_rank = 0;
     o.model.quantized = false;
     o.model.num_hidden_layers = 2;  // one dense and one MoE layer, narrow, to keep the write quick

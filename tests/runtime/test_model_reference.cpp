@@ -14,6 +14,7 @@
 #include "sharding/shard_io.h"
 #include "sharding/synth_checkpoint.h"
 #include "tests/reference/deepseek_reference.h"
+#include "tests/tiny_model.h"
 
 namespace ecf8 {
 namespace {
@@ -38,19 +39,12 @@ protected:
     static void SetUpTestSuite() {
         root_ = fs::temp_directory_path() / ("ecf8_model_ref_" + std::to_string(::getpid()));
         fs::remove_all(root_);
-        SynthCheckpointOptions o = synth_preset("tiny");
-        o.seed = 11;
-        o.threads = 2;
-        o.progress = false;
-        write_synth_checkpoint((root_ / "model").string(), o);
+        test::write_tiny_model((root_ / "model").string(), 11);
         DeployConfig d;
         d.source = "test";
         d.model = (root_ / "model").string();
         d.output = (root_ / "shards").string();
-        ShardOptions so;
-        so.threads = 2;
-        so.progress = false;
-        shard_checkpoint(d, so);
+        shard_checkpoint(d, test::quiet_shard_options());
     }
     static void TearDownTestSuite() { fs::remove_all(root_); }
     static fs::path root_;

@@ -16,7 +16,7 @@
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
 #include "tests/mpi/mpi_test_main.h"
-#include "tests/runtime/tiny_model.h"
+#include "tests/tiny_model.h"
 
 namespace ecf8 {
 namespace {

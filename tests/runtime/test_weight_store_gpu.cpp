@@ -11,7 +11,7 @@
 #include "runtime/cuda_backend.h"
 #include "runtime/weight_store.h"
 #include "sharding/shard_io.h"
-#include "tests/runtime/tiny_model.h"
+#include "tests/tiny_model.h"
 #include "tests/test_util.h"
 
 namespace ecf8 {

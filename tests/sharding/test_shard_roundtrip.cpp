@@ -15,6 +15,7 @@
 #include "sharding/shard_io.h"
 #include "sharding/synth_checkpoint.h"
 #include "tests/test_util.h"
+#include "tests/tiny_model.h"
 
 namespace ecf8 {
 namespace {
@@ -33,11 +34,7 @@ protected:
     static void SetUpTestSuite() {
         root_ = fs::temp_directory_path() / ("ecf8_shard_test_" + std::to_string(::getpid()));
         fs::remove_all(root_);
-        SynthCheckpointOptions o = synth_preset("tiny");
-        o.seed = 7;
-        o.threads = 2;
-        o.progress = false;
-        write_synth_checkpoint((root_ / "model").string(), o);
+        test::write_tiny_model((root_ / "model").string(), 7);
     }
     static void TearDownTestSuite() { fs::remove_all(root_); }
 
