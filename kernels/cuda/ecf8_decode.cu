@@ -4,20 +4,22 @@
 // 64 KiB piece of a raw copy). Units are numbered across all tasks of a launch; a block takes kWarpsPerBlock
 // consecutive units and each warp finds its task by binary search in the unit prefix.
 //
-// Shared memory (10 KiB, static): one decode table, and per warp a 512-symbol staging buffer.
+// Shared memory (20 KiB, static): one decode table, and per warp a 2 KiB stream ring and a 1024-symbol stage.
 //  - Codebooks: the block loads the table of its first unit's codebook once. A warp whose chunk uses that
 //    same table (same tensor, same codebook group: nearly always, since a tensor has one codebook by default
 //    and groups span many chunks) looks symbols up in shared memory; a warp whose chunk straddles into
 //    another tensor or codebook group reads its own table straight from global memory (L1/L2-cached, 8 KiB at
 //    most). This keeps one 8 KiB table per block, so occupancy does not depend on group_chunks.
-//  - Stream: each lane holds three prefetched words of a 96-word window of the chunk's stream (consecutive
-//    lanes load consecutive words: coalesced). At each step the lanes that want a word are found with
-//    __ballot_sync; a lane takes word pos + (number of wanting lanes below it), fetched from the window with
-//    __shfl_sync, and the warp advances pos by the popcount. Words at or past stream_words read as zero, as on
-//    the CPU, so even a corrupt stream decodes identically on both.
-//  - Output: 8 steps (512 symbols) are staged in shared memory, then written 16 bytes per lane (for 16-bit
+//  - Stream: a ring of 4 blocks of 128 words in shared memory, filled with cp.async (16 bytes per lane per
+//    block, no registers held while the copy is in flight); two blocks are in flight ahead of the one the
+//    warp waits for, i.e. the next block is requested about 19 steps before it is needed. At each step the
+//    lanes that want a word are found with __ballot_sync; a lane takes word pos + (number of wanting lanes
+//    below it) from the ring, and the warp advances pos by the popcount. Words at or past stream_words are
+//    zero-filled, as on the CPU, so even a corrupt stream decodes identically on both.
+//  - Output: 16 steps (1024 symbols) are staged in shared memory, then written 16 bytes per lane (for 16-bit
 //    dtypes joined with 8 raw bytes loaded 8 bytes wide). Elements outside [begin, end) are never written;
 //    edge groups and misaligned outputs fall back to element stores.
+// Occupancy: 64 registers (__launch_bounds__(128, 8)), 8 blocks = 32 warps per SM.
 // After its chunk, lane 0 compares pos with chunk_offsets[c + 1] and sets the error flag on a mismatch.
 #include <algorithm>
 
@@ -29,10 +31,18 @@ namespace ecf8 {
 
 namespace {
 
+// Tuning knobs (compile-time; bench/gpu_decode_notes.md has the measurements).
+#ifndef ECF8_DECODE_MIN_BLOCKS
+#define ECF8_DECODE_MIN_BLOCKS 8  // caps registers at 64 per thread: 32 warps per SM
+#endif
+
 constexpr uint32_t kWarpsPerBlock = 4;
 constexpr uint32_t kThreads = kWarpsPerBlock * kLanes;
-constexpr int kMinBlocksPerSm = 6;   // caps registers at 80 per thread; ptxas spills below that (sm_80, sm_90a)
-constexpr uint32_t kStageSteps = 8;  // steps decoded between two output flushes
+constexpr int kMinBlocksPerSm = ECF8_DECODE_MIN_BLOCKS;
+#ifndef ECF8_DECODE_STAGE_STEPS
+#define ECF8_DECODE_STAGE_STEPS 16
+#endif
+constexpr uint32_t kStageSteps = ECF8_DECODE_STAGE_STEPS;   // steps decoded between two output flushes
 constexpr uint32_t kStageElems = kStageSteps * kStepElems;  // 512 symbols staged per warp
 constexpr uint32_t kTableEntries = 1u << kMaxCodeLen;
 constexpr uint64_t kRawUnitBytes = uint64_t{1} << 16;  // bytes of a raw copy per warp
@@ -100,57 +110,122 @@ __device__ void load_table(uint16_t* s_table, const uint16_t* table, uint32_t ta
     }
 }
 
-__device__ __forceinline__ uint32_t load_word(const uint32_t* stream, uint64_t index, uint64_t limit) {
-    return index < limit ? __ldg(stream + index) : 0u;
+// ---- The stream ring: a per-warp ring of kRingBlocks blocks of kRingBlockWords words in shared memory, filled
+// with cp.async (global -> shared without registers, so a pending fill never stalls the decode). A block is
+// aligned on its global address (ring slot = global word address mod kRingWords), so every lane copies one
+// 16-byte aligned group per block; groups that touch the ends of the stream are copied word by word, and
+// words at or past stream_words are zero-filled (as on the CPU).
+constexpr uint32_t kRingBlockWords = kLanes * 4;  // 128 words: one 16-byte cp.async per lane
+constexpr uint32_t kRingBlocks = 4;
+constexpr uint32_t kRingWords = kRingBlockWords * kRingBlocks;
+constexpr uint32_t kRingAhead = 2;  // blocks in flight past the one being waited for
+
+__device__ __forceinline__ void cp_async16(uint32_t smem, const void* src, uint32_t src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async4(uint32_t smem, const void* src, uint32_t src_bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// A warp's view of its chunk's stream: words [base, base + 96), three per lane; pos - base < 32 between steps.
-struct StreamWindow {
-    const uint32_t* stream;
-    uint64_t limit;  // stream_words
-    uint32_t pos, base;
-    uint32_t w0, w1, w2;  // word base + lane, base + 32 + lane, base + 64 + lane (w2 is the prefetch)
+// A warp's view of its chunk's stream. Positions are kept "ring-absolute": q = stream index + off, where
+// off = (global word address of the stream) mod kRingWords, so that the ring slot of q is q mod kRingWords.
+// Words [.., lim) are in the ring and visible to the whole warp; lim - q >= 32 between steps.
+struct StreamRing {
+    uint32_t q;    // the next unread word
+    uint32_t lim;  // end of the complete blocks
+    int64_t fill;  // stream index of the next block to fetch (may start before the stream)
+    uint32_t off;
+    uint32_t ring;          // shared address of the warp's ring
+    const uint32_t* words;  // the same, for loads
 };
 
-__device__ __forceinline__ StreamWindow open_window(const DeviceBlob& b, uint32_t pos, uint32_t lane) {
-    StreamWindow w;
-    w.stream = b.stream;
-    w.limit = b.stream_words;
-    w.pos = w.base = pos;
-    w.w0 = load_word(b.stream, uint64_t{pos} + lane, w.limit);
-    w.w1 = load_word(b.stream, uint64_t{pos} + 32 + lane, w.limit);
-    w.w2 = load_word(b.stream, uint64_t{pos} + 64 + lane, w.limit);
-    return w;
+// Lane's part of block `fill` (a ring-aligned block of 128 words starting at stream index fill).
+__device__ __forceinline__ void ring_fetch(const StreamRing& r, const uint32_t* stream, uint64_t limit, uint32_t lane) {
+    const int64_t i0 = r.fill + 4 * lane;
+    const uint32_t dst = r.ring + ((static_cast<uint32_t>(r.fill) + r.off) % kRingWords + 4 * lane) * 4;
+    if (i0 >= 0 && static_cast<uint64_t>(i0) + 4 <= limit) {
+        cp_async16(dst, stream + i0, 16);
+    } else if (i0 >= 0 && static_cast<uint64_t>(i0) >= limit) {
+        // Zero fill; the source is not read but must be 16-byte aligned: the stream's own 16-byte granule
+        // (inside the 256-byte aligned allocation).
+        cp_async16(dst, reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(stream) & ~uintptr_t{15}), 0);
+    } else {
+#pragma unroll
+        for (uint32_t j = 0; j < 4; ++j) {
+            const int64_t i = i0 + j;
+            const bool in = i >= 0 && static_cast<uint64_t>(i) < limit;
+            cp_async4(dst + 4 * j, in ? stream + i : stream, in ? 4 : 0);
+        }
+    }
+    cp_async_commit();
+}
+
+__device__ __forceinline__ StreamRing open_ring(const DeviceBlob& b, uint32_t pos, uint32_t* ring_words,
+                                                uint32_t lane) {
+    StreamRing r;
+    r.off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(b.stream) / 4) % kRingWords;
+    r.ring = static_cast<uint32_t>(__cvta_generic_to_shared(ring_words));
+    r.words = ring_words;
+    r.q = pos + r.off;
+    const uint32_t first_q = r.q / kRingBlockWords * kRingBlockWords;  // ring-absolute start of pos's block
+    r.fill = static_cast<int64_t>(pos) - (r.q - first_q);
+    for (uint32_t k = 0; k < kRingAhead + 2; ++k) {
+        ring_fetch(r, b.stream, b.stream_words, lane);
+        r.fill += kRingBlockWords;
+    }
+    cp_async_wait<kRingAhead>();  // the first two blocks: at least 129 words from pos
+    __syncwarp();
+    r.lim = first_q + 2 * kRingBlockWords;
+    return r;
+}
+
+// After a step: keeps 32 words from q in the ring (warp-uniform branch, about once per 9 steps).
+__device__ __forceinline__ void ring_advance(StreamRing& r, const uint32_t* stream, uint64_t limit, uint32_t lane) {
+    if (r.lim - r.q >= 32) return;
+    __syncwarp();  // every lane is done with the slot refilled below (it holds words before q)
+    ring_fetch(r, stream, limit, lane);
+    r.fill += kRingBlockWords;
+    cp_async_wait<kRingAhead>();
+    __syncwarp();
+    r.lim += kRingBlockWords;
 }
 
 // One step of the warp: refill (lane order, decode_core.h), then 0, 1 or 2 symbols into the stage.
-// kFull: every lane decodes two symbols at this step.
+// kFull: every lane decodes two symbols at this step. Two decodes after a refill use at most 24 of the
+// >= 32 buffered bits, so both lookups read the low 32 bits and the buffer shifts once (same result as
+// lane_decode twice).
 template <bool kFull>
-__device__ __forceinline__ void decode_step(uint32_t step, uint32_t stage_first, uint32_t lane, uint32_t chunk_elems,
-                                            LaneBits& s, StreamWindow& w, const uint16_t* table, uint32_t table_mask,
+__device__ __forceinline__ void decode_step(uint32_t step, uint32_t stage_first, uint32_t lane, uint32_t lanes_below,
+                                            uint32_t chunk_elems, LaneBits& s, StreamRing& r, const uint32_t* stream,
+                                            uint64_t limit, const uint16_t* table, uint32_t table_mask,
                                             uint8_t* stage) {
     const uint32_t n = kFull ? kSymbolsPerStep : lane_symbols(step, lane, chunk_elems);
     const bool want = n > 0 && lane_wants_word(s);
     const uint32_t wanting = __ballot_sync(kFullMask, want);
-    const uint32_t rel = w.pos - w.base + __popc(wanting & ((1u << lane) - 1));  // < 64
-    const uint32_t v0 = __shfl_sync(kFullMask, w.w0, rel & 31);
-    const uint32_t v1 = __shfl_sync(kFullMask, w.w1, rel & 31);
-    if (want) lane_push_word(s, rel < 32 ? v0 : v1);
-    w.pos += __popc(wanting);
-    if (w.pos - w.base >= 32) {  // warp-uniform
-        w.base += 32;
-        w.w0 = w.w1;
-        w.w1 = w.w2;
-        w.w2 = load_word(w.stream, uint64_t{w.base} + 64 + lane, w.limit);
-    }
+    // Branch-free refill: every lane reads a ring word (any slot is readable), a wanting lane keeps it.
+    const uint32_t word = r.words[(r.q + __popc(wanting & lanes_below)) % kRingWords];
+    s.bits |= static_cast<uint64_t>(want ? word : 0u) << s.count;
+    s.count += want ? 32u : 0u;
+    r.q += __popc(wanting);
     uint8_t* dst = stage + (chunk_element(step, lane, 0) - stage_first);
     if (n == kSymbolsPerStep) {
-        const uint32_t a = lane_decode(s, table, table_mask);
-        const uint32_t b = lane_decode(s, table, table_mask);
-        *reinterpret_cast<uint16_t*>(dst) = static_cast<uint16_t>(a | (b << 8));
+        const uint32_t lo = static_cast<uint32_t>(s.bits);
+        const uint32_t e0 = table[lo & table_mask];
+        const uint32_t l0 = entry_length(e0);
+        const uint32_t e1 = table[(lo >> l0) & table_mask];
+        const uint32_t len = l0 + entry_length(e1);
+        s.bits >>= len;
+        s.count -= len;
+        *reinterpret_cast<uint16_t*>(dst) = static_cast<uint16_t>(entry_symbol(e0) | (entry_symbol(e1) << 8));
     } else if (n == 1) {
         dst[0] = static_cast<uint8_t>(lane_decode(s, table, table_mask));
     }
+    ring_advance(r, stream, limit, lane);
 }
 
 // Where a chunk's elements go. Built at each flush from the task, so none of it stays live in registers
@@ -216,7 +291,14 @@ __device__ __forceinline__ void flush_stage(const DecodeTask& task, uint64_t chu
                                             uint32_t seg_first, const uint8_t* stage, uint32_t lane) {
     const OutWindow o = out_window(task, chunk_start, chunk_elems);
     const uint64_t g_seg = chunk_start + seg_first;
-    if (g_seg + kStageElems <= o.lo || g_seg >= o.hi) return;  // warp-uniform
+    if (g_seg + kStageElems <= o.lo || g_seg >= o.hi) return;                               // warp-uniform
+    if (o.aligned && o.value_bytes == 1 && g_seg >= o.lo && g_seg + kStageElems <= o.hi) {  // the common case
+        uint4* dst = reinterpret_cast<uint4*>(o.out + (g_seg - o.begin));
+        const uint4* src = reinterpret_cast<const uint4*>(stage);
+#pragma unroll
+        for (uint32_t q = lane; q < kStageElems / 16; q += kLanes) dst[q] = src[q];
+        return;
+    }
     if (!o.aligned) {
         for (uint32_t e = lane; e < kStageElems; e += kLanes) {
             const uint64_t g = g_seg + e;
@@ -242,13 +324,16 @@ __device__ __forceinline__ void flush_stage(const DecodeTask& task, uint64_t chu
 // One warp decodes Huffman chunk `chunk` of a task with `table`, writing its in-range elements. Inlined at
 // each call so that a shared-memory table is looked up with shared loads rather than generic ones.
 __device__ __forceinline__ void decode_chunk_warp(const DecodeTask& task, uint32_t chunk, const uint16_t* table,
-                                                  uint8_t* stage, int* error_flag) {
+                                                  uint8_t* stage, uint32_t* ring_words, int* error_flag) {
     const DeviceBlob& b = task.blob;
     const uint32_t lane = threadIdx.x % kLanes;
     const uint64_t chunk_start = uint64_t{chunk} * blob_chunk_elems(b);
     const uint32_t chunk_elems = static_cast<uint32_t>(min(blob_chunk_elems(b), b.numel - chunk_start));
     const uint32_t table_mask = (1u << b.table_log) - 1;
-    StreamWindow w = open_window(b, b.chunk_offsets[chunk], lane);
+    const uint32_t* stream = b.stream;
+    const uint64_t limit = b.stream_words;
+    const uint32_t lanes_below = (1u << lane) - 1;
+    StreamRing r = open_ring(b, b.chunk_offsets[chunk], ring_words, lane);
     LaneBits s{0, 0};
     const uint32_t steps = chunk_steps(chunk_elems);
     for (uint32_t seg = 0; seg < steps; seg += kStageSteps) {
@@ -256,16 +341,19 @@ __device__ __forceinline__ void decode_chunk_warp(const DecodeTask& task, uint32
         if (seg_first + kStageElems <= chunk_elems) {
 #pragma unroll
             for (uint32_t i = 0; i < kStageSteps; ++i)
-                decode_step<true>(seg + i, seg_first, lane, chunk_elems, s, w, table, table_mask, stage);
+                decode_step<true>(seg + i, seg_first, lane, lanes_below, chunk_elems, s, r, stream, limit, table,
+                                  table_mask, stage);
         } else {
             for (uint32_t step = seg; step < steps; ++step)
-                decode_step<false>(step, seg_first, lane, chunk_elems, s, w, table, table_mask, stage);
+                decode_step<false>(step, seg_first, lane, lanes_below, chunk_elems, s, r, stream, limit, table,
+                                   table_mask, stage);
         }
         __syncwarp();
         flush_stage(task, chunk_start, chunk_elems, seg_first, stage, lane);
         __syncwarp();
     }
-    if (lane == 0 && w.pos != b.chunk_offsets[chunk + 1] && error_flag != nullptr) *error_flag = 1;
+    cp_async_wait<0>();  // no fill may land in the ring after the warp leaves it
+    if (lane == 0 && r.q - r.off != b.chunk_offsets[chunk + 1] && error_flag != nullptr) *error_flag = 1;
 }
 
 // One warp copies 64 KiB piece `index` of a raw (stored) tensor's range.
@@ -291,6 +379,7 @@ __device__ __forceinline__ void copy_raw_unit(const DecodeTask& task, uint32_t i
 __device__ void decode_block(UnitRef home, UnitRef mine, bool active, int* error_flag) {
     alignas(16) __shared__ uint16_t s_table[kTableEntries];
     alignas(16) __shared__ uint8_t s_stage[kWarpsPerBlock][kStageElems];
+    alignas(16) __shared__ uint32_t s_ring[kWarpsPerBlock][kRingWords];
     const bool home_coded = home.task->blob.mode == BlobMode::Huffman;
     const uint16_t* home_table = home_coded ? unit_table(*home.task, home.index) : nullptr;
     if (home_coded) load_table(s_table, home_table, home.task->blob.table_log);
@@ -304,10 +393,11 @@ __device__ void decode_block(UnitRef home, UnitRef mine, bool active, int* error
     const uint16_t* table = unit_table(task, mine.index);
     const uint32_t chunk = unit_chunk(task, mine.index);
     uint8_t* stage = s_stage[threadIdx.x / kLanes];
+    uint32_t* ring = s_ring[threadIdx.x / kLanes];
     if (table == home_table && task.blob.table_log == home.task->blob.table_log)
-        decode_chunk_warp(task, chunk, s_table, stage, error_flag);
+        decode_chunk_warp(task, chunk, s_table, stage, ring, error_flag);
     else
-        decode_chunk_warp(task, chunk, table, stage, error_flag);
+        decode_chunk_warp(task, chunk, table, stage, ring, error_flag);
 }
 
 // ----------------------------------------------------------------------------
