@@ -9,6 +9,10 @@ if(ECF8_WERROR)
     list(APPEND _host_warnings -Werror)
 endif()
 target_compile_options(ecf8_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_host_warnings}>)
+# No fused multiply-add contraction in host code: GCC contracts a * b + c by default in C++ (with FMA under
+# -march=native), which would make the CPU kernels' rounding depend on the machine and differ from their
+# CUDA twins, which round each operation explicitly (_rn intrinsics).
+target_compile_options(ecf8_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-ffp-contract=off>)
 target_include_directories(ecf8_flags INTERFACE ${PROJECT_SOURCE_DIR})
 if(ECF8_NATIVE)
     target_compile_options(ecf8_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)

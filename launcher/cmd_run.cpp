@@ -1,6 +1,7 @@
 // `ecf8 run`: generation under mpirun. Every rank loads its shard into a WeightStore (weights stay ECF8 in
-// their tiers, or raw with --weights raw), runs the pipelined forward (runtime/pipeline.h) on the CPU
-// backend, and rank 0 prints the tokens and per-step timings.
+// their tiers, or raw with --weights raw), runs the pipelined forward (runtime/pipeline.h) on the CUDA
+// backend (one GPU per rank: local rank -> device) or the CPU backend, and rank 0 prints the tokens,
+// per-step timings and each rank's memory.
 //
 // Failure handling: everything up to the first forward (arguments, YAML, manifest, world size, loading and
 // verifying the shard) runs on every rank, and the ranks then agree on whether all succeeded, so a missing
@@ -24,6 +25,13 @@
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
 #include "runtime/cpu_backend.h"
+#ifdef ECF8_HAVE_CUDA
+#include "runtime/cuda_backend.h"
+#include "runtime/cuda_model.h"
+#ifdef ECF8_HAVE_NCCL
+#include "runtime/nccl_communicator.h"
+#endif
+#endif
 #include "runtime/generator.h"
 #include "runtime/mpi_communicator.h"
 #include "runtime/pipeline.h"
@@ -94,6 +102,30 @@ std::vector<std::string> gather_strings(const std::string& mine, int rank, int s
     return out;
 }
 
+// --backend auto|cpu|cuda: auto takes the GPU when this build has CUDA and the rank sees a device.
+bool use_cuda(const std::string& choice) {
+    ECF8_CHECK(choice == "auto" || choice == "cpu" || choice == "cuda",
+               "--backend must be auto, cpu or cuda, got '" << choice << "'");
+#ifdef ECF8_HAVE_CUDA
+    const int devices = CudaBackend::device_count();
+    ECF8_CHECK(choice != "cuda" || devices > 0, "--backend cuda: no CUDA device is visible to this rank");
+    return choice != "cpu" && devices > 0;
+#else
+    ECF8_CHECK(choice != "cuda", "--backend cuda: this ecf8 was built without CUDA");
+    return false;
+#endif
+}
+
+// This rank's index among the ranks of its node (MPI's shared-memory split).
+int local_rank() {
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    int r = 0;
+    MPI_CHECK(MPI_Comm_rank(node, &r));
+    MPI_CHECK(MPI_Comm_free(&node));
+    return r;
+}
+
 struct RunSetup {
     DeployConfig deploy;
     ShardManifest manifest;
@@ -102,6 +134,7 @@ struct RunSetup {
     GenerationOptions gen;
     std::vector<int32_t> prompt;
     int batch = 1;
+    bool cuda = false;
     std::string dump_logits, trace_path;
 };
 
@@ -112,6 +145,7 @@ RunSetup parse_setup(const Args& args, const MpiSession& session) {
     s.deploy = DeployConfig::load(args.get("config", ""));
     const std::string dir = args.get("shards", s.deploy.output);
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
+    s.cuda = use_cuda(args.get("backend", "auto"));
     s.prompt = parse_ids(args.get("prompt-ids", ""));
     s.batch = args.get_int("batch", 1);
     ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
@@ -159,6 +193,7 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
                 s.manifest.dir.c_str(), s.world.world_size, s.world.tp_size, s.world.ep_size,
                 format_bytes(double(stored)).c_str(), format_bytes(double(raw)).c_str(), 100.0 * stored / raw,
                 100.0 - 100.0 * stored / raw);
+    std::printf("backend: %s\n", s.cuda ? "cuda (one GPU per rank)" : "cpu");
     std::printf("weights: %s (%s); loaded in %.2f s\n", weight_mode_name(s.mode),
                 s.mode == WeightMode::Ecf8 ? "kept compressed, decoded just in time per layer"
                                            : "original bytes copied into the decode slots",
@@ -193,7 +228,7 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
 int cmd_run(const CommandArgs& argv) {
     Args args(argv,
               {"config", "shards", "prompt-ids", "batch", "max-new-tokens", "weights", "temperature", "top-p", "seed",
-               "eos-id", "dump-logits", "trace", "threads"},
+               "eos-id", "dump-logits", "trace", "threads", "backend"},
               {}, "run");
     args.expect_positional(0, "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]");
     MpiSession session;
@@ -201,16 +236,33 @@ int cmd_run(const CommandArgs& argv) {
 
     // Set-up on every rank, then agreement: nobody starts a collective unless everybody is ready.
     RunSetup setup;
-    std::unique_ptr<MpiCommunicator> comm;
-    std::unique_ptr<CpuBackend> backend;
+    std::unique_ptr<Communicator> comm;
+    std::unique_ptr<Backend> backend;
+    void* collective_stream = nullptr;  // CUDA: the stream NCCL enqueues on
+    int device = -1;
     std::unique_ptr<Tracer> tracer;
     std::unique_ptr<WeightStore> store;
     std::string error;
     const auto load_start = std::chrono::steady_clock::now();
     try {
         setup = parse_setup(args, session);
-        comm = MpiCommunicator::world();
-        backend = std::make_unique<CpuBackend>();
+        if (!setup.cuda) {
+            comm = MpiCommunicator::world();
+            backend = std::make_unique<CpuBackend>();
+        } else {
+#ifdef ECF8_HAVE_CUDA
+            device = local_rank() % CudaBackend::device_count();
+            backend = std::make_unique<CudaBackend>(device);
+            if (session.size() > 1) {
+#ifdef ECF8_HAVE_NCCL
+                collective_stream = backend->create_stream("nccl").native_handle();
+                comm = std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, device, collective_stream);
+#else
+                throw Error("more than one rank on the CUDA backend needs NCCL, which this ecf8 was built without");
+#endif
+            }
+#endif
+        }
         tracer = std::make_unique<Tracer>(rank, !setup.trace_path.empty());
         backend->set_tracer(tracer.get());
         const int threads = args.get_int(
@@ -231,10 +283,19 @@ int cmd_run(const CommandArgs& argv) {
     tracer->reset_origin();  // just after the agreement (a collective), so the ranks' timelines line up
 
     try {
-        Model model(setup.manifest.model, setup.world, comm.get(), setup.deploy.kv_cache.max_model_len);
-        Pipeline pipeline(model, *store, *backend);
+        std::unique_ptr<ForwardStages> model;
+        if (!setup.cuda) {
+            model = std::make_unique<Model>(setup.manifest.model, setup.world, comm.get(),
+                                            setup.deploy.kv_cache.max_model_len);
+        } else {
+#ifdef ECF8_HAVE_CUDA
+            model = std::make_unique<CudaModel>(setup.manifest.model, setup.world, comm.get(), collective_stream,
+                                                setup.deploy.kv_cache.max_model_len, *backend);
+#endif
+        }
+        Pipeline pipeline(*model, *store, *backend);
         std::vector<KvCache> caches;
-        for (int b = 0; b < setup.batch; ++b) caches.push_back(model.new_cache());
+        for (int b = 0; b < setup.batch; ++b) caches.push_back(model->new_cache());
         std::vector<KvCache*> cache_ptrs;
         for (KvCache& c : caches) cache_ptrs.push_back(&c);
         const std::vector<std::vector<int32_t>> prompts(setup.batch, setup.prompt);
@@ -246,18 +307,28 @@ int cmd_run(const CommandArgs& argv) {
             ++step;
             return pipeline.forward(t, c);
         };
+        std::string gpu_memory;  // after load and cache allocation, before the first step
+#ifdef ECF8_HAVE_CUDA
+        if (setup.cuda) {
+            size_t free_bytes = 0, total_bytes = 0;
+            static_cast<CudaBackend&>(*backend).memory_info(&free_bytes, &total_bytes);
+            gpu_memory = "; GPU " + std::to_string(device) + ": " + format_bytes(double(total_bytes - free_bytes)) +
+                         " used, " + format_bytes(double(free_bytes)) + " free of " + format_bytes(double(total_bytes));
+        }
+#endif
         const GenerationResult result =
             generate(forward, prompts, cache_ptrs, setup.manifest.model.vocab_size, setup.gen);
+        store->check_decode_errors();
         const WeightStoreStats stats = store->stats();
 
-        char line[256];
+        char line[512];
         std::snprintf(
             line, sizeof(line),
             "rank %d: %s on device tier, %s on pinned host tier, %s decoded resident, %s decode slots, "
-            "%s staging",
+            "%s staging%s",
             rank, format_bytes(double(stats.device_bytes)).c_str(), format_bytes(double(stats.host_bytes)).c_str(),
             format_bytes(double(stats.resident_bytes)).c_str(), format_bytes(double(stats.slot_bytes)).c_str(),
-            format_bytes(double(stats.staging_bytes)).c_str());
+            format_bytes(double(stats.staging_bytes)).c_str(), gpu_memory.c_str());
         const std::vector<std::string> lines = gather_strings(line, rank, session.size());
         backend->set_tracer(nullptr);
         const std::vector<std::string> traces =

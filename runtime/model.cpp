@@ -88,9 +88,21 @@ void Model::add_pending_block(ForwardState& s) const {
     s.block_pending = false;
 }
 
-ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
-                            bool all_positions) const {
-    const ModelConfig& c = config_;
+void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, const int32_t* route_experts,
+                           int64_t n_tokens, int64_t topk, std::vector<std::vector<int64_t>>* expert_rows,
+                           std::vector<int>* picked) {
+    const ExpertRange mine = world.experts_for_rank(static_cast<int>(config.n_routed_experts));
+    expert_rows->assign(config.n_routed_experts, {});
+    picked->clear();
+    for (int64_t i = 0; i < n_tokens * topk; ++i)
+        if (mine.contains(route_experts[i])) (*expert_rows)[route_experts[i]].push_back(i);
+    for (int e = mine.begin; e < mine.end; ++e)
+        if (!(*expert_rows)[e].empty()) picked->push_back(e);
+}
+
+ForwardState plan_forward_step(const ModelConfig& c, int64_t max_seq_len,
+                               const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                               bool all_positions) {
     ECF8_CHECK(tokens.size() == caches.size() && !tokens.empty(),
                "forward: " << tokens.size() << " token lists for " << caches.size() << " caches");
     ForwardState s;
@@ -98,9 +110,9 @@ ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, con
     s.seq_begin.push_back(0);
     for (size_t q = 0; q < tokens.size(); ++q) {
         ECF8_CHECK(!tokens[q].empty(), "forward: sequence " << q << " has no new tokens");
-        ECF8_CHECK(caches[q]->length + static_cast<int64_t>(tokens[q].size()) <= max_seq_len_,
+        ECF8_CHECK(caches[q]->length + static_cast<int64_t>(tokens[q].size()) <= max_seq_len,
                    "sequence " << q << " would reach " << caches[q]->length + tokens[q].size()
-                               << " tokens, beyond max_model_len " << max_seq_len_);
+                               << " tokens, beyond max_model_len " << max_seq_len);
         for (size_t i = 0; i < tokens[q].size(); ++i) {
             ECF8_CHECK(tokens[q][i] >= 0 && tokens[q][i] < c.vocab_size,
                        "token id " << tokens[q][i] << " is outside the vocabulary [0, " << c.vocab_size << ")");
@@ -116,12 +128,18 @@ ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, con
     } else {
         for (size_t q = 0; q < caches.size(); ++q) s.out_rows.push_back(s.seq_begin[q + 1] - 1);
     }
-    const size_t act = static_cast<size_t>(s.n_tokens * c.hidden_size);
+    // The positions above fix where this step writes; the caches count the new tokens from now on.
+    for (size_t q = 0; q < caches.size(); ++q) caches[q]->length += s.new_tokens[q];
+    return s;
+}
+
+ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                            bool all_positions) {
+    ForwardState s = plan_forward_step(config_, max_seq_len_, tokens, caches, all_positions);
+    const size_t act = static_cast<size_t>(s.n_tokens * config_.hidden_size);
     s.x.assign(act, 0.0f);
     s.h.assign(act, 0.0f);
     s.block.assign(act, 0.0f);
-    // The positions above fix where this step writes; the caches count the new tokens from now on.
-    for (size_t q = 0; q < caches.size(); ++q) caches[q]->length += s.new_tokens[q];
     return s;
 }
 
@@ -219,12 +237,7 @@ void Model::ffn_norm(int layer, ForwardState& s, const WeightSource& w) {
     cpu::moe_route(logits.data(), bias, n_tokens, gate_, s.route_weights.data(), s.route_experts.data());
 
     // This rank's routed experts (whole, or its slice of each) that routing picked.
-    const ExpertRange mine = world_.experts_for_rank(static_cast<int>(c.n_routed_experts));
-    s.expert_rows.assign(c.n_routed_experts, {});
-    for (int64_t i = 0; i < n_tokens * k; ++i)
-        if (mine.contains(s.route_experts[i])) s.expert_rows[s.route_experts[i]].push_back(i);
-    for (int e = mine.begin; e < mine.end; ++e)
-        if (!s.expert_rows[e].empty()) s.picked.push_back(e);
+    assign_routed_experts(c, world_, s.route_experts.data(), n_tokens, k, &s.expert_rows, &s.picked);
 }
 
 void Model::ffn(int layer, ForwardState& s, const WeightSource& w) {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@
 #include "sharding/world_config.h"
 
 namespace ecf8 {
+
+class Stream;
 
 // One decoded tensor part held by this rank.
 struct WeightView {
@@ -52,6 +55,7 @@ struct KvCache {
     std::vector<std::vector<float>> kv;  // per layer: [max_seq_len, kv_lora_rank], kv_a_layernorm applied
     std::vector<std::vector<float>> pe;  // per layer: [max_seq_len, qk_rope_head_dim], rotated
     int64_t length = 0;                  // tokens cached
+    std::shared_ptr<void> device;        // the GPU forward's cache in device memory (runtime/cuda_model.h)
 };
 
 // What one forward step carries from stage to stage. Built by Model::prepare; the stages read and write it.
@@ -74,15 +78,60 @@ struct ForwardState {
     std::vector<int> picked;                        // this rank's experts that routing picked, ascending
     std::vector<float> local_logits;                // [rows, this rank's vocabulary part]
     std::vector<float> logits;                      // gathered [rows, vocab]
+    std::shared_ptr<void> device;                   // the GPU forward's device-side state (cuda_model.h)
 };
 
-class Model {
+// The host bookkeeping of one step (checks, tokens, positions, rows returned; the caches' lengths advance),
+// without activations: the first part of every ForwardStages::prepare.
+ForwardState plan_forward_step(const ModelConfig& config, int64_t max_seq_len,
+                               const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                               bool all_positions);
+
+// Routing's picks on this rank: expert_rows[e] lists (token * topk + slot) for every pick of a routed expert
+// e this rank holds, and picked the experts with at least one pick, ascending. Shared by the CPU and GPU
+// forwards so both hand the same experts to the weight store.
+void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, const int32_t* route_experts,
+                           int64_t n_tokens, int64_t topk, std::vector<std::vector<int64_t>>* expert_rows,
+                           std::vector<int>* picked);
+
+// The forward cut into stages, as the pipeline (runtime/pipeline.h) drives them: Model on the CPU kernels,
+// CudaModel (runtime/cuda_model.h) on the GPU. Stages that compute run on the pipeline's compute stream;
+// reduce_embedding, reduce_block and gather_logits run on its comm stream when the world has more than one
+// rank (on the compute stream otherwise). On the CPU a stage does the work; on CUDA it enqueues it.
+class ForwardStages {
+public:
+    virtual ~ForwardStages() = default;
+    virtual const ModelConfig& config() const = 0;
+    virtual const WorldConfig& world() const = 0;
+    virtual KvCache new_cache() const = 0;
+    // The backend streams the stages are launched on (CUDA enqueues on their native handles).
+    virtual void bind_streams(Stream& compute, Stream& comm) {
+        (void)compute;
+        (void)comm;
+    }
+    virtual ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                                 bool all_positions) = 0;
+    virtual void embed(ForwardState& s, const WeightSource& w) = 0;
+    virtual void reduce_embedding(ForwardState& s) = 0;
+    virtual void attention(int layer, ForwardState& s, const WeightSource& w) = 0;
+    virtual void reduce_block(ForwardState& s) = 0;
+    // The FFN's norm; on MoE layers also routing, after which s.picked holds this rank's picked experts on
+    // the host (the GPU forward waits for its compute stream here: the one host synchronization of a layer).
+    virtual void ffn_norm(int layer, ForwardState& s, const WeightSource& w) = 0;
+    virtual void ffn(int layer, ForwardState& s, const WeightSource& w) = 0;
+    virtual void routed_experts(int layer, ForwardState& s, const WeightSource& w) = 0;
+    virtual void head(ForwardState& s, const WeightSource& w) = 0;
+    // Leaves the gathered logits in s.logits (host memory) once the stream has run it.
+    virtual void gather_logits(ForwardState& s) = 0;
+};
+
+class Model final : public ForwardStages {
 public:
     // comm may be null only for a world of one rank. max_seq_len plays the reference's args.max_seq_len
     // (it decides whether YaRN applies) and bounds every sequence.
     Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len);
 
-    KvCache new_cache() const;
+    KvCache new_cache() const override;
 
     // Appends tokens[i] to sequence i (caches[i]) and runs them through the model as one batch. Returns
     // logits gathered over the ranks: the last token of each sequence ([B, vocab]), or every token
@@ -90,8 +139,8 @@ public:
     std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                const WeightSource& weights, bool all_positions = false);
 
-    const ModelConfig& config() const { return config_; }
-    const WorldConfig& world() const { return world_; }
+    const ModelConfig& config() const override { return config_; }
+    const WorldConfig& world() const override { return world_; }
     int64_t max_seq_len() const { return max_seq_len_; }
 
     // The stages, in forward order. "reduce" stages sum a block over the ranks (collectives only); the
@@ -99,16 +148,16 @@ public:
     // MLP or shared experts), routed_experts (MoE layers, after the picked experts' weights are ready),
     // reduce_block. Then head and gather_logits.
     ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
-                         bool all_positions) const;
-    void embed(ForwardState& s, const WeightSource& w);
-    void reduce_embedding(ForwardState& s) { reduce_sum(s.x.data(), s.x.size()); }
-    void attention(int layer, ForwardState& s, const WeightSource& w);
-    void reduce_block(ForwardState& s);
-    void ffn_norm(int layer, ForwardState& s, const WeightSource& w);
-    void ffn(int layer, ForwardState& s, const WeightSource& w);
-    void routed_experts(int layer, ForwardState& s, const WeightSource& w);
-    void head(ForwardState& s, const WeightSource& w);
-    void gather_logits(ForwardState& s);
+                         bool all_positions) override;
+    void embed(ForwardState& s, const WeightSource& w) override;
+    void reduce_embedding(ForwardState& s) override { reduce_sum(s.x.data(), s.x.size()); }
+    void attention(int layer, ForwardState& s, const WeightSource& w) override;
+    void reduce_block(ForwardState& s) override;
+    void ffn_norm(int layer, ForwardState& s, const WeightSource& w) override;
+    void ffn(int layer, ForwardState& s, const WeightSource& w) override;
+    void routed_experts(int layer, ForwardState& s, const WeightSource& w) override;
+    void head(ForwardState& s, const WeightSource& w) override;
+    void gather_logits(ForwardState& s) override;
 
 private:
     void add_pending_block(ForwardState& s) const;

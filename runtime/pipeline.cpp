@@ -15,7 +15,7 @@ std::string layer_label(const char* what, int layer, const char* detail = nullpt
 
 }  // namespace
 
-Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
+Pipeline::Pipeline(ForwardStages& model, WeightStore& store, Backend& backend)
     : model_(model),
       store_(store),
       backend_(backend),
@@ -28,6 +28,7 @@ Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
     ECF8_CHECK(store.num_layers() == model.config().num_hidden_layers,
                "the weight store holds " << store.num_layers() << " layers, the model has "
                                          << model.config().num_hidden_layers);
+    model_.bind_streams(compute_, comm_);
     slots_.resize(kDecodeSlots);
     for (SlotEvents& e : slots_) {
         e.copied = backend.create_event();
@@ -63,7 +64,7 @@ void Pipeline::fetch_layer(int layer) {
 void Pipeline::on_comm(const std::string& label, std::function<void()> fn) {
     backend_.record(*to_comm_, compute_);
     backend_.wait(comm_, *to_comm_);
-    backend_.launch_host(comm_, label, std::move(fn));
+    backend_.launch(comm_, label, std::move(fn));  // CUDA: fn enqueues the collective on the comm stream
     backend_.record(*from_comm_, comm_);
     backend_.wait(compute_, *from_comm_);
 }
@@ -71,7 +72,7 @@ void Pipeline::on_comm(const std::string& label, std::function<void()> fn) {
 std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& tokens,
                                      const std::vector<KvCache*>& caches, bool all_positions) {
     auto state = std::make_shared<ForwardState>(model_.prepare(tokens, caches, all_positions));
-    Model* m = &model_;
+    ForwardStages* m = &model_;
     WeightStore* w = &store_;
     const bool multi_rank = model_.world().world_size > 1;
     const int n_layers = model_.config().num_hidden_layers;
@@ -93,16 +94,17 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
         backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
                         [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
         if (moe) {
-            // The picked experts are known once routing ran: fetch exactly those, behind the routing.
+            // The picked experts are known once routing ran: fetch exactly those, behind the routing. On the CPU
+            // these items run after the routing (the event); on CUDA ffn_norm already brought the picks to the host.
             backend_.record(*ev.routed, compute_);
             backend_.wait(copy_, *ev.routed);
             if (store_.experts_in_host_tier(layer))
-                backend_.launch_host(copy_, layer_label("copy", layer, "experts"),
-                                     [this, w, state, layer] { w->copy_experts(layer, state->picked, copy_); });
+                backend_.launch(copy_, layer_label("copy", layer, "experts"),
+                                [this, w, state, layer] { w->copy_experts(layer, state->picked, copy_); });
             backend_.record(*ev.experts_copied, copy_);
             backend_.wait(decode_, *ev.experts_copied);
-            backend_.launch_host(decode_, layer_label("decode", layer, "experts"),
-                                 [this, w, state, layer] { w->decode_experts(layer, state->picked, decode_); });
+            backend_.launch(decode_, layer_label("decode", layer, "experts"),
+                            [this, w, state, layer] { w->decode_experts(layer, state->picked, decode_); });
             backend_.record(*ev.experts_decoded, decode_);
         }
         backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),

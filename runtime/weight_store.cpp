@@ -43,14 +43,63 @@ struct WeightStore::CudaParts {
     std::vector<DeviceBlob> blobs;  // per entry: the device blob (device tier in place; host tier at its staging)
     int* error_flag = nullptr;      // set by the decoder when a chunk is corrupt
     cudaStream_t load_stream = nullptr;
+    // Task lists travel to the device through a ring of pinned buffers: a buffer is refilled only after the
+    // event recorded behind its last upload has completed (long done in the steady state: a ring of 4 spans
+    // two layers' dense and expert decodes).
+    struct TaskBuffer {
+        void* pinned = nullptr;
+        void* device = nullptr;
+        size_t bytes = 0;
+        cudaEvent_t uploaded = nullptr;
+    };
+    static constexpr int kTaskBuffers = 4;
+    TaskBuffer task_buffers[kTaskBuffers];
+    int next_buffer = 0;
+
     CudaParts() {
         CUDA_CHECK(cudaMalloc(&error_flag, sizeof(int)));
         CUDA_CHECK(cudaMemset(error_flag, 0, sizeof(int)));
         CUDA_CHECK(cudaStreamCreateWithFlags(&load_stream, cudaStreamNonBlocking));
+        for (TaskBuffer& b : task_buffers) CUDA_CHECK(cudaEventCreateWithFlags(&b.uploaded, cudaEventDisableTiming));
     }
     ~CudaParts() {
+        for (TaskBuffer& b : task_buffers) {
+            cudaEventSynchronize(b.uploaded);
+            cudaEventDestroy(b.uploaded);
+            cudaFreeHost(b.pinned);
+            cudaFree(b.device);
+        }
         cudaStreamDestroy(load_stream);
         cudaFree(error_flag);
+    }
+
+    // Decodes every task in one launch on `stream` (so small tensors decode side by side, not one after another).
+    void decode(const std::vector<DecodeTask>& tasks, cudaStream_t stream) {
+        if (tasks.empty()) return;
+        const std::vector<uint32_t> prefix = decode_task_prefix(tasks);
+        if (prefix.back() == 0) return;
+        const size_t task_bytes = (tasks.size() * sizeof(DecodeTask) + 15) / 16 * 16;
+        const size_t bytes = task_bytes + prefix.size() * sizeof(uint32_t);
+        TaskBuffer& b = task_buffers[next_buffer];
+        next_buffer = (next_buffer + 1) % kTaskBuffers;
+        CUDA_CHECK(cudaEventSynchronize(b.uploaded));
+        if (b.bytes < bytes) {
+            CUDA_CHECK(cudaFreeHost(b.pinned));
+            CUDA_CHECK(cudaFree(b.device));  // waits for the device, so no decode still reads it
+            b.pinned = b.device = nullptr;
+            b.bytes = 0;
+            CUDA_CHECK(cudaHostAlloc(&b.pinned, bytes, cudaHostAllocDefault));
+            CUDA_CHECK(cudaMalloc(&b.device, bytes));
+            b.bytes = bytes;
+        }
+        std::memcpy(b.pinned, tasks.data(), tasks.size() * sizeof(DecodeTask));
+        std::memcpy(static_cast<uint8_t*>(b.pinned) + task_bytes, prefix.data(), prefix.size() * sizeof(uint32_t));
+        CUDA_CHECK(cudaMemcpyAsync(b.device, b.pinned, bytes, cudaMemcpyHostToDevice, stream));
+        CUDA_CHECK(cudaEventRecord(b.uploaded, stream));
+        const auto* tasks_device = static_cast<const DecodeTask*>(b.device);
+        const auto* prefix_device = reinterpret_cast<const uint32_t*>(static_cast<uint8_t*>(b.device) + task_bytes);
+        ecf8_decode_batch_cuda(tasks_device, prefix_device, static_cast<uint32_t>(tasks.size()), prefix.back(),
+                               error_flag, stream);
     }
 };
 #else
@@ -267,22 +316,38 @@ void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, 
     ScopedTimer timer(decode_ns_);
     uint8_t* slot = slot_base(layer, expert_area);
     const uint8_t* staging = staging_base(layer, expert_area);
+#ifdef ECF8_HAVE_CUDA
+    std::vector<DecodeTask> tasks;  // CUDA: all of them in one launch; Raw-mode copies ride along as raw blobs
+#endif
     for (const Entry* e : entries) {
         uint8_t* out = slot + e->slot_offset;
         const uint64_t bytes = e->prepared ? e->prepared->decoded_bytes() : e->stored_bytes;
-        if (mode_ == WeightMode::Raw) {
-            copy_bytes(out, e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored, bytes, stream);
-        } else if (!on_cuda()) {
-            decode_all(*e->prepared, out, nullptr);  // one thread: the decode stream's
+        const uint8_t* stored = e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored;
+        if (!on_cuda()) {
+            if (mode_ == WeightMode::Raw)
+                std::memcpy(out, stored, bytes);
+            else
+                decode_all(*e->prepared, out, nullptr);  // one thread: the decode stream's
         } else {
 #ifdef ECF8_HAVE_CUDA
-            const DeviceBlob& blob = cuda_->blobs[e->index];
-            ecf8_decode_cuda(blob, 0, blob.numel, out, cuda_->error_flag,
-                             static_cast<cudaStream_t>(stream.native_handle()));
+            DeviceBlob blob{};
+            if (mode_ == WeightMode::Raw) {
+                blob.stream = reinterpret_cast<const uint32_t*>(stored);
+                blob.numel = bytes;
+                blob.kind = SymbolKind::Byte;
+                blob.mode = BlobMode::Raw;
+                blob.value_bytes = 1;
+            } else {
+                blob = cuda_->blobs[e->index];
+            }
+            tasks.push_back(DecodeTask{blob, 0, blob.numel, out});
 #endif
         }
         bytes_decoded_ += bytes;
     }
+#ifdef ECF8_HAVE_CUDA
+    if (on_cuda()) cuda_->decode(tasks, static_cast<cudaStream_t>(stream.native_handle()));
+#endif
 }
 
 void WeightStore::copy_layer(int layer, Stream& stream) {
@@ -307,14 +372,16 @@ void WeightStore::copy_experts(int layer, const std::vector<int>& experts, Strea
 
 void WeightStore::decode_experts(int layer, const std::vector<int>& experts, Stream& stream) {
     const Layer& l = layers_.at(layer);
+    std::vector<Entry*> entries;  // every picked expert's tensors: one decode launch on CUDA
     for (int x : experts) {
         auto it = l.experts.find(x);
         ECF8_CHECK(it != l.experts.end(), "this rank holds no routed expert " << x << " of layer " << layer);
-        decode_entries(layer, it->second, true, stream);
-        ++experts_decoded_;
-        std::lock_guard<std::mutex> lock(log_mutex_);
-        expert_log_.emplace_back(layer, x);
+        entries.insert(entries.end(), it->second.begin(), it->second.end());
     }
+    decode_entries(layer, entries, true, stream);
+    experts_decoded_ += experts.size();
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    for (int x : experts) expert_log_.emplace_back(layer, x);
 }
 
 void WeightStore::check_decode_errors() {

@@ -22,7 +22,8 @@ PY
 export LD_LIBRARY_PATH="$PWD/devkit/lib:/usr/local/cuda/lib64:${wheel_libs}:${LD_LIBRARY_PATH:-}"
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1 && head -15 "$out/nvidia-smi.txt"
 failed=0
-for t in test_ecf8_decode_gpu test_kernels_cuda test_cuda_backend test_weight_store_gpu test_nccl_communicator; do
+for t in test_ecf8_decode_gpu test_kernels_cuda test_cuda_backend test_weight_store_gpu test_cuda_forward \
+    test_nccl_communicator; do
     if devkit/bin/$t --gtest_color=no >"$out/$t.log" 2>&1; then
         echo "ok   $t: $(grep -E '^\[  PASSED  \]|SKIPPED \]' "$out/$t.log" | head -1)"
     else
@@ -33,6 +34,21 @@ for t in test_ecf8_decode_gpu test_kernels_cuda test_cuda_backend test_weight_st
 done
 devkit/bin/gpu_decode >"$out/gpu_decode.log" 2>&1 && echo "ok   gpu_decode" || echo "FAIL gpu_decode"
 tail -25 "$out/gpu_decode.log"
+# The whole model on the GPU: tiny synth, tp 1. ecf8 vs raw bit-identical; CUDA vs the CPU backend.
+run_tiny() { devkit/bin/ecf8 run --config configs/tiny-gpu1.yaml --prompt-ids 3,141,59,26,535 --batch 2 \
+    --max-new-tokens 8 "$@"; }
+if devkit/bin/ecf8 synth --arch deepseek-v3 --preset tiny --out out/tiny/model >"$out/tiny.log" 2>&1 &&
+    devkit/bin/ecf8 shard --config configs/tiny-gpu1.yaml >>"$out/tiny.log" 2>&1 &&
+    run_tiny --backend cuda --weights ecf8 --dump-logits out/tiny/ecf8.bin --trace "$out/tiny_trace.json" \
+        >"$out/tiny_cuda_ecf8.log" 2>&1 &&
+    run_tiny --backend cuda --weights raw --dump-logits out/tiny/raw.bin >"$out/tiny_cuda_raw.log" 2>&1 &&
+    run_tiny --backend cpu --weights ecf8 --dump-logits out/tiny/cpu.bin >"$out/tiny_cpu.log" 2>&1; then
+    tail -12 "$out/tiny_cuda_ecf8.log"
+    python3 scripts/compare_logits.py out/tiny/ecf8.bin out/tiny/raw.bin || failed=1
+    python3 scripts/compare_logits.py out/tiny/ecf8.bin out/tiny/cpu.bin --rtol 1e-4 || failed=1
+else
+    echo "FAIL tiny ecf8 run (see tiny*.log)"; tail -5 "$out"/tiny*.log; failed=1
+fi
 # JIT decode through the WeightStore on the small synthetic model, one rank (tp 1).
 if devkit/bin/ecf8 synth --arch deepseek-v3 --preset small --out out/small/model --threads 16 >"$out/synth.log" 2>&1 &&
     devkit/bin/ecf8 shard --config configs/small-gpu1.yaml --threads 16 >"$out/shard.log" 2>&1; then

@@ -1,4 +1,5 @@
-// CUDA twins of kernels/cpu/mlp.h and embedding.h: SiLU-multiply, add, scaled add, vocab-parallel embedding.
+// CUDA twins of kernels/cpu/mlp.h and embedding.h: SiLU-multiply, add, scaled add, vocab-parallel embedding;
+// and the row moves of the GPU forward (BF16 widening, row gather, weighted scatter-add, rank-ordered sum).
 #include <algorithm>
 
 #include "common/error.h"
@@ -32,6 +33,36 @@ __global__ void add_scaled_kernel(const float* x, float scale, int64_t n, float*
         out[i] = __fadd_rn(out[i], static_cast<float>(__dmul_rn(static_cast<double>(x[i]), scale)));
 }
 
+__global__ void bf16_to_float_kernel(const uint16_t* in, int64_t n, float* out) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+        out[i] = bf16_to_float(in[i]);
+}
+
+__global__ void gather_rows_kernel(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out) {
+    const int64_t total = n_rows * dim;
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x)
+        out[i] = src[rows[i / dim] * dim + i % dim];
+}
+
+// Rows are distinct within one call (a token picks an expert once), so no two threads add into one element.
+__global__ void scatter_add_scaled_rows_kernel(const float* y, const int32_t* rows, const float* scales, int64_t n_rows,
+                                               int64_t dim, float* out) {
+    const int64_t total = n_rows * dim;
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+        const int64_t r = i / dim;
+        float* dst = out + rows[r] * dim + i % dim;
+        *dst = __fadd_rn(*dst, static_cast<float>(__dmul_rn(static_cast<double>(y[i]), scales[r])));
+    }
+}
+
+__global__ void sum_ranks_kernel(const float* gathered, int64_t count, int ranks, float* out) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+        float s = gathered[i];
+        for (int r = 1; r < ranks; ++r) s = __fadd_rn(s, gathered[r * count + i]);
+        out[i] = s;
+    }
+}
+
 __global__ void embedding_kernel(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
                                  int64_t vocab_end, int64_t dim, float* out) {
     const int64_t total = n_tokens * dim;
@@ -58,6 +89,32 @@ void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t str
 void add_scaled(const float* x, float scale, int64_t n, float* out, cudaStream_t stream) {
     if (n <= 0) return;
     add_scaled_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, scale, n, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void widen_bf16(const uint16_t* in, int64_t n, float* out, cudaStream_t stream) {
+    if (n <= 0) return;
+    bf16_to_float_kernel<<<blocks_for(n), kThreads, 0, stream>>>(in, n, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out, cudaStream_t stream) {
+    if (n_rows <= 0 || dim <= 0) return;
+    gather_rows_kernel<<<blocks_for(n_rows * dim), kThreads, 0, stream>>>(src, rows, n_rows, dim, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows, int64_t dim,
+                             float* out, cudaStream_t stream) {
+    if (n_rows <= 0 || dim <= 0) return;
+    scatter_add_scaled_rows_kernel<<<blocks_for(n_rows * dim), kThreads, 0, stream>>>(y, rows, scales, n_rows, dim,
+                                                                                      out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void sum_ranks(const float* gathered, int64_t count, int ranks, float* out, cudaStream_t stream) {
+    if (count <= 0) return;
+    sum_ranks_kernel<<<blocks_for(count), kThreads, 0, stream>>>(gathered, count, ranks, out);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -71,7 +71,12 @@ protected:
 
 void expect_bits(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
     ASSERT_EQ(got.size(), want.size());
-    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << what << " differs";
+    size_t differ = 0, first = got.size();
+    for (size_t i = 0; i < got.size(); ++i)
+        if (f32_to_bits(got[i]) != f32_to_bits(want[i])) first = std::min(first, i), ++differ;
+    EXPECT_EQ(differ, 0u) << what << " differs in " << differ << " elements, first [" << first
+                          << "]: " << (first < got.size() ? got[first] : 0.0f) << " vs "
+                          << (first < got.size() ? want[first] : 0.0f);
 }
 
 void expect_ulps(const std::vector<float>& got, const std::vector<float>& want, int ulps, const char* what) {
@@ -101,6 +106,39 @@ TEST_F(KernelsCuda, ElementwiseOpsMatchTheirCpuTwins) {
     float* acc = dev(b);
     cuda::add_scaled(dev(a), 0.37f, n, acc, nullptr);
     expect_bits(host(acc, n), want, "add_scaled");
+}
+
+TEST_F(KernelsCuda, RowMovesMatchTheCpuForward) {
+    const int64_t dim = 300, rows = 9;
+    const std::vector<float> src = randn(rows * dim), y = randn(4 * dim), base = randn(rows * dim);
+    const std::vector<int32_t> pick = {7, 0, 3, 8};
+    const std::vector<float> scales = {0.25f, 1.5f, -0.3f, 0.7f};
+    std::vector<float> want(pick.size() * dim);
+    for (size_t r = 0; r < pick.size(); ++r) std::memcpy(&want[r * dim], &src[pick[r] * dim], dim * sizeof(float));
+    float* out = dev(std::vector<float>(pick.size() * dim));
+    cuda::gather_rows(dev(src), dev(pick), pick.size(), dim, out, nullptr);
+    expect_bits(host(out, want.size()), want, "gather_rows");
+
+    std::vector<float> acc = base;  // the CPU forward's expert combine: one add_scaled per picked row
+    for (size_t r = 0; r < pick.size(); ++r) cpu::add_scaled(&y[r * dim], scales[r], dim, &acc[pick[r] * dim]);
+    float* dacc = dev(base);
+    cuda::scatter_add_scaled_rows(dev(y), dev(pick), dev(scales), pick.size(), dim, dacc, nullptr);
+    expect_bits(host(dacc, acc.size()), acc, "scatter_add_scaled_rows");
+
+    const int ranks = 3;  // rank-ordered sum of an all_gather's output
+    const std::vector<float> gathered = randn(ranks * dim);
+    std::vector<float> sum(dim);
+    for (int64_t i = 0; i < dim; ++i) sum[i] = gathered[i] + gathered[dim + i] + gathered[2 * dim + i];
+    float* dsum = dev(std::vector<float>(dim));
+    cuda::sum_ranks(dev(gathered), dim, ranks, dsum, nullptr);
+    expect_bits(host(dsum, dim), sum, "sum_ranks");
+
+    const std::vector<uint16_t> w = bf16(1000);
+    std::vector<float> wide(w.size());
+    cpu::bf16_to_float_array(w.data(), w.size(), wide.data());
+    float* dwide = dev(std::vector<float>(w.size()));
+    cuda::widen_bf16(dev(w), w.size(), dwide, nullptr);
+    expect_bits(host(dwide, w.size()), wide, "widen_bf16");
 }
 
 TEST_F(KernelsCuda, RmsnormAndEmbeddingMatchTheirCpuTwins) {

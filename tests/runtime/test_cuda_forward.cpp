@@ -1,0 +1,202 @@
+// The whole forward on the GPU (gpu label; skips without a device): CudaModel driven by the Pipeline on the
+// CUDA backend, over the tiny synthetic model (one rank), batched prefill of two prompts then greedy steps:
+//   - the CPU backend's forward over the same shard gives the same logits within float rounding
+//     (max |gpu - cpu| <= 1e-4 * max(1, max |cpu|) per step; GEMM summation orders differ);
+//   - --weights ecf8 and --weights raw give bit-identical logits, and so do shards whose plan put layer
+//     weights in the pinned host tier;
+//   - the decode of layer L+1 starts before the compute of layer L ends (trace, GPU-timed spans);
+//   - only the experts routing picked were decoded.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/sampling.h"
+#include "runtime/cuda_backend.h"
+#include "runtime/cuda_model.h"
+#include "runtime/pipeline.h"
+#include "runtime/resident_weights.h"
+#include "sharding/shard_io.h"
+#include "tests/test_util.h"
+#include "tests/tiny_model.h"
+
+namespace ecf8 {
+namespace {
+
+constexpr int64_t kMaxSeqLen = 64;
+constexpr int kLayers = 5;
+constexpr int kDecodeSteps = 4;
+const std::vector<std::vector<int32_t>> kPrompts = {{3, 141, 59, 26, 535}, {89, 79, 323}};
+
+DeployConfig layout(const std::string& root, const std::string& name, double gpu_gb) {
+    DeployConfig d;
+    d.source = "test_cuda_forward";
+    d.model = root + "/model";
+    d.output = root + "/" + name;
+    d.parallel.tensor_parallel_size = d.parallel.expert_parallel_size = 1;
+    d.parallel.nodes = d.parallel.gpus_per_node = 1;
+    d.memory.gpu_memory_gb = gpu_gb;
+    d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
+    d.kv_cache.max_model_len = kMaxSeqLen;
+    d.kv_cache.max_num_seqs = 2;
+    return d;
+}
+
+using Steps = std::vector<std::vector<float>>;
+using StepInputs = std::vector<std::vector<std::vector<int32_t>>>;  // per step, per sequence
+
+// Every step's logits for the given inputs: step 0 the prompts, then one token per sequence, either
+// `inputs` (when given) or the greedy choice of the previous step. The inputs used are returned in *used.
+template <class Forward>
+Steps run_steps(const ForwardStages& model, Forward&& forward, const StepInputs* inputs, StepInputs* used) {
+    std::vector<KvCache> caches;
+    for (size_t i = 0; i < kPrompts.size(); ++i) caches.push_back(model.new_cache());
+    std::vector<KvCache*> ptrs;
+    for (KvCache& c : caches) ptrs.push_back(&c);
+    Steps logits;
+    std::vector<std::vector<int32_t>> next = kPrompts;
+    const int64_t vocab = model.config().vocab_size;
+    for (int step = 0; step <= kDecodeSteps; ++step) {
+        if (inputs != nullptr) next = (*inputs)[step];
+        if (used != nullptr) used->push_back(next);
+        logits.push_back(forward(next, ptrs));
+        for (size_t s = 0; s < kPrompts.size(); ++s)
+            next[s] = {static_cast<int32_t>(cpu::argmax(&logits.back()[s * vocab], vocab))};
+    }
+    return logits;
+}
+
+struct GpuRun {
+    Steps logits;
+    StepInputs inputs;
+    WeightStoreStats stats;
+    std::vector<std::pair<int, int>> decoded_experts;
+    TraceData trace;
+};
+
+GpuRun run_gpu(const std::string& shards, WeightMode mode) {
+    const ShardManifest m = ShardManifest::load(shards);
+    Tracer tracer(0, true);
+    CudaBackend backend(0);
+    backend.set_tracer(&tracer);
+    GpuRun out;
+    {
+        auto store = WeightStore::load(m, 0, backend, mode, nullptr);
+        CudaModel model(m.model, m.world(0), nullptr, nullptr, kMaxSeqLen, backend);
+        Pipeline pipeline(model, *store, backend);
+        out.logits = run_steps(
+            model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); }, nullptr, &out.inputs);
+        store->check_decode_errors();
+        out.stats = store->stats();
+        out.decoded_experts = store->decoded_experts();
+    }
+    backend.synchronize_all();
+    backend.set_tracer(nullptr);
+    out.trace = tracer.data();
+    return out;
+}
+
+bool same_bits(const Steps& a, const Steps& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (a[i].size() != b[i].size() || std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)) != 0)
+            return false;
+    return true;
+}
+
+class CudaForward : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        if (CudaBackend::device_count() == 0) return;
+        tmp_ = new test::TempDir("cuda_forward");
+        const std::string root = tmp_->path().string();
+        test::write_tiny_model(root + "/model", 11, kLayers);
+        const ShardOptions so = test::quiet_shard_options();
+        shard_checkpoint(layout(root, "device", 1.0), so);
+        shard_checkpoint(layout(root, "offload", 0.019), so);  // part of the layer weights on the host tier
+    }
+    static void TearDownTestSuite() {
+        delete tmp_;
+        tmp_ = nullptr;
+    }
+    void SetUp() override {
+        if (CudaBackend::device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    }
+    static std::string dir(const char* name) { return tmp_->path().string() + "/" + name; }
+    static test::TempDir* tmp_;
+};
+test::TempDir* CudaForward::tmp_ = nullptr;
+
+TEST_F(CudaForward, MatchesTheCpuForwardWithinRounding) {
+    const GpuRun gpu = run_gpu(dir("device"), WeightMode::Ecf8);
+    const ShardManifest m = ShardManifest::load(dir("device"));
+    const auto resident = ResidentWeights::load(m, 0, nullptr);
+    Model model(m.model, m.world(0), nullptr, kMaxSeqLen);
+    const Steps cpu = run_steps(
+        model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); }, &gpu.inputs, nullptr);
+    ASSERT_EQ(cpu.size(), gpu.logits.size());
+    for (size_t step = 0; step < cpu.size(); ++step) {
+        ASSERT_EQ(cpu[step].size(), gpu.logits[step].size());
+        double scale = 1.0, worst = 0.0;
+        for (size_t i = 0; i < cpu[step].size(); ++i) {
+            ASSERT_TRUE(std::isfinite(gpu.logits[step][i])) << "step " << step << " logit " << i;
+            scale = std::max(scale, std::fabs(double(cpu[step][i])));
+            worst = std::max(worst, std::fabs(double(gpu.logits[step][i]) - cpu[step][i]));
+        }
+        std::printf("step %zu: max |gpu - cpu| = %.3g (max |cpu| %.3g)\n", step, worst, scale);
+        EXPECT_LE(worst, 1e-4 * scale) << "step " << step;
+    }
+}
+
+TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
+    const GpuRun ecf8 = run_gpu(dir("device"), WeightMode::Ecf8);
+    const GpuRun raw = run_gpu(dir("device"), WeightMode::Raw);
+    EXPECT_TRUE(same_bits(ecf8.logits, raw.logits)) << "--weights ecf8 and raw differ on the GPU";
+    EXPECT_EQ(ecf8.stats.layers_decoded, uint64_t{kLayers} * (kDecodeSteps + 1));
+    EXPECT_EQ(ecf8.stats.bytes_decoded, raw.stats.bytes_decoded);
+    EXPECT_LT(ecf8.stats.device_bytes, raw.stats.device_bytes);
+
+    const ShardManifest offload = ShardManifest::load(dir("offload"));
+    ASSERT_GT(offload.ranks[0].host_bytes, 0u) << "the overflow shards have no host-tier tensors";
+    const GpuRun host = run_gpu(dir("offload"), WeightMode::Ecf8);
+    EXPECT_TRUE(same_bits(ecf8.logits, host.logits)) << "the pinned host tier changes the logits";
+    EXPECT_GT(host.stats.bytes_copied, 0u);
+    EXPECT_FALSE(host.trace.find("copy", "copy L", 0).empty());
+    const GpuRun host_raw = run_gpu(dir("offload"), WeightMode::Raw);
+    EXPECT_TRUE(same_bits(ecf8.logits, host_raw.logits));
+}
+
+TEST_F(CudaForward, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {
+    const GpuRun p = run_gpu(dir("device"), WeightMode::Ecf8);
+    auto spans = [&](const char* lane, const std::string& prefix) {
+        std::vector<TraceSpan> out;
+        for (const TraceSpan* s : p.trace.find(lane, prefix, 0)) out.push_back(*s);
+        std::sort(out.begin(), out.end(),
+                  [](const TraceSpan& a, const TraceSpan& b) { return a.start_ns < b.start_ns; });
+        return out;
+    };
+    for (int layer = 1; layer + 1 < kLayers; ++layer) {
+        const std::string next = "decode L" + std::to_string(layer + 1);
+        std::vector<TraceSpan> decodes;
+        for (const TraceSpan& s : spans("decode", next))
+            if (s.name == next) decodes.push_back(s);
+        const std::vector<TraceSpan> computes = spans("compute", "compute L" + std::to_string(layer) + " ");
+        ASSERT_EQ(decodes.size(), size_t{kDecodeSteps + 1}) << next;
+        ASSERT_EQ(computes.size() % (kDecodeSteps + 1), 0u);
+        const size_t per_step = computes.size() / (kDecodeSteps + 1);
+        for (int step = 0; step <= kDecodeSteps; ++step) {
+            const TraceSpan& last = computes[(step + 1) * per_step - 1];
+            EXPECT_LT(decodes[step].start_ns, last.end_ns)
+                << next << " of step " << step << " starts after compute L" << layer << " ends";
+        }
+    }
+    // The decoded experts are exactly the picked ones: fewer than all of them, each (layer, expert) once per step.
+    const ShardManifest m = ShardManifest::load(dir("device"));
+    EXPECT_FALSE(p.decoded_experts.empty());
+    const uint64_t moe_layers = kLayers - m.model.first_k_dense_replace;
+    EXPECT_LT(p.decoded_experts.size(), moe_layers * m.model.n_routed_experts * (kDecodeSteps + 1));
+}
+
+}  // namespace
+}  // namespace ecf8
