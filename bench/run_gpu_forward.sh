@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The runtime benchmark on one GPU (issue 7): the DeepSeek-V3-shaped synth of configs/models/synth-bench-h100.yaml
 # (real layer shapes, 6 layers, 48 experts), tp 1, `ecf8 run --backend cuda` with --weights raw and ecf8 at
-# equal batch, then with part of the weights in the pinned host tier. Prints each run's decode-step
+# equal batch, then with part of the weights in the pinned host tier. GEMM=fp8 (default) or fp32 picks
+# ecf8 run's --gemm. Prints each run's decode-step
 # throughput and step latency, and checks that raw and ECF8 logits are bit-identical at every batch.
 # Usage (repo root, on the GPU machine): bench/run_gpu_forward.sh [ECF8_BINARY] [OUT_DIR]
 # Needs ~31 GB of disk (checkpoint + two shard sets) and a GPU with >= 24 GB.
@@ -32,7 +33,7 @@ run() {
     shift 3
     local log="$out/run-$config-$weights-$batch.log"
     if ! "$ecf8" run --backend cuda --config "configs/$config.yaml" --weights "$weights" --batch "$batch" \
-        --prompt-ids 3,141,59,26,535,89,79,323 --max-new-tokens 16 --eos-id -1 \
+        --prompt-ids 3,141,59,26,535,89,79,323 --max-new-tokens 16 --eos-id -1 --gemm "${GEMM:-fp8}" \
         --dump-logits "out/bench/logits-$config-$weights-$batch.bin" "$@" >"$log" 2>&1; then
         echo "FAIL $config $weights batch $batch"; tail -5 "$log"; status=1; return
     fi

@@ -135,6 +135,7 @@ struct RunSetup {
     std::vector<int32_t> prompt;
     int batch = 1;
     bool cuda = false;
+    bool fp8_gemm = false;
     std::string dump_logits, trace_path;
 };
 
@@ -146,6 +147,10 @@ RunSetup parse_setup(const Args& args, const MpiSession& session) {
     const std::string dir = args.get("shards", s.deploy.output);
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
     s.cuda = use_cuda(args.get("backend", "auto"));
+    const std::string gemm = args.get("gemm", "fp32");
+    ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
+    s.fp8_gemm = gemm == "fp8";
+    ECF8_CHECK(!s.fp8_gemm || s.cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
     s.prompt = parse_ids(args.get("prompt-ids", ""));
     s.batch = args.get_int("batch", 1);
     ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
@@ -193,7 +198,9 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
                 s.manifest.dir.c_str(), s.world.world_size, s.world.tp_size, s.world.ep_size,
                 format_bytes(double(stored)).c_str(), format_bytes(double(raw)).c_str(), 100.0 * stored / raw,
                 100.0 - 100.0 * stored / raw);
-    std::printf("backend: %s\n", s.cuda ? "cuda (one GPU per rank)" : "cpu");
+    std::printf("backend: %s\n", !s.cuda      ? "cpu"
+                                 : s.fp8_gemm ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
+                                              : "cuda (one GPU per rank), FP32 GEMMs");
     std::printf("weights: %s (%s); loaded in %.2f s\n", weight_mode_name(s.mode),
                 s.mode == WeightMode::Ecf8 ? "kept compressed, decoded just in time per layer"
                                            : "original bytes copied into the decode slots",
@@ -228,7 +235,7 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
 int cmd_run(const CommandArgs& argv) {
     Args args(argv,
               {"config", "shards", "prompt-ids", "batch", "max-new-tokens", "weights", "temperature", "top-p", "seed",
-               "eos-id", "dump-logits", "trace", "threads", "backend"},
+               "eos-id", "dump-logits", "trace", "threads", "backend", "gemm"},
               {}, "run");
     args.expect_positional(0, "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]");
     MpiSession session;
@@ -289,8 +296,11 @@ int cmd_run(const CommandArgs& argv) {
                                             setup.deploy.kv_cache.max_model_len);
         } else {
 #ifdef ECF8_HAVE_CUDA
-            model = std::make_unique<CudaModel>(setup.manifest.model, setup.world, comm.get(), collective_stream,
-                                                setup.deploy.kv_cache.max_model_len, *backend);
+            auto cuda_model =
+                std::make_unique<CudaModel>(setup.manifest.model, setup.world, comm.get(), collective_stream,
+                                            setup.deploy.kv_cache.max_model_len, *backend);
+            cuda_model->use_fp8_gemm(setup.fp8_gemm);
+            model = std::move(cuda_model);
 #endif
         }
         Pipeline pipeline(*model, *store, *backend);

@@ -11,6 +11,7 @@
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_gate.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cuda/fp8_gemm.cuh"
 #include "kernels/cuda/ops.cuh"
 #include "runtime/backend.h"
 
@@ -101,6 +102,9 @@ struct CudaModel::Impl {
     cudaStream_t compute = nullptr, comm_stream = nullptr;
     cudaEvent_t to_collective = nullptr, from_collective = nullptr;
     cuda::Sgemm gemm;
+    std::unique_ptr<cuda::Fp8BlockGemm> fp8_gemm;  // set by use_fp8_gemm(true)
+    DeviceArray<uint8_t> act_q;
+    DeviceArray<float> act_scales;
 
     DeviceArray<float> rope_cos, rope_sin;
     // Step inputs.
@@ -147,6 +151,18 @@ struct CudaModel::Impl {
 
     void linear(const std::string& name, const float* in, int64_t n_tokens, const WeightSource& w, float* y) {
         const WeightView v = w.get(name);
+        if (fp8_gemm && v.dtype == DType::F8_E4M3 && v.shape.size() == 2 &&
+            config.quantization.weight_block_size.at(0) == 128 &&
+            cuda::Fp8BlockGemm::supported(n_tokens, v.shape[1], v.shape[0])) {
+            const int64_t in_features = v.shape[1], out_features = v.shape[0];
+            const WeightView s = w.get(name + "_scale_inv");
+            uint8_t* xq = act_q.reserve(n_tokens * in_features);
+            float* xs = act_scales.reserve(n_tokens * (in_features / 128));
+            cuda::quantize_activations_fp8(in, n_tokens, in_features, xq, xs, compute);
+            fp8_gemm->linear(xq, xs, v.data, reinterpret_cast<const float*>(s.data), y, n_tokens, in_features,
+                             out_features, compute);
+            return;
+        }
         const float* wf = dequantize(name, v, w);
         gemm.linear_f32(in, wf, y, n_tokens, v.shape[1], v.shape[0], compute);
     }
@@ -209,6 +225,8 @@ CudaModel::~CudaModel() {
     cudaEventDestroy(impl_->to_collective);
     cudaEventDestroy(impl_->from_collective);
 }
+
+void CudaModel::use_fp8_gemm(bool on) { impl_->fp8_gemm = on ? std::make_unique<cuda::Fp8BlockGemm>() : nullptr; }
 
 const ModelConfig& CudaModel::config() const { return impl_->config; }
 const WorldConfig& CudaModel::world() const { return impl_->world; }

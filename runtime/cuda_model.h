@@ -33,6 +33,13 @@ public:
               int64_t max_seq_len, Backend& backend);
     ~CudaModel() override;
 
+    // FP8 linears through cuBLASLt's block-scaled FP8 GEMM (activations quantized per 1x128 block, as
+    // DeepSeek-V3's inference does) where Fp8BlockGemm::supported() says it applies; elsewhere, and by
+    // default, the FP32 path above. Off: logits match the CPU backend within float rounding; on: within the
+    // FP8 GEMM's error (kernels/cuda/fp8_gemm.cuh), and much faster. Either way ECF8 and raw weights give
+    // bit-identical logits.
+    void use_fp8_gemm(bool on);
+
     const ModelConfig& config() const override;
     const WorldConfig& world() const override;
     KvCache new_cache() const override;

@@ -6,7 +6,8 @@
 # for the device tool's `carry`. On the device: tar -xJf devkit.tar.xz && bash scripts/gpu_checks.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bins=(tests/kernels/test_ecf8_decode_gpu tests/kernels/test_kernels_cuda tests/runtime/test_cuda_backend
+bins=(tests/kernels/test_ecf8_decode_gpu tests/kernels/test_kernels_cuda tests/kernels/test_fp8_gemm_cuda
+      bench/fp8_gemm_bench tests/runtime/test_cuda_backend
       tests/runtime/test_weight_store_gpu tests/runtime/test_cuda_forward tests/runtime/test_nccl_communicator bench/gpu_decode
       bench/weight_store_bench launcher/ecf8)
 rm -rf devkit && mkdir -p devkit/bin devkit/lib

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repository root, after `tar -xJf devkit.tar.xz` (scripts/devkit.sh):
 # the GPU tests (the `ctest -L gpu` set) and the GPU benchmarks, each log into $OUT (or /tmp/gpu_checks).
-# Prints one line per step and exits non-zero when any test failed.
+# Prints one line per step and exits non-zero when any test failed. GPU_TESTS_ONLY=1: stop after the tests;
+# GPU_BENCH_FORWARD=1: also the runtime benchmark (bench/run_gpu_forward.sh, minutes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu_checks}
@@ -22,8 +23,9 @@ PY
 export LD_LIBRARY_PATH="$PWD/devkit/lib:/usr/local/cuda/lib64:${wheel_libs}:${LD_LIBRARY_PATH:-}"
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1 && head -15 "$out/nvidia-smi.txt"
 failed=0
-for t in test_ecf8_decode_gpu test_kernels_cuda test_cuda_backend test_weight_store_gpu test_cuda_forward \
-    test_nccl_communicator; do
+for t in test_ecf8_decode_gpu test_kernels_cuda test_fp8_gemm_cuda test_cuda_backend test_weight_store_gpu \
+    test_cuda_forward test_nccl_communicator; do
+    [ -x "devkit/bin/$t" ] || continue
     if devkit/bin/$t --gtest_color=no >"$out/$t.log" 2>&1; then
         echo "ok   $t: $(grep -E '^\[  PASSED  \]|SKIPPED \]' "$out/$t.log" | head -1)"
     else
@@ -32,6 +34,7 @@ for t in test_ecf8_decode_gpu test_kernels_cuda test_cuda_backend test_weight_st
         failed=1
     fi
 done
+[ "${GPU_TESTS_ONLY:-0}" = 1 ] && exit $failed  # the tests alone: a short device call
 devkit/bin/gpu_decode >"$out/gpu_decode.log" 2>&1 && echo "ok   gpu_decode" || echo "FAIL gpu_decode"
 tail -25 "$out/gpu_decode.log"
 # The whole model on the GPU: tiny synth, tp 1. ecf8 vs raw bit-identical; CUDA vs the CPU backend.
@@ -55,5 +58,14 @@ if devkit/bin/ecf8 synth --arch deepseek-v3 --preset small --out out/small/model
     devkit/bin/weight_store_bench out/small/shards-tp1 --backend cuda --repeat 10 2>&1 | tee "$out/weight_store_bench.log"
 else
     echo "FAIL synth/shard of small (see synth.log, shard.log)"
+fi
+# FP8 block-scaled GEMM (cuBLASLt) against the dequantize + SGEMM fallback, when the kit has it.
+if [ -x devkit/bin/fp8_gemm_bench ]; then
+    devkit/bin/fp8_gemm_bench >"$out/fp8_gemm_bench.log" 2>&1 || echo "FAIL fp8_gemm_bench"
+    tail -25 "$out/fp8_gemm_bench.log"
+fi
+# The runtime benchmark (DeepSeek-V3 shapes, raw vs ECF8, host tier): minutes, so only when asked.
+if [ "${GPU_BENCH_FORWARD:-0}" = 1 ]; then
+    bash bench/run_gpu_forward.sh devkit/bin/ecf8 "$out/forward" || failed=1
 fi
 exit $failed
