@@ -18,13 +18,6 @@
 namespace ecf8 {
 namespace {
 
-std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
-
-const uint16_t* bf16_of(const WeightView& v, const std::string& name) {
-    ECF8_CHECK(v.dtype == DType::BF16, "tensor " << name << " is " << dtype_name(v.dtype) << ", expected BF16");
-    return reinterpret_cast<const uint16_t*>(v.data);
-}
-
 // A device array that grows on demand. Growing frees the old memory (cudaFree waits for the device), so it
 // happens only while buffers first reach their working size.
 template <class T>

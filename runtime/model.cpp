@@ -12,16 +12,12 @@
 #include "kernels/cpu/rmsnorm.h"
 
 namespace ecf8 {
-namespace {
-
 std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
 
 const uint16_t* bf16_of(const WeightView& v, const std::string& name) {
     ECF8_CHECK(v.dtype == DType::BF16, "tensor " << name << " is " << dtype_name(v.dtype) << ", expected BF16");
     return reinterpret_cast<const uint16_t*>(v.data);
 }
-
-}  // namespace
 
 Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len)
     : config_(config),

@@ -81,6 +81,11 @@ struct ForwardState {
     std::shared_ptr<void> device;                   // the GPU forward's device-side state (cuda_model.h)
 };
 
+// "model.layers.<layer>.": the prefix of a decoder layer's tensor names.
+std::string layer_prefix(int layer);
+// A BF16 weight part's values; throws naming the tensor when it is not BF16.
+const uint16_t* bf16_of(const WeightView& v, const std::string& name);
+
 // The host bookkeeping of one step (checks, tokens, positions, rows returned; the caches' lengths advance),
 // without activations: the first part of every ForwardStages::prepare.
 ForwardState plan_forward_step(const ModelConfig& config, int64_t max_seq_len,

@@ -23,6 +23,24 @@ inline void write_tiny_model(const std::string& dir, uint64_t seed, int layers =
     write_synth_checkpoint(dir, tiny_model_options(seed, layers));
 }
 
+// A deployment of the tiny model under root/model into root/name: tensor and expert parallel over `world`
+// ranks on one node, gpu_gb per rank (below 1 GB the plan may move weights to a 1 GB pinned host tier).
+inline DeployConfig tiny_layout(const std::string& root, const std::string& name, const char* source, int world,
+                                double gpu_gb, int64_t max_model_len, int64_t max_num_seqs) {
+    DeployConfig d;
+    d.source = source;
+    d.model = root + "/model";
+    d.output = root + "/" + name;
+    d.parallel.tensor_parallel_size = d.parallel.expert_parallel_size = world;
+    d.parallel.nodes = 1;
+    d.parallel.gpus_per_node = world;
+    d.memory.gpu_memory_gb = gpu_gb;
+    d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
+    d.kv_cache.max_model_len = max_model_len;
+    d.kv_cache.max_num_seqs = max_num_seqs;
+    return d;
+}
+
 inline ShardOptions quiet_shard_options() {
     ShardOptions so;
     so.threads = 2;

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "kernels/cpu/fp8_gemm.h"
 #include "kernels/cuda/fp8_gemm.cuh"
+#include "tests/kernels/cuda_test.h"
 
 namespace ecf8 {
 namespace {
@@ -26,31 +27,9 @@ using cpu::kFp8Block;
 
 int64_t kblocks(int64_t n) { return (n + kFp8Block - 1) / kFp8Block; }
 
-class Fp8GemmCuda : public ::testing::Test {
+class Fp8GemmCuda : public test::CudaOpTest {
 protected:
-    void SetUp() override {
-        int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) GTEST_SKIP() << "no CUDA device";
-        std::printf("seed %llu\n", static_cast<unsigned long long>(kSeed));
-    }
-    void TearDown() override {
-        for (void* p : buffers_) cudaFree(p);
-    }
-    template <class T>
-    T* dev(const std::vector<T>& v) {
-        T* d = nullptr;
-        EXPECT_EQ(cudaMalloc(&d, std::max<size_t>(1, v.size()) * sizeof(T)), cudaSuccess);
-        EXPECT_EQ(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-        buffers_.push_back(d);
-        return d;
-    }
-    template <class T>
-    std::vector<T> host(const T* d, size_t n) {
-        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::vector<T> v(n);
-        EXPECT_EQ(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-        return v;
-    }
+    Fp8GemmCuda() : CudaOpTest(kSeed) {}
     // Normal values with a per-block magnitude 2^-8 .. 2^8.
     std::vector<float> activations(int64_t rows, int64_t cols) {
         std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -78,8 +57,6 @@ protected:
         s.resize(static_cast<size_t>(kblocks(out) * kblocks(in)));
         for (float& v : s) v = std::exp2(e(rng_));
     }
-    std::mt19937_64 rng_{kSeed};
-    std::vector<void*> buffers_;
 };
 
 TEST_F(Fp8GemmCuda, QuantizationIsBitIdenticalToTheCpu) {

@@ -22,37 +22,16 @@
 #include "kernels/cpu/sampling.h"
 #include "kernels/cuda/ops.cuh"
 #include "sharding/model_config.h"
+#include "tests/kernels/cuda_test.h"
 
 namespace ecf8 {
 namespace {
 
 constexpr uint64_t kSeed = 20261123;
 
-class KernelsCuda : public ::testing::Test {
+class KernelsCuda : public test::CudaOpTest {
 protected:
-    void SetUp() override {
-        int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) GTEST_SKIP() << "no CUDA device";
-        std::printf("seed %llu\n", static_cast<unsigned long long>(kSeed));
-    }
-    void TearDown() override {
-        for (void* p : buffers_) cudaFree(p);
-    }
-    template <class T>
-    T* dev(const std::vector<T>& v) {
-        T* d = nullptr;
-        EXPECT_EQ(cudaMalloc(&d, std::max<size_t>(1, v.size()) * sizeof(T)), cudaSuccess);
-        cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
-        buffers_.push_back(d);
-        return d;
-    }
-    template <class T>
-    std::vector<T> host(const T* d, size_t n) {
-        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::vector<T> v(n);
-        cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost);
-        return v;
-    }
+    KernelsCuda() : CudaOpTest(kSeed) {}
     std::vector<float> randn(size_t n, float scale = 1.0f) {
         std::normal_distribution<float> d(0.0f, scale);
         std::vector<float> v(n);
@@ -65,8 +44,6 @@ protected:
         for (size_t i = 0; i < n; ++i) v[i] = float_to_bf16(1.0f + 0.1f * f[i]);
         return v;
     }
-    std::mt19937_64 rng_{kSeed};
-    std::vector<void*> buffers_;
 };
 
 void expect_bits(const std::vector<float>& got, const std::vector<float>& want, const char* what) {

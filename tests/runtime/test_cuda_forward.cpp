@@ -19,6 +19,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
+#include "tests/runtime/trace_checks.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
 
@@ -31,17 +32,7 @@ constexpr int kDecodeSteps = 4;
 const std::vector<std::vector<int32_t>> kPrompts = {{3, 141, 59, 26, 535}, {89, 79, 323}};
 
 DeployConfig layout(const std::string& root, const std::string& name, double gpu_gb) {
-    DeployConfig d;
-    d.source = "test_cuda_forward";
-    d.model = root + "/model";
-    d.output = root + "/" + name;
-    d.parallel.tensor_parallel_size = d.parallel.expert_parallel_size = 1;
-    d.parallel.nodes = d.parallel.gpus_per_node = 1;
-    d.memory.gpu_memory_gb = gpu_gb;
-    d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
-    d.kv_cache.max_model_len = kMaxSeqLen;
-    d.kv_cache.max_num_seqs = 2;
-    return d;
+    return test::tiny_layout(root, name, "test_cuda_forward", 1, gpu_gb, kMaxSeqLen, 2);
 }
 
 using Steps = std::vector<std::vector<float>>;
@@ -204,28 +195,7 @@ TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
 
 TEST_F(CudaForward, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {
     const GpuRun p = run_gpu(dir("device"), WeightMode::Ecf8);
-    auto spans = [&](const char* lane, const std::string& prefix) {
-        std::vector<TraceSpan> out;
-        for (const TraceSpan* s : p.trace.find(lane, prefix, 0)) out.push_back(*s);
-        std::sort(out.begin(), out.end(),
-                  [](const TraceSpan& a, const TraceSpan& b) { return a.start_ns < b.start_ns; });
-        return out;
-    };
-    for (int layer = 1; layer + 1 < kLayers; ++layer) {
-        const std::string next = "decode L" + std::to_string(layer + 1);
-        std::vector<TraceSpan> decodes;
-        for (const TraceSpan& s : spans("decode", next))
-            if (s.name == next) decodes.push_back(s);
-        const std::vector<TraceSpan> computes = spans("compute", "compute L" + std::to_string(layer) + " ");
-        ASSERT_EQ(decodes.size(), size_t{kDecodeSteps + 1}) << next;
-        ASSERT_EQ(computes.size() % (kDecodeSteps + 1), 0u);
-        const size_t per_step = computes.size() / (kDecodeSteps + 1);
-        for (int step = 0; step <= kDecodeSteps; ++step) {
-            const TraceSpan& last = computes[(step + 1) * per_step - 1];
-            EXPECT_LT(decodes[step].start_ns, last.end_ns)
-                << next << " of step " << step << " starts after compute L" << layer << " ends";
-        }
-    }
+    test::expect_next_layer_decode_overlaps_compute(p.trace, 0, kLayers, kDecodeSteps + 1);
     // The decoded experts are exactly the picked ones: fewer than all of them, each (layer, expert) once per step.
     const ShardManifest m = ShardManifest::load(dir("device"));
     EXPECT_FALSE(p.decoded_experts.empty());

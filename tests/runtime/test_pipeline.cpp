@@ -22,6 +22,7 @@
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "tests/runtime/trace_checks.h"
 #include "tests/tiny_model.h"
 
 namespace ecf8 {
@@ -42,19 +43,7 @@ std::string shared_dir() {
 }
 
 DeployConfig layout(const std::string& root, const std::string& name, int world, double gpu_gb) {
-    DeployConfig d;
-    d.source = "test_pipeline";
-    d.model = root + "/model";
-    d.output = root + "/" + name;
-    d.parallel.tensor_parallel_size = world;
-    d.parallel.expert_parallel_size = world;
-    d.parallel.nodes = 1;
-    d.parallel.gpus_per_node = world;
-    d.memory.gpu_memory_gb = gpu_gb;
-    d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
-    d.kv_cache.max_model_len = kMaxSeqLen;
-    d.kv_cache.max_num_seqs = 2;
-    return d;
+    return test::tiny_layout(root, name, "test_pipeline", world, gpu_gb, kMaxSeqLen, 2);
 }
 
 uint64_t host_tensors(const ShardManifest& m) {
@@ -211,30 +200,7 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {
     const PipelineRun p = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get());
 
     // Per step, every layer L >= 1: decode L+1 starts before compute L ends.
-    auto spans = [&](const char* lane, const std::string& prefix) {
-        std::vector<TraceSpan> out;
-        for (const TraceSpan* s : p.trace.find(lane, prefix, rank)) out.push_back(*s);
-        std::sort(out.begin(), out.end(),
-                  [](const TraceSpan& a, const TraceSpan& b) { return a.start_ns < b.start_ns; });
-        return out;
-    };
-    for (int layer = 1; layer + 1 < kLayers; ++layer) {
-        const std::string next = "decode L" + std::to_string(layer + 1);
-        std::vector<TraceSpan> decodes;  // the layer's own weights, not its experts
-        for (const TraceSpan& s : spans("decode", next))
-            if (s.name == next) decodes.push_back(s);
-        const std::vector<TraceSpan> computes = spans("compute", "compute L" + std::to_string(layer) + " ");
-        ASSERT_EQ(decodes.size(), size_t{kDecodeSteps + 1}) << next;
-        ASSERT_EQ(computes.size() % (kDecodeSteps + 1), 0u);
-        const size_t per_step = computes.size() / (kDecodeSteps + 1);
-        for (int step = 0; step <= kDecodeSteps; ++step) {
-            int64_t compute_end = 0;
-            for (size_t i = 0; i < per_step; ++i)
-                compute_end = std::max(compute_end, computes[step * per_step + i].end_ns);
-            EXPECT_LT(decodes[step].start_ns, compute_end)
-                << "step " << step << ": " << next << " did not start before compute L" << layer << " ended";
-        }
-    }
+    test::expect_next_layer_decode_overlaps_compute(p.trace, rank, kLayers, kDecodeSteps + 1);
 
     // The experts decoded are exactly those routing picked, in the same order.
     const ShardManifest m = ShardManifest::load(root + "/device");

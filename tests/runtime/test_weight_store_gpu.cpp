@@ -11,24 +11,14 @@
 #include "runtime/cuda_backend.h"
 #include "runtime/weight_store.h"
 #include "sharding/shard_io.h"
-#include "tests/tiny_model.h"
 #include "tests/test_util.h"
+#include "tests/tiny_model.h"
 
 namespace ecf8 {
 namespace {
 
 DeployConfig layout(const std::string& root, const std::string& name, double gpu_gb) {
-    DeployConfig d;
-    d.source = "test_weight_store_gpu";
-    d.model = root + "/model";
-    d.output = root + "/" + name;
-    d.parallel.tensor_parallel_size = d.parallel.expert_parallel_size = 1;
-    d.parallel.nodes = d.parallel.gpus_per_node = 1;
-    d.memory.gpu_memory_gb = gpu_gb;
-    d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
-    d.kv_cache.max_model_len = 64;
-    d.kv_cache.max_num_seqs = 1;
-    return d;
+    return test::tiny_layout(root, name, "test_weight_store_gpu", 1, gpu_gb, 64, 1);
 }
 
 // Every layer tensor of the rank, decoded through the store, as host bytes.
