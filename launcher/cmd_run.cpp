@@ -102,28 +102,42 @@ std::vector<std::string> gather_strings(const std::string& mine, int rank, int s
     return out;
 }
 
-// --backend auto|cpu|cuda: auto takes the GPU when this build has CUDA and the rank sees a device.
-bool use_cuda(const std::string& choice) {
+// Where this rank sits on its node (MPI's shared-memory split): its index and the node's rank count.
+struct NodePlace {
+    int local_rank = 0;
+    int local_size = 1;
+};
+
+NodePlace node_place() {
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+    NodePlace p;
+    MPI_CHECK(MPI_Comm_rank(node, &p.local_rank));
+    MPI_CHECK(MPI_Comm_size(node, &p.local_size));
+    MPI_CHECK(MPI_Comm_free(&node));
+    return p;
+}
+
+// --backend auto|cpu|cuda. One GPU per rank (NCCL refuses two ranks on one device): auto takes CUDA when
+// this build has it and the node has a GPU for each of its ranks, and says so when it falls back.
+bool use_cuda(const std::string& choice, const NodePlace& place) {
     ECF8_CHECK(choice == "auto" || choice == "cpu" || choice == "cuda",
                "--backend must be auto, cpu or cuda, got '" << choice << "'");
 #ifdef ECF8_HAVE_CUDA
     const int devices = CudaBackend::device_count();
     ECF8_CHECK(choice != "cuda" || devices > 0, "--backend cuda: no CUDA device is visible to this rank");
-    return choice != "cpu" && devices > 0;
+    ECF8_CHECK(choice != "cuda" || place.local_size <= devices,
+               "--backend cuda: " << place.local_size << " ranks on this node but " << devices
+                                  << " GPU(s); the CUDA backend runs one rank per GPU");
+    if (choice == "auto" && devices > 0 && place.local_size > devices && place.local_rank == 0)
+        std::fprintf(stderr, "ecf8 run: %d ranks on this node but %d GPU(s): using the CPU backend\n", place.local_size,
+                     devices);
+    return choice != "cpu" && devices > 0 && place.local_size <= devices;
 #else
     ECF8_CHECK(choice != "cuda", "--backend cuda: this ecf8 was built without CUDA");
+    (void)place;
     return false;
 #endif
-}
-
-// This rank's index among the ranks of its node (MPI's shared-memory split).
-int local_rank() {
-    MPI_Comm node = MPI_COMM_NULL;
-    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-    int r = 0;
-    MPI_CHECK(MPI_Comm_rank(node, &r));
-    MPI_CHECK(MPI_Comm_free(&node));
-    return r;
 }
 
 struct RunSetup {
@@ -139,14 +153,14 @@ struct RunSetup {
     std::string dump_logits, trace_path;
 };
 
-RunSetup parse_setup(const Args& args, const MpiSession& session) {
+RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlace& place) {
     RunSetup s;
     ECF8_CHECK(args.has("config"), "--config C.yaml is required");
     ECF8_CHECK(args.has("prompt-ids"), "--prompt-ids is required (e.g. --prompt-ids 1,2,3)");
     s.deploy = DeployConfig::load(args.get("config", ""));
     const std::string dir = args.get("shards", s.deploy.output);
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
-    s.cuda = use_cuda(args.get("backend", "auto"));
+    s.cuda = use_cuda(args.get("backend", "auto"), place);
     const std::string gemm = args.get("gemm", "fp32");
     ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
     s.fp8_gemm = gemm == "fp8";
@@ -240,6 +254,7 @@ int cmd_run(const CommandArgs& argv) {
     args.expect_positional(0, "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]");
     MpiSession session;
     const int rank = session.rank();
+    const NodePlace place = node_place();  // collective: before anything that may fail on one rank only
 
     // Set-up on every rank, then agreement: nobody starts a collective unless everybody is ready.
     RunSetup setup;
@@ -252,13 +267,13 @@ int cmd_run(const CommandArgs& argv) {
     std::string error;
     const auto load_start = std::chrono::steady_clock::now();
     try {
-        setup = parse_setup(args, session);
+        setup = parse_setup(args, session, place);
         if (!setup.cuda) {
             comm = MpiCommunicator::world();
             backend = std::make_unique<CpuBackend>();
         } else {
 #ifdef ECF8_HAVE_CUDA
-            device = local_rank() % CudaBackend::device_count();
+            device = place.local_rank;
             backend = std::make_unique<CudaBackend>(device);
             if (session.size() > 1) {
 #ifdef ECF8_HAVE_NCCL

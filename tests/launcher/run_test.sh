@@ -82,6 +82,14 @@ bad batch-over-plan "max_num_seqs" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/
     "${prompt[@]}" --batch 5
 bad bad-weights "--weights must be ecf8" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     "${prompt[@]}" --weights fp4
+bad bad-backend "--backend must be auto, cpu or cuda" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend tpu
+if ! nvidia-smi -L >/dev/null 2>&1; then  # where no GPU is visible, asking for CUDA is a clear error
+    bad cuda-without-gpu "--backend cuda: (no CUDA device|this ecf8 was built without CUDA)" -- "${mpi[@]}" 2 \
+        "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cuda
+fi
+bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cpu --gemm fp8
 
 echo "$failures failure(s)"
 exit $((failures > 0))
