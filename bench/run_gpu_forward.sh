@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runtime benchmark on one GPU (issue 7): the DeepSeek-V3-shaped synth of configs/models/synth-bench-h100.yaml
-# (real layer shapes, 6 layers, 48 experts), tp 1, `ecf8 run --backend cuda` with --weights raw and ecf8 at
-# equal batch, then with part of the weights in the pinned host tier. GEMM=fp8 (default) or fp32 picks
+# (real layer shapes, 6 layers, 48 experts), tp 1, `ecf8 run --backend cuda` with --weights raw (FP8 in
+# place) and ecf8 at equal batch, raw-copy (ECF8's schedule, copies instead of decodes) at one batch, then with part of the weights in the pinned host tier. GEMM=fp8 (default) or fp32 picks
 # ecf8 run's --gemm. Prints each run's decode-step
 # throughput and step latency, and checks that raw and ECF8 logits are bit-identical at every batch.
 # Usage (repo root, on the GPU machine): bench/run_gpu_forward.sh [ECF8_BINARY] [OUT_DIR]
@@ -49,6 +49,7 @@ for batch in 1 8 32; do
     python3 scripts/compare_logits.py "out/bench/logits-bench-h100-ecf8-$batch.bin" \
         "out/bench/logits-bench-h100-raw-$batch.bin" >>"$out/compare.log" || { echo "logits differ at batch $batch"; status=1; }
 done
+run bench-h100 raw-copy 8  # the ECF8 schedule without the decode: what the decode itself costs
 for weights in raw ecf8; do run bench-h100-offload $weights 8; done
 python3 scripts/compare_logits.py out/bench/logits-bench-h100-offload-ecf8-8.bin \
     out/bench/logits-bench-h100-ecf8-8.bin >>"$out/compare.log" || { echo "host tier changes the logits"; status=1; }

@@ -1,7 +1,8 @@
 // Just-in-time weight decode through the runtime's WeightStore, ECF8 against raw, on one rank's shard:
 // each pass fetches every layer (copy stream for host-tier weights, then decode stream) with all of the
 // rank's routed experts, as a prefill step that touches every expert would. Reports the median pass time
-// and decoded GB/s for --weights ecf8 and raw (raw "decodes" by copying the original bytes), and their ratio.
+// and decoded GB/s for --weights ecf8 and raw-copy (which "decodes" by copying the original bytes), and their
+// ratio.
 // With --backend cuda the passes run on the GPU's streams (the host waits once per pass).
 //
 //   weight_store_bench SHARD_DIR [--rank R] [--backend cpu|cuda] [--repeat N]
@@ -97,14 +98,14 @@ int main_impl(int argc, char** argv) {
     std::printf("%s, rank %d, %s backend, median of %d passes (all layers, all local experts)\n", dir.c_str(), rank,
                 backend_name.c_str(), repeat);
     Result res[2];
-    const WeightMode modes[2] = {WeightMode::Raw, WeightMode::Ecf8};
+    const WeightMode modes[2] = {WeightMode::RawCopy, WeightMode::Ecf8};
     for (int i = 0; i < 2; ++i) {
         auto backend = make_backend();
         res[i] = run(m, rank, *backend, modes[i], repeat);
         std::printf("  %-5s %8.2f ms per pass, %7.2f GB/s of decoded weights (%.1f MB)\n", weight_mode_name(modes[i]),
                     res[i].median_s * 1e3, res[i].bytes / res[i].median_s / 1e9, res[i].bytes / 1e6);
     }
-    std::printf("  ecf8 / raw pass time: %.2fx\n", res[1].median_s / res[0].median_s);
+    std::printf("  ecf8 / raw-copy pass time: %.2fx\n", res[1].median_s / res[0].median_s);
     return 0;
 }
 

@@ -216,8 +216,9 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
                                  : s.fp8_gemm ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
                                               : "cuda (one GPU per rank), FP32 GEMMs");
     std::printf("weights: %s (%s); loaded in %.2f s\n", weight_mode_name(s.mode),
-                s.mode == WeightMode::Ecf8 ? "kept compressed, decoded just in time per layer"
-                                           : "original bytes copied into the decode slots",
+                s.mode == WeightMode::Ecf8  ? "kept compressed, decoded just in time per layer"
+                : s.mode == WeightMode::Raw ? "original FP8 bytes, used in place"
+                                            : "original bytes copied into the decode slots",
                 load_seconds);
     for (const std::string& line : rank_lines) std::printf("  %s\n", line.c_str());
     std::printf("\n%-6s %6s %8s %10s %10s\n", "step", "batch", "tokens", "ms", "tokens/s");

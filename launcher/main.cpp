@@ -98,8 +98,9 @@ const std::vector<Command>& all_commands() {
          "  --max-new-tokens K     stop each sequence after K new tokens (default 16)\n"
          "  --eos-id N             stop a sequence on token N (default: config.json's eos_token_id; -1: never)\n"
          "  --temperature T        0 (default): greedy; > 0: sample with --top-p P (default 1) and --seed S\n"
-         "  --weights ecf8|raw     ecf8 (default): decode just in time; raw: decode once at load and copy the\n"
-         "                         original FP8 bytes instead (the lossless and speed baseline)\n"
+         "  --weights MODE         ecf8 (default): decode just in time; raw: the original FP8 bytes, decoded\n"
+         "                         once at load and used in place (the speed baseline); raw-copy: the same\n"
+         "                         bytes copied into the decode slots (the ECF8 schedule without the decode)\n"
          "  --dump-logits FILE     every step's logits, float32 little-endian, [batch rows, vocab] per step\n"
          "  --trace FILE.json      Chrome/Perfetto trace of every rank's copy/decode/compute/comm streams\n"
          "  --threads N            threads for loading the shard (default: cores / ranks)\n",

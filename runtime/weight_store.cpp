@@ -106,12 +106,18 @@ struct WeightStore::CudaParts {
 struct WeightStore::CudaParts {};
 #endif
 
-const char* weight_mode_name(WeightMode mode) { return mode == WeightMode::Ecf8 ? "ecf8" : "raw"; }
+const char* weight_mode_name(WeightMode mode) {
+    return mode == WeightMode::Ecf8 ? "ecf8" : mode == WeightMode::Raw ? "raw" : "raw-copy";
+}
 
 WeightMode parse_weight_mode(const std::string& name) {
     if (name == "ecf8") return WeightMode::Ecf8;
     if (name == "raw") return WeightMode::Raw;
-    throw Error("--weights must be ecf8 (decode just in time) or raw (copy the original bytes), got '" + name + "'");
+    if (name == "raw-copy") return WeightMode::RawCopy;
+    throw Error(
+        "--weights must be ecf8 (decode just in time), raw (the original FP8 bytes, used in place) or "
+        "raw-copy (the original bytes copied where ECF8 decodes), got '" +
+        name + "'");
 }
 
 WeightStore::WeightStore(Backend& backend, WeightMode mode) : backend_(backend), mode_(mode) {
@@ -167,7 +173,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
                                                                       << t.layer << " of a " << s.layers_.size()
                                                                       << "-layer model");
         const bool on_host = t.tier == Tier::Host;
-        if (mode == WeightMode::Raw) {
+        if (mode != WeightMode::Ecf8) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
             e.prepared = file.prepare(rec);  // checks the stored checksum, then parses the blob
@@ -186,7 +192,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         const bool is_expert = t.expert >= 0;
         uint64_t& slot = is_expert ? expert[t.layer] : dense[t.layer];
         e.slot_offset = slot;
-        slot += aligned(rec.raw_bytes());
+        if (mode != WeightMode::Raw) slot += aligned(rec.raw_bytes());  // Raw: used where it is stored
         if (on_host) {
             uint64_t& staging = is_expert ? expert_staging[t.layer] : dense_staging[t.layer];
             e.staging_offset = staging;
@@ -239,7 +245,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
             target = (on_host ? s.host_tier_ : s.device_tier_).as<uint8_t>() + offset;
             e.stored = target;
         }
-        const bool decode_now = t.layer < 0 || mode == WeightMode::Raw;
+        const bool decode_now = t.layer < 0 || mode != WeightMode::Ecf8;
         if (decode_now && (!cuda || (t.layer >= 0 && on_host))) {
             file.decode(rec, target, pool);  // host-visible memory
         } else if (decode_now) {
@@ -290,7 +296,11 @@ WeightView WeightStore::get(const std::string& name) const {
     auto it = tensors_.find(name);
     ECF8_CHECK(it != tensors_.end(), "this rank holds no part of tensor " << name);
     const Entry& e = it->second;
-    const uint8_t* data = e.meta.layer < 0 ? e.resident : slot_base(e.meta.layer, e.meta.expert >= 0) + e.slot_offset;
+    const bool expert = e.meta.expert >= 0;
+    const uint8_t* data = e.meta.layer < 0            ? e.resident
+                          : mode_ != WeightMode::Raw  ? slot_base(e.meta.layer, expert) + e.slot_offset
+                          : e.meta.tier == Tier::Host ? staging_base(e.meta.layer, expert) + e.staging_offset
+                                                      : e.stored;
     return WeightView{data, e.meta.dtype, e.meta.shape, e.meta.split_dim, e.meta.begin};
 }
 
@@ -313,25 +323,26 @@ void WeightStore::copy_entries(int layer, const std::vector<Entry*>& entries, bo
 }
 
 void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream) {
+    if (mode_ == WeightMode::Raw) return;  // used in place (host tier: from staging, copied by copy_*)
     ScopedTimer timer(decode_ns_);
     uint8_t* slot = slot_base(layer, expert_area);
     const uint8_t* staging = staging_base(layer, expert_area);
 #ifdef ECF8_HAVE_CUDA
-    std::vector<DecodeTask> tasks;  // CUDA: all of them in one launch; Raw-mode copies ride along as raw blobs
+    std::vector<DecodeTask> tasks;  // CUDA: all of them in one launch; RawCopy's copies ride along as raw blobs
 #endif
     for (const Entry* e : entries) {
         uint8_t* out = slot + e->slot_offset;
         const uint64_t bytes = e->prepared ? e->prepared->decoded_bytes() : e->stored_bytes;
         const uint8_t* stored = e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored;
         if (!on_cuda()) {
-            if (mode_ == WeightMode::Raw)
+            if (mode_ == WeightMode::RawCopy)
                 std::memcpy(out, stored, bytes);
             else
                 decode_all(*e->prepared, out, nullptr);  // one thread: the decode stream's
         } else {
 #ifdef ECF8_HAVE_CUDA
             DeviceBlob blob{};
-            if (mode_ == WeightMode::Raw) {
+            if (mode_ == WeightMode::RawCopy) {
                 blob.stream = reinterpret_cast<const uint32_t*>(stored);
                 blob.numel = bytes;
                 blob.kind = SymbolKind::Byte;

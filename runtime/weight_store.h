@@ -13,9 +13,11 @@
 // the event recorded behind the slot's last consumer has completed. get() returns views into the slot that
 // holds the tensor's layer, so it is valid from that layer's decode until the slot is reused.
 //
-// WeightMode::Raw is the baseline with the same shards: blobs are decoded once at load, the original bytes
-// are kept in the tiers instead, and each "decode" copies them into the slot. Both modes hand the model
-// identical bytes, so logits are bit-identical.
+// Two baselines from the same shards, both decoding every blob once at load and keeping the original bytes
+// in the tiers: WeightMode::Raw uses them in place (device tier: no slots, nothing to fetch; host tier:
+// copied to staging ahead of use, as for ECF8): plain FP8 inference, the speed baseline. WeightMode::RawCopy
+// copies them into the slots where ECF8 decodes: the ECF8 schedule without the decode, which isolates the
+// decode's cost. Every mode hands the model identical bytes, so logits are bit-identical.
 #pragma once
 
 #include <atomic>
@@ -37,9 +39,9 @@ namespace ecf8 {
 
 class ThreadPool;
 
-enum class WeightMode { Ecf8, Raw };
+enum class WeightMode { Ecf8, Raw, RawCopy };
 const char* weight_mode_name(WeightMode mode);
-WeightMode parse_weight_mode(const std::string& name);  // "ecf8" | "raw"; throws naming the choices
+WeightMode parse_weight_mode(const std::string& name);  // "ecf8" | "raw" | "raw-copy"; throws naming the choices
 
 struct WeightStoreStats {
     uint64_t device_bytes = 0;    // stored layer weights in the device tier (blobs, or raw bytes in Raw mode)

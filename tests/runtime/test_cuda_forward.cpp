@@ -3,7 +3,7 @@
 //   - the CPU backend's forward over the same shard gives the same logits within float rounding
 //     (max |gpu - cpu| <= 1e-4 * max(1, max |cpu|) per step; GEMM summation orders differ); with the FP8
 //     GEMMs (cuBLASLt, activations rounded to e4m3) within 15% relative L2, and bit-exact between modes;
-//   - --weights ecf8 and --weights raw give bit-identical logits, and so do shards whose plan put layer
+//   - --weights ecf8, raw and raw-copy give bit-identical logits, and so do shards whose plan put layer
 //     weights in the pinned host tier;
 //   - the decode of layer L+1 starts before the compute of layer L ends (trace, GPU-timed spans);
 //   - only the experts routing picked were decoded.
@@ -178,9 +178,11 @@ TEST_F(CudaForward, MatchesTheCpuForwardWithinRounding) {
 TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
     const GpuRun ecf8 = run_gpu(dir("device"), WeightMode::Ecf8);
     const GpuRun raw = run_gpu(dir("device"), WeightMode::Raw);
+    const GpuRun raw_copy = run_gpu(dir("device"), WeightMode::RawCopy);
     EXPECT_TRUE(same_bits(ecf8.logits, raw.logits)) << "--weights ecf8 and raw differ on the GPU";
+    EXPECT_TRUE(same_bits(ecf8.logits, raw_copy.logits)) << "--weights ecf8 and raw-copy differ on the GPU";
     EXPECT_EQ(ecf8.stats.layers_decoded, uint64_t{kLayers} * (kDecodeSteps + 1));
-    EXPECT_EQ(ecf8.stats.bytes_decoded, raw.stats.bytes_decoded);
+    EXPECT_EQ(ecf8.stats.bytes_decoded, raw_copy.stats.bytes_decoded);
     EXPECT_LT(ecf8.stats.device_bytes, raw.stats.device_bytes);
 
     const ShardManifest offload = ShardManifest::load(dir("offload"));
@@ -189,8 +191,8 @@ TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
     EXPECT_TRUE(same_bits(ecf8.logits, host.logits)) << "the pinned host tier changes the logits";
     EXPECT_GT(host.stats.bytes_copied, 0u);
     EXPECT_FALSE(host.trace.find("copy", "copy L", 0).empty());
-    const GpuRun host_raw = run_gpu(dir("offload"), WeightMode::Raw);
-    EXPECT_TRUE(same_bits(ecf8.logits, host_raw.logits));
+    for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy})
+        EXPECT_TRUE(same_bits(ecf8.logits, run_gpu(dir("offload"), mode).logits)) << weight_mode_name(mode);
 }
 
 TEST_F(CudaForward, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {

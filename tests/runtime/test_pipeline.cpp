@@ -1,5 +1,5 @@
 // The just-in-time pipeline under mpirun (-np 2 and 4) on a 5-layer tiny synthetic model:
-//   - lossless: --weights ecf8 and --weights raw give bit-identical logits, and both equal the plain
+//   - lossless: --weights ecf8, raw and raw-copy give bit-identical logits, and equal the plain
 //     forward over weights decoded at load (ResidentWeights), bit for bit;
 //   - overflow: shards whose plan put layer weights in the pinned host tier give the same logits bit for bit;
 //   - overlap: in the trace, for every layer L >= 1 the decode of layer L+1 starts before the compute of
@@ -162,16 +162,21 @@ TEST(Pipeline, Ecf8RawAndResidentGiveBitIdenticalLogits) {
     auto comm = MpiCommunicator::world();
     const PipelineRun ecf8 = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get());
     const PipelineRun raw = run_pipeline(root + "/device", WeightMode::Raw, comm.get());
+    const PipelineRun raw_copy = run_pipeline(root + "/device", WeightMode::RawCopy, comm.get());
     EXPECT_TRUE(same_bits(ecf8.logits, raw.logits)) << "--weights ecf8 and raw differ";
+    EXPECT_TRUE(same_bits(ecf8.logits, raw_copy.logits)) << "--weights ecf8 and raw-copy differ";
 
     const ShardManifest m = ShardManifest::load(root + "/device");
     const auto resident = ResidentWeights::load(m, rank, nullptr);
     Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen);
     const auto plain = run(model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); });
     EXPECT_TRUE(same_bits(ecf8.logits, plain)) << "the pipeline differs from the plain forward";
-    // ECF8 decoded every layer each step; the raw run copied the same bytes.
+    // ECF8 decoded every layer each step; raw-copy copied the same bytes; raw used them in place, no slots.
     EXPECT_EQ(ecf8.stats.layers_decoded, uint64_t{kLayers} * (kDecodeSteps + 1));
-    EXPECT_EQ(ecf8.stats.bytes_decoded, raw.stats.bytes_decoded);
+    EXPECT_EQ(ecf8.stats.bytes_decoded, raw_copy.stats.bytes_decoded);
+    EXPECT_EQ(raw.stats.bytes_decoded, 0u);
+    EXPECT_EQ(raw.stats.slot_bytes, 0u);
+    EXPECT_GT(raw_copy.stats.slot_bytes, 0u);
     EXPECT_EQ(ecf8.stats.host_bytes, 0u);
     EXPECT_LT(ecf8.stats.device_bytes, raw.stats.device_bytes);  // compressed vs original bytes
 }
@@ -187,8 +192,11 @@ TEST(Pipeline, HostTierGivesBitIdenticalLogits) {
     EXPECT_GT(host.stats.host_bytes, 0u);
     EXPECT_GT(host.stats.bytes_copied, 0u);  // host-tier blobs went through staging
     EXPECT_EQ(device.stats.bytes_copied, 0u);
-    const PipelineRun host_raw = run_pipeline(root + "/offload", WeightMode::Raw, comm.get());
-    EXPECT_TRUE(same_bits(device.logits, host_raw.logits));
+    for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy}) {
+        const PipelineRun host_raw = run_pipeline(root + "/offload", mode, comm.get());
+        EXPECT_TRUE(same_bits(device.logits, host_raw.logits)) << weight_mode_name(mode);
+        EXPECT_GT(host_raw.stats.bytes_copied, 0u) << weight_mode_name(mode);
+    }
     // The copy lane shows the host-tier traffic.
     EXPECT_FALSE(host.trace.find("copy", "copy L", mpi_test_session().rank()).empty());
 }

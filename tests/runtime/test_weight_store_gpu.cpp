@@ -67,7 +67,7 @@ TEST(WeightStoreGpu, DecodesTheSameBytesAsTheCpuFromBothTiersInBothModes) {
         if (std::string(name) == "offload") {
             ASSERT_GT(m.ranks[0].host_bytes, 0u) << "nothing on the host tier";
         }
-        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw}) {
+        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw, WeightMode::RawCopy}) {
             SCOPED_TRACE(std::string(name) + " " + weight_mode_name(mode));
             CpuBackend cpu;
             CudaBackend gpu(0);
