@@ -56,6 +56,17 @@ fi
 if devkit/bin/ecf8 synth --arch deepseek-v3 --preset small --out out/small/model --threads 16 >"$out/synth.log" 2>&1 &&
     devkit/bin/ecf8 shard --config configs/small-gpu1.yaml --threads 16 >"$out/shard.log" 2>&1; then
     devkit/bin/weight_store_bench out/small/shards-tp1 --backend cuda --repeat 10 2>&1 | tee "$out/weight_store_bench.log"
+    # The small model end to end: CUDA (FP32 GEMMs) against the CPU backend, ecf8 against raw.
+    run_small() { devkit/bin/ecf8 run --config configs/small-gpu1.yaml --prompt-ids 3,141,59,26,535 --batch 2 \
+        --max-new-tokens 4 --eos-id -1 "$@"; }
+    if run_small --backend cuda --dump-logits out/small/cuda.bin >"$out/small_cuda.log" 2>&1 &&
+        run_small --backend cuda --weights raw --dump-logits out/small/raw.bin >"$out/small_raw.log" 2>&1 &&
+        run_small --backend cpu --dump-logits out/small/cpu.bin >"$out/small_cpu.log" 2>&1; then
+        python3 scripts/compare_logits.py out/small/cuda.bin out/small/raw.bin || failed=1
+        python3 scripts/compare_logits.py out/small/cuda.bin out/small/cpu.bin --rtol 1e-4 || failed=1
+    else
+        echo "FAIL small ecf8 run (see small_*.log)"; tail -5 "$out"/small_*.log; failed=1
+    fi
 else
     echo "FAIL synth/shard of small (see synth.log, shard.log)"
 fi
