@@ -387,35 +387,41 @@ void CudaModel::ffn(int layer, ForwardState& s, const WeightSource& w) {
     }
 }
 
-void CudaModel::routed_experts(int layer, ForwardState& s, const WeightSource& w) {
+void CudaModel::routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) {
     Impl& m = *impl_;
     const int64_t dim = m.config.hidden_size, k = m.gate.topk;
     const std::string p = layer_prefix(layer) + "mlp.experts.";
-    // Every picked expert's token rows and routing weights, uploaded once for the layer. The pinned lists
-    // are rewritten only at the next MoE layer, after its routing synchronized the compute stream.
-    int64_t total = 0, widest = 0;
-    for (int e : s.picked) {
-        total += static_cast<int64_t>(s.expert_rows[e].size());
-        widest = std::max<int64_t>(widest, static_cast<int64_t>(s.expert_rows[e].size()));
+    last = std::min(last, s.picked.size());
+    int64_t total = 0, widest = 0, offset = 0;  // offset: rows of the picks before `first`
+    for (size_t i = 0; i < s.picked.size(); ++i) {
+        const int64_t rows = static_cast<int64_t>(s.expert_rows[s.picked[i]].size());
+        if (i < first) offset += rows;
+        total += rows;
+        widest = std::max(widest, rows);
     }
-    if (total == 0) return;
-    int32_t* index = m.host_expert_index.reserve(total);
-    float* scale = m.host_expert_scale.reserve(total);
-    int64_t n = 0;
-    for (int e : s.picked)
-        for (int64_t row : s.expert_rows[e]) {
-            index[n] = static_cast<int32_t>(row / k);
-            scale[n] = s.route_weights[row];
-            ++n;
-        }
+    if (first >= last || total == 0) return;
     int32_t* d_index = m.expert_index.reserve(total);
     float* d_scale = m.expert_scale.reserve(total);
-    CUDA_CHECK(cudaMemcpyAsync(d_index, index, total * sizeof(int32_t), cudaMemcpyHostToDevice, m.compute));
-    CUDA_CHECK(cudaMemcpyAsync(d_scale, scale, total * sizeof(float), cudaMemcpyHostToDevice, m.compute));
+    if (first == 0) {
+        // Every picked expert's token rows and routing weights, uploaded once for the layer (by the first
+        // group). The pinned lists are rewritten only at the next MoE layer, after its routing synchronized
+        // the compute stream.
+        int32_t* index = m.host_expert_index.reserve(total);
+        float* scale = m.host_expert_scale.reserve(total);
+        int64_t n = 0;
+        for (int e : s.picked)
+            for (int64_t row : s.expert_rows[e]) {
+                index[n] = static_cast<int32_t>(row / k);
+                scale[n] = s.route_weights[row];
+                ++n;
+            }
+        CUDA_CHECK(cudaMemcpyAsync(d_index, index, total * sizeof(int32_t), cudaMemcpyHostToDevice, m.compute));
+        CUDA_CHECK(cudaMemcpyAsync(d_scale, scale, total * sizeof(float), cudaMemcpyHostToDevice, m.compute));
+    }
     float* xe = m.expert_x.reserve(widest * dim);
     float* ye = m.expert_y.reserve(widest * dim);
-    int64_t offset = 0;
-    for (int e : s.picked) {
+    for (size_t i = first; i < last; ++i) {
+        const int e = s.picked[i];
         const int64_t rows = static_cast<int64_t>(s.expert_rows[e].size());
         cuda::gather_rows(m.h.get(), d_index + offset, rows, dim, xe, m.compute);
         m.dense_mlp(p + std::to_string(e) + ".", xe, rows, w, ye);

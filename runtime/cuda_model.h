@@ -53,7 +53,7 @@ public:
     void reduce_block(ForwardState& s) override;
     void ffn_norm(int layer, ForwardState& s, const WeightSource& w) override;
     void ffn(int layer, ForwardState& s, const WeightSource& w) override;
-    void routed_experts(int layer, ForwardState& s, const WeightSource& w) override;
+    void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) override;
     void head(ForwardState& s, const WeightSource& w) override;
     void gather_logits(ForwardState& s) override;
 

@@ -248,11 +248,12 @@ void Model::ffn(int layer, ForwardState& s, const WeightSource& w) {
     }
 }
 
-void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w) {
+void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) {
     const int64_t dim = config_.hidden_size, k = gate_.topk;
     const std::string p = layer_prefix(layer) + "mlp.experts.";
     std::vector<float> x, y;
-    for (int e : s.picked) {
+    for (size_t i = first; i < last && i < s.picked.size(); ++i) {
+        const int e = s.picked[i];
         const std::vector<int64_t>& rows = s.expert_rows[e];
         const int64_t n = static_cast<int64_t>(rows.size());
         x.resize(n * dim);
@@ -306,7 +307,7 @@ std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& token
         ffn(layer, s, w);
         if (config_.is_moe_layer(layer)) {
             w.need_experts(layer, s.picked);
-            routed_experts(layer, s, w);
+            routed_experts(layer, s, w, 0, s.picked.size());
         }
         reduce_block(s);
     }

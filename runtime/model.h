@@ -124,7 +124,9 @@ public:
     // the host (the GPU forward waits for its compute stream here: the one host synchronization of a layer).
     virtual void ffn_norm(int layer, ForwardState& s, const WeightSource& w) = 0;
     virtual void ffn(int layer, ForwardState& s, const WeightSource& w) = 0;
-    virtual void routed_experts(int layer, ForwardState& s, const WeightSource& w) = 0;
+    // The picked experts s.picked[first, last), adding into the block. The pipeline runs the picks in groups
+    // so that a group computes while the next one decodes; a layer's calls start with first == 0.
+    virtual void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) = 0;
     virtual void head(ForwardState& s, const WeightSource& w) = 0;
     // Leaves the gathered logits in s.logits (host memory) once the stream has run it.
     virtual void gather_logits(ForwardState& s) = 0;
@@ -160,7 +162,7 @@ public:
     void reduce_block(ForwardState& s) override;
     void ffn_norm(int layer, ForwardState& s, const WeightSource& w) override;
     void ffn(int layer, ForwardState& s, const WeightSource& w) override;
-    void routed_experts(int layer, ForwardState& s, const WeightSource& w) override;
+    void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) override;
     void head(ForwardState& s, const WeightSource& w) override;
     void gather_logits(ForwardState& s) override;
 

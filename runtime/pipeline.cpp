@@ -2,10 +2,20 @@
 // on comm, ordered by events only.
 #include "runtime/pipeline.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "common/error.h"
 
 namespace ecf8 {
 namespace {
+
+// Picks [first, last) of group g out of n, in groups of ceil(n / kExpertGroups): empty groups come last,
+// so a layer's first group call always has first == 0 (ForwardStages::routed_experts).
+std::pair<size_t, size_t> expert_group(size_t n, int g) {
+    const size_t per = (n + kExpertGroups - 1) / kExpertGroups;
+    return {std::min(n, g * per), std::min(n, (g + 1) * per)};
+}
 
 std::string layer_label(const char* what, int layer, const char* detail = nullptr) {
     std::string s = std::string(what) + " L" + std::to_string(layer);
@@ -35,7 +45,7 @@ Pipeline::Pipeline(ForwardStages& model, WeightStore& store, Backend& backend)
         e.decoded = backend.create_event();
         e.routed = backend.create_event();
         e.experts_copied = backend.create_event();
-        e.experts_decoded = backend.create_event();
+        for (auto& group : e.experts_decoded) group = backend.create_event();
         e.free = backend.create_event();
     }
 }
@@ -103,16 +113,25 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
                                 [this, w, state, layer] { w->copy_experts(layer, state->picked, copy_); });
             backend_.record(*ev.experts_copied, copy_);
             backend_.wait(decode_, *ev.experts_copied);
-            backend_.launch(decode_, layer_label("decode", layer, "experts"),
-                            [this, w, state, layer] { w->decode_experts(layer, state->picked, decode_); });
-            backend_.record(*ev.experts_decoded, decode_);
+            for (int g = 0; g < kExpertGroups; ++g) {
+                backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, state, layer, g] {
+                    const auto [first, last] = expert_group(state->picked.size(), g);
+                    w->decode_experts(
+                        layer, std::vector<int>(state->picked.begin() + first, state->picked.begin() + last), decode_);
+                });
+                backend_.record(*ev.experts_decoded[g], decode_);
+            }
         }
         backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),
                         [m, w, state, layer] { m->ffn(layer, *state, *w); });
         if (moe) {
-            backend_.wait(compute_, *ev.experts_decoded);
-            backend_.launch(compute_, layer_label("compute", layer, "experts"),
-                            [m, w, state, layer] { m->routed_experts(layer, *state, *w); });
+            for (int g = 0; g < kExpertGroups; ++g) {
+                backend_.wait(compute_, *ev.experts_decoded[g]);
+                backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, g] {
+                    const auto [first, last] = expert_group(state->picked.size(), g);
+                    m->routed_experts(layer, *state, *w, first, last);
+                });
+            }
         }
         backend_.record(*ev.free, compute_);  // the slot's last reader
         if (multi_rank)

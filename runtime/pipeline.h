@@ -7,8 +7,9 @@
 //
 // Routed experts are copied and decoded only once routing has picked them: the compute stream records an
 // event after routing, and the copy and decode streams then fetch exactly this rank's picked experts while
-// the compute stream runs the shared experts. The host enqueues a whole step without waiting and
-// synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the same
+// the compute stream runs the shared experts. The picks decode in kExpertGroups groups, each with its own
+// event, and the compute stream runs a group's experts as soon as that group is decoded. The host enqueues a whole step
+// without waiting and synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the same
 // schedule runs here as on a GPU. On CUDA the host learns the picks when routing's stage synchronizes the
 // compute stream (runtime/model.h, ForwardStages::ffn_norm), so the fetch is enqueued with the picks known;
 // the copy and decode streams are never blocked. The tracer draws each stream's work on its own lane, with span names
@@ -23,6 +24,10 @@
 #include "runtime/weight_store.h"
 
 namespace ecf8 {
+
+// The picked routed experts of a layer are fetched and computed in this many groups (the last ones may be
+// empty): group g's GEMMs run while group g + 1 decodes, so only the first group's decode waits on routing.
+inline constexpr int kExpertGroups = 4;
 
 class Pipeline {
 public:
@@ -46,7 +51,8 @@ private:
     Backend& backend_;
     Stream &copy_, &decode_, &compute_, &comm_;
     struct SlotEvents {
-        std::unique_ptr<Event> copied, decoded, routed, experts_copied, experts_decoded, free;
+        std::unique_ptr<Event> copied, decoded, routed, experts_copied, free;
+        std::unique_ptr<Event> experts_decoded[kExpertGroups];
     };
     std::vector<SlotEvents> slots_;
     std::unique_ptr<Event> to_comm_, from_comm_;
