@@ -1,7 +1,17 @@
-// AVX2 lockstep decoding. Per group of four lanes and step: compare counts with 32, turn the 4-bit want
-// mask into a byte shuffle that hands consecutive stream words to the wanting lanes (others get 0),
-// shift them into the bit buffers, then two rounds of table lookups. Compiled with AVX2 enabled for this
-// file only; the caller checks avx2_decode_available() at run time.
+// AVX2 lockstep decoding, eight lanes per 256-bit register. A lane's 64-bit bit buffer is kept as two
+// 32-bit halves (lo, hi) in two registers, so the table lookups of eight lanes take one index vector.
+// Per group of eight lanes and step:
+//   refill: compare counts with 32; the 8-bit want mask picks a vpermd control that hands consecutive
+//           stream words to the wanting lanes (the others get 0); lo |= w << n, hi |= w >> (32 - n);
+//   decode: look up the first entry at lo & mask and the second at (lo >> len0) & mask (both codes lie
+//           in lo: len0 + 12 <= 24 bits), then shift the 64-bit buffer once by len0 + len1.
+// Lookups: groups 1-3 use vpgatherdd; group 0 moves its indices to general registers (vmovq/vpextrq)
+// and does eight scalar loads. Zen 3 runs gathers and scalar loads on different resources, so the mix
+// beats either alone (FP8, full steps, same runs: all gathers 1.35-1.38 GB/s, all scalar loads
+// 1.40-1.43, group 0 scalar 1.48-1.51; two scalar groups 1.46; the old four-lane path 1.28-1.31).
+// Each phase runs over all four groups before the next starts, so the out-of-order core overlaps the
+// groups' lookups. Compiled with AVX2 enabled for this file only; the caller checks
+// avx2_decode_available() at run time.
 #include "codec/decode_avx2.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -21,43 +31,90 @@ bool avx2_decode_available() {
 
 namespace {
 
-// kExpand[mask]: for lane i of 4 with mask bit i set, the 4 bytes of word number popcount(mask below i);
-// 0x80 (zero) for lanes that take no word.
-struct ExpandTable {
-    alignas(16) uint8_t ctrl[16][16];
-    ExpandTable() {
-        for (int m = 0; m < 16; ++m) {
-            int next = 0;
-            for (int lane = 0; lane < 4; ++lane) {
-                bool take = (m >> lane) & 1;
-                for (int b = 0; b < 4; ++b) ctrl[m][lane * 4 + b] = take ? static_cast<uint8_t>(next * 4 + b) : 0x80;
-                next += take;
+// kHand.ctrl[mask]: for lane i of 8, the index of the stream word it takes if mask bit i is set:
+// popcount(mask below i). Lanes that take no word are zeroed by the want mask afterwards.
+struct HandTable {
+    alignas(32) uint32_t ctrl[256][8];
+    HandTable() {
+        for (int m = 0; m < 256; ++m) {
+            uint32_t next = 0;
+            for (int lane = 0; lane < 8; ++lane) {
+                ctrl[m][lane] = next;
+                next += (m >> lane) & 1;
             }
         }
     }
 };
-const ExpandTable kExpand;
+const HandTable kHand;
 
-ECF8_AVX2_TARGET inline __m128i decode_round(__m256i& bits, __m256i& count, const uint16_t* table, __m256i mask) {
-    __m256i idx = _mm256_and_si256(bits, mask);
-    // Four scalar loads: on Zen 3 they decode 1.6x faster than vpgatherqd (measured 1.29 vs 0.80 GB/s).
-    alignas(32) uint64_t i[4];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(i), idx);
-    __m128i e = _mm_setr_epi32(table[i[0]], table[i[1]], table[i[2]], table[i[3]]);
-    __m256i len = _mm256_cvtepu32_epi64(_mm_and_si128(_mm_srli_epi32(e, 8), _mm_set1_epi32(0xFF)));
-    bits = _mm256_srlv_epi64(bits, len);
-    count = _mm256_sub_epi64(count, len);
-    return _mm_and_si128(e, _mm_set1_epi32(0xFF));
+constexpr int kGroups = kLanes / 8;
+
+// Eight lanes: bit buffers hi:lo, counts n.
+struct Group {
+    __m256i lo, hi, n;
+};
+
+ECF8_AVX2_TARGET inline void refill(Group& g, const uint32_t* words, uint32_t& pos) {
+    const __m256i want = _mm256_cmpgt_epi32(_mm256_set1_epi32(kRefillBelow), g.n);
+    const unsigned m = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(want)));
+    const __m256i w8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + pos));
+    const __m256i ctrl = _mm256_load_si256(reinterpret_cast<const __m256i*>(kHand.ctrl[m]));
+    const __m256i handed = _mm256_and_si256(_mm256_permutevar8x32_epi32(w8, ctrl), want);
+    // A wanting lane has n < 32 and nothing at or above bit n: word << n goes to lo, word >> (32 - n) to
+    // hi (AVX2 shifts by 32 give 0). The other lanes OR in zeros.
+    g.lo = _mm256_or_si256(g.lo, _mm256_sllv_epi32(handed, g.n));
+    g.hi = _mm256_or_si256(g.hi, _mm256_srlv_epi32(handed, _mm256_sub_epi32(_mm256_set1_epi32(32), g.n)));
+    g.n = _mm256_add_epi32(g.n, _mm256_and_si256(want, _mm256_set1_epi32(32)));
+    pos += static_cast<uint32_t>(__builtin_popcount(m));
 }
 
-// Eight 16-bit values from eight symbols (as u16) and eight raw bytes.
-ECF8_AVX2_TARGET inline __m128i join8(SymbolKind kind, __m128i sym16, const uint8_t* raw) {
-    __m128i r = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(raw)));
-    if (kind == SymbolKind::Bf16Exp) {
-        __m128i sign = _mm_slli_epi16(_mm_and_si128(r, _mm_set1_epi16(0x80)), 8);
-        return _mm_or_si128(_mm_or_si128(sign, _mm_slli_epi16(sym16, 7)), _mm_and_si128(r, _mm_set1_epi16(0x7F)));
+// Eight table entries, each in the low 16 bits of a 32-bit lane (the upper half is not cleared).
+// The gather reads 32 bits at table + 2 * index, the entry and the next one; PreparedTensor pads its
+// tables by one entry so the read of the last entry stays inside the allocation.
+template <bool kGather>
+ECF8_AVX2_TARGET inline __m256i lookup(const uint16_t* table, __m256i idx) {
+    if constexpr (kGather) {
+        return _mm256_i32gather_epi32(reinterpret_cast<const int*>(table), idx, 2);
+    } else {
+        // Two indices per 64-bit move: q[0] = lanes 0, 1; ... q[3] = lanes 6, 7.
+        const __m128i a = _mm256_castsi256_si128(idx), b = _mm256_extracti128_si256(idx, 1);
+        const uint64_t q[4] = {
+            static_cast<uint64_t>(_mm_cvtsi128_si64(a)), static_cast<uint64_t>(_mm_extract_epi64(a, 1)),
+            static_cast<uint64_t>(_mm_cvtsi128_si64(b)), static_cast<uint64_t>(_mm_extract_epi64(b, 1))};
+        auto at = [&](int i) -> int { return table[static_cast<uint32_t>(q[i / 2] >> (32 * (i % 2)))]; };
+        return _mm256_setr_epi32(at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
     }
-    return _mm_or_si128(_mm_slli_epi16(sym16, 8), r);
+}
+
+// Byte 1 (the code length) of each entry, zero-extended to 32 bits.
+ECF8_AVX2_TARGET inline __m256i entry_len(__m256i e) {
+    const __m256i pick = _mm256_setr_epi8(1, -1, -1, -1, 5, -1, -1, -1, 9, -1, -1, -1, 13, -1, -1, -1,  //
+                                          1, -1, -1, -1, 5, -1, -1, -1, 9, -1, -1, -1, 13, -1, -1, -1);
+    return _mm256_shuffle_epi8(e, pick);
+}
+
+// Drops len bits (len <= 24) from the 64-bit buffers hi:lo.
+ECF8_AVX2_TARGET inline void consume(Group& g, __m256i len) {
+    g.lo = _mm256_or_si256(_mm256_srlv_epi32(g.lo, len),
+                           _mm256_sllv_epi32(g.hi, _mm256_sub_epi32(_mm256_set1_epi32(32), len)));
+    g.hi = _mm256_srlv_epi32(g.hi, len);
+    g.n = _mm256_sub_epi32(g.n, len);
+}
+
+// Sixteen symbols of eight lanes in element order, as u16: lane i's first symbol at u16 2i, second at 2i+1.
+ECF8_AVX2_TARGET inline __m256i symbols16(__m256i e0, __m256i e1) {
+    return _mm256_and_si256(_mm256_blend_epi16(e0, _mm256_slli_epi32(e1, 16), 0xAA), _mm256_set1_epi16(0xFF));
+}
+
+// Sixteen 16-bit values from sixteen symbols (as u16) and sixteen raw bytes.
+ECF8_AVX2_TARGET inline __m256i join16(SymbolKind kind, __m256i sym16, const uint8_t* raw) {
+    __m256i r = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(raw)));
+    if (kind == SymbolKind::Bf16Exp) {
+        __m256i sign = _mm256_slli_epi16(_mm256_and_si256(r, _mm256_set1_epi16(0x80)), 8);
+        return _mm256_or_si256(_mm256_or_si256(sign, _mm256_slli_epi16(sym16, 7)),
+                               _mm256_and_si256(r, _mm256_set1_epi16(0x7F)));
+    }
+    return _mm256_or_si256(_mm256_slli_epi16(sym16, 8), r);
 }
 
 }  // namespace
@@ -66,49 +123,52 @@ ECF8_AVX2_TARGET uint32_t decode_full_steps_avx2(ChunkLanes& lanes, const uint32
                                                  uint32_t read_limit, const uint16_t* table, uint32_t table_mask,
                                                  uint32_t step, uint32_t full_steps, uint8_t* out, SymbolKind kind,
                                                  const uint8_t* raw) {
-    constexpr int kGroups = kLanes / 4;
-    __m256i bits[kGroups], count[kGroups];
-    for (int g = 0; g < kGroups; ++g) {
-        bits[g] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes.bits + 4 * g));
-        count[g] = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lanes.count + 4 * g)));
+    const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    Group g[kGroups];
+    for (int k = 0; k < kGroups; ++k) {
+        // [lo0..lo3 hi0..hi3] and [lo4..lo7 hi4..hi7] -> lo, hi.
+        __m256i a = _mm256_permutevar8x32_epi32(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes.bits + 8 * k)), even_odd);
+        __m256i b = _mm256_permutevar8x32_epi32(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes.bits + 8 * k + 4)), even_odd);
+        g[k].lo = _mm256_permute2x128_si256(a, b, 0x20);
+        g[k].hi = _mm256_permute2x128_si256(a, b, 0x31);
+        g[k].n = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lanes.count + 8 * k));
     }
-    const __m256i refill_below = _mm256_set1_epi64x(kRefillBelow);
-    const __m256i word_bits = _mm256_set1_epi64x(32);
-    const __m256i mask = _mm256_set1_epi64x(table_mask);
+    const __m256i mask = _mm256_set1_epi32(static_cast<int>(table_mask));
     uint32_t pos = *pos_io;
-    // Each phase runs over all eight groups before the next starts, so the out-of-order core sees eight
-    // independent operations side by side instead of one long dependency chain per group.
     for (; step < full_steps && pos + kLanes <= read_limit; ++step) {
-        for (int g = 0; g < kGroups; ++g) {
-            __m256i want = _mm256_cmpgt_epi64(refill_below, count[g]);
-            unsigned m = static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(want)));
-            __m128i w4 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words + pos));
-            __m128i handed = _mm_shuffle_epi8(w4, _mm_load_si128(reinterpret_cast<const __m128i*>(kExpand.ctrl[m])));
-            bits[g] = _mm256_or_si256(bits[g], _mm256_sllv_epi64(_mm256_cvtepu32_epi64(handed), count[g]));
-            count[g] = _mm256_add_epi64(count[g], _mm256_and_si256(want, word_bits));
-            pos += static_cast<uint32_t>(__builtin_popcount(m));
-        }
-        __m128i s0[kGroups], s1[kGroups];
-        for (int g = 0; g < kGroups; ++g) s0[g] = decode_round(bits[g], count[g], table, mask);
-        for (int g = 0; g < kGroups; ++g) s1[g] = decode_round(bits[g], count[g], table, mask);
+        for (int k = 0; k < kGroups; ++k) refill(g[k], words, pos);
+        __m256i e0[kGroups], e1[kGroups], len0[kGroups];
+        // Group 0 first with scalar loads, then the gathers of groups 1-3.
+        e0[0] = lookup<false>(table, _mm256_and_si256(g[0].lo, mask));
+        for (int k = 1; k < kGroups; ++k) e0[k] = lookup<true>(table, _mm256_and_si256(g[k].lo, mask));
+        for (int k = 0; k < kGroups; ++k) len0[k] = entry_len(e0[k]);
+        e1[0] = lookup<false>(table, _mm256_and_si256(_mm256_srlv_epi32(g[0].lo, len0[0]), mask));
+        for (int k = 1; k < kGroups; ++k)
+            e1[k] = lookup<true>(table, _mm256_and_si256(_mm256_srlv_epi32(g[k].lo, len0[k]), mask));
+        for (int k = 0; k < kGroups; ++k) consume(g[k], _mm256_add_epi32(len0[k], entry_len(e1[k])));
         const uint32_t e = chunk_element(step, 0, 0);
-        for (int g = 0; g < kGroups; ++g) {
-            // Element order of the group: lane0 k0, lane0 k1, lane1 k0, ... as 4 x u32 = (s1 << 16 | s0).
-            __m128i pairs = _mm_or_si128(s0[g], _mm_slli_epi32(s1[g], 16));
-            if (kind == SymbolKind::Byte) {
-                _mm_storel_epi64(reinterpret_cast<__m128i*>(out + e + 8 * g), _mm_packus_epi16(pairs, pairs));
-            } else {
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * size_t{e + 8 * g}),
-                                 join8(kind, pairs, raw + e + 8 * g));
+        if (kind == SymbolKind::Byte) {
+            for (int k = 0; k < kGroups; k += 2) {
+                // packus interleaves 128-bit halves: [k lo, k+1 lo, k hi, k+1 hi] -> reorder to k, k+1.
+                __m256i bytes = _mm256_packus_epi16(symbols16(e0[k], e1[k]), symbols16(e0[k + 1], e1[k + 1]));
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e + 16 * k),
+                                    _mm256_permute4x64_epi64(bytes, 0xD8));
             }
+        } else {
+            for (int k = 0; k < kGroups; ++k)
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * size_t{e + 16 * k}),
+                                    join16(kind, symbols16(e0[k], e1[k]), raw + e + 16 * k));
         }
     }
-    for (int g = 0; g < kGroups; ++g) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes.bits + 4 * g), bits[g]);
-        __m256i c = count[g];
-        // Counts fit in 32 bits: pick the low halves of the four 64-bit lanes.
-        __m256i packed = _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes.count + 4 * g), _mm256_castsi256_si128(packed));
+    for (int k = 0; k < kGroups; ++k) {
+        // lo, hi -> [lo0 hi0 lo1 hi1 | lo4 hi4 lo5 hi5] and [lo2 hi2 lo3 hi3 | lo6 hi6 lo7 hi7].
+        __m256i a = _mm256_unpacklo_epi32(g[k].lo, g[k].hi);
+        __m256i b = _mm256_unpackhi_epi32(g[k].lo, g[k].hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes.bits + 8 * k), _mm256_permute2x128_si256(a, b, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes.bits + 8 * k + 4), _mm256_permute2x128_si256(a, b, 0x31));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(lanes.count + 8 * k), g[k].n);
     }
     *pos_io = pos;
     return step;

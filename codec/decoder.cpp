@@ -22,7 +22,8 @@ PreparedTensor PreparedTensor::prepare(std::span<const uint8_t> blob, const std:
     const BlobHeader& h = t.view_.header;
     if (h.mode != static_cast<uint8_t>(BlobMode::Huffman)) return t;
     t.table_log_ = h.max_code_len;
-    t.tables_.assign(size_t{h.codebook_count} << t.table_log_, 0);
+    // One entry of padding: the AVX2 decoder reads entries as 32-bit words (decode_avx2.cpp).
+    t.tables_.assign((size_t{h.codebook_count} << t.table_log_) + 1, 0);
     for (uint32_t c = 0; c < h.codebook_count; ++c) {
         uint8_t lengths[256];
         unpack_codebook(t.view_, c, lengths);
