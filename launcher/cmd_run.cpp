@@ -268,8 +268,8 @@ int cmd_run(const CommandArgs& argv) {
     RunSetup setup;
     std::unique_ptr<Communicator> comm;
     std::unique_ptr<Backend> backend;
-    void* collective_stream = nullptr;  // CUDA: the stream NCCL enqueues on
-    int device = -1;
+    [[maybe_unused]] void* collective_stream = nullptr;  // CUDA: the stream NCCL enqueues on
+    [[maybe_unused]] int device = -1;                    // CUDA: this rank's GPU
     std::unique_ptr<Tracer> tracer;
     std::unique_ptr<WeightStore> store;
     std::string error;
