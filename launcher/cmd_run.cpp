@@ -37,6 +37,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/trace.h"
 #include "runtime/weight_store.h"
+#include "sharding/memory_plan.h"
 
 namespace ecf8 {
 namespace {
@@ -215,10 +216,11 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
     std::printf("backend: %s\n", !s.cuda      ? "cpu"
                                  : s.fp8_gemm ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
                                               : "cuda (one GPU per rank), FP32 GEMMs");
-    const ModelConfig& m = s.manifest.model;
-    const double kv_per_seq = double(m.num_hidden_layers) * (m.kv_lora_rank + m.qk_rope_head_dim) * sizeof(float) *
-                              double(s.deploy.kv_cache.max_model_len);
     // The runtime keeps the latent cache in float32; a plan made for bf16 counted half of that.
+    KvCacheConfig runtime_kv = s.deploy.kv_cache;
+    runtime_kv.dtype = "f32";
+    const double kv_per_seq =
+        double(kv_bytes_per_token(s.manifest.model, runtime_kv)) * double(s.deploy.kv_cache.max_model_len);
     std::printf("kv cache: float32, %s per sequence of %" PRId64 " tokens%s\n", format_bytes(kv_per_seq).c_str(),
                 s.deploy.kv_cache.max_model_len,
                 s.deploy.kv_cache.dtype == "f32" ? "" : " (the plan's kv_cache.dtype is bf16: it counted half)");

@@ -13,55 +13,34 @@
 #include "common/error.h"
 #include "common/float_formats.h"
 #include "kernels/cpu/fp8_gemm.h"
+#include "tests/kernels/fp8_test_data.h"
 
 namespace ecf8 {
 namespace {
 
 using cpu::kFp8Block;
 
-int64_t kblocks(int64_t n) { return (n + kFp8Block - 1) / kFp8Block; }
-
-// Rows of normal values whose scale varies by block (2^-20 .. 2^20), so scales cover a wide range.
+// Activations with block magnitudes 2^-20 .. 2^20, and a checkpoint-like weight, each from its own seed.
 std::vector<float> random_activations(int64_t rows, int64_t cols, uint64_t seed) {
     std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
     std::mt19937_64 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::uniform_int_distribution<int> exponent(-20, 20);
-    std::vector<float> x(static_cast<size_t>(rows * cols));
-    for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t kb = 0; kb < kblocks(cols); ++kb) {
-            const float mag = std::ldexp(1.0f, exponent(rng));
-            for (int64_t c = kb * kFp8Block; c < std::min(cols, (kb + 1) * kFp8Block); ++c) {
-                x[static_cast<size_t>(r * cols + c)] = mag * normal(rng);
-            }
-        }
-    }
-    return x;
+    return test::block_scaled_activations(rows, cols, -20, 20, rng);
 }
 
-// Random finite e4m3 bytes (no NaN codes) and positive block scales, like a checkpoint's weight.
 void random_weight(int64_t out, int64_t in, uint64_t seed, std::vector<uint8_t>& w, std::vector<float>& s) {
     std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
     std::mt19937_64 rng(seed);
-    std::uniform_int_distribution<int> byte(0, 255);
-    std::uniform_real_distribution<float> e(-14.0f, -6.0f);
-    w.resize(static_cast<size_t>(out * in));
-    for (uint8_t& b : w) {
-        do b = static_cast<uint8_t>(byte(rng));
-        while ((b & 0x7F) == 0x7F);
-    }
-    s.resize(static_cast<size_t>(kblocks(out) * kblocks(in)));
-    for (float& v : s) v = std::exp2(e(rng));
+    test::checkpoint_like_weight(out, in, rng, w, s);
 }
 
 TEST(Fp8GemmCpu, QuantizationRoundTripProperties) {
     const int64_t rows = 13, cols = 1000;  // 7 full blocks and a 104-wide tail per row
     const std::vector<float> x = random_activations(rows, cols, 20261123);
     std::vector<uint8_t> q(x.size());
-    std::vector<float> s(static_cast<size_t>(rows * kblocks(cols)));
+    std::vector<float> s(static_cast<size_t>(rows * test::fp8_blocks(cols)));
     cpu::quantize_activations_fp8(x.data(), rows, cols, q.data(), s.data());
     for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t kb = 0; kb < kblocks(cols); ++kb) {
+        for (int64_t kb = 0; kb < test::fp8_blocks(cols); ++kb) {
             const int64_t c0 = kb * kFp8Block, c1 = std::min(cols, c0 + kFp8Block);
             float amax = 0.0f;
             int64_t arg = c0;
@@ -71,7 +50,7 @@ TEST(Fp8GemmCpu, QuantizationRoundTripProperties) {
                     arg = c;
                 }
             }
-            const float scale = s[static_cast<size_t>(r * kblocks(cols) + kb)];
+            const float scale = s[static_cast<size_t>(r * test::fp8_blocks(cols) + kb)];
             ASSERT_EQ(scale, amax / 448.0f) << "row " << r << " block " << kb;
             EXPECT_EQ(q[r * cols + arg] & 0x7F, 0x7E) << "the block's amax maps to +-448, row " << r << " block " << kb;
             for (int64_t c = c0; c < c1; ++c) {
@@ -119,13 +98,13 @@ TEST(Fp8GemmCpu, LinearMatchesFloat64Reference) {
     for (const Shape& sh : shapes) {
         const std::vector<float> x = random_activations(sh.t, sh.in, ++seed);
         std::vector<uint8_t> xq(x.size()), w;
-        std::vector<float> xs(static_cast<size_t>(sh.t * kblocks(sh.in))), ws;
+        std::vector<float> xs(static_cast<size_t>(sh.t * test::fp8_blocks(sh.in))), ws;
         cpu::quantize_activations_fp8(x.data(), sh.t, sh.in, xq.data(), xs.data());
         random_weight(sh.out, sh.in, ++seed, w, ws);
         std::vector<float> y(static_cast<size_t>(sh.t * sh.out));
         cpu::linear_fp8_block(xq.data(), xs.data(), w.data(), ws.data(), y.data(), sh.t, sh.in, sh.out);
 
-        const int64_t nkb = kblocks(sh.in);
+        const int64_t nkb = test::fp8_blocks(sh.in);
         const double gamma = (kFp8Block + nkb + 2) * 0x1p-24 * 1.01;
         double worst = 0.0;
         for (int64_t t = 0; t < sh.t; ++t) {

@@ -18,6 +18,7 @@
 #include "kernels/cpu/fp8_gemm.h"
 #include "kernels/cuda/fp8_gemm.cuh"
 #include "tests/kernels/cuda_test.h"
+#include "tests/kernels/fp8_test_data.h"
 
 namespace ecf8 {
 namespace {
@@ -25,37 +26,15 @@ namespace {
 constexpr uint64_t kSeed = 20261123;
 using cpu::kFp8Block;
 
-int64_t kblocks(int64_t n) { return (n + kFp8Block - 1) / kFp8Block; }
-
 class Fp8GemmCuda : public test::CudaOpTest {
 protected:
     Fp8GemmCuda() : CudaOpTest(kSeed) {}
-    // Normal values with a per-block magnitude 2^-8 .. 2^8.
+    // Block magnitudes 2^-8 .. 2^8; weights as a checkpoint holds them (tests/kernels/fp8_test_data.h).
     std::vector<float> activations(int64_t rows, int64_t cols) {
-        std::normal_distribution<float> normal(0.0f, 1.0f);
-        std::uniform_int_distribution<int> exponent(-8, 8);
-        std::vector<float> x(static_cast<size_t>(rows * cols));
-        for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t kb = 0; kb < kblocks(cols); ++kb) {
-                const float mag = std::ldexp(1.0f, exponent(rng_));
-                for (int64_t c = kb * kFp8Block; c < std::min(cols, (kb + 1) * kFp8Block); ++c) {
-                    x[static_cast<size_t>(r * cols + c)] = mag * normal(rng_);
-                }
-            }
-        }
-        return x;
+        return test::block_scaled_activations(rows, cols, -8, 8, rng_);
     }
-    // A weight as a checkpoint holds it: finite e4m3 bytes and block scales 2^-14 .. 2^-6.
     void weight(int64_t out, int64_t in, std::vector<uint8_t>& w, std::vector<float>& s) {
-        std::uniform_int_distribution<int> byte(0, 255);
-        std::uniform_real_distribution<float> e(-14.0f, -6.0f);
-        w.resize(static_cast<size_t>(out * in));
-        for (uint8_t& b : w) {
-            do b = static_cast<uint8_t>(byte(rng_));
-            while ((b & 0x7F) == 0x7F);
-        }
-        s.resize(static_cast<size_t>(kblocks(out) * kblocks(in)));
-        for (float& v : s) v = std::exp2(e(rng_));
+        test::checkpoint_like_weight(out, in, rng_, w, s);
     }
 };
 
@@ -69,7 +48,7 @@ TEST_F(Fp8GemmCuda, QuantizationIsBitIdenticalToTheCpu) {
     x[3 * cols + 5] = 1e-44f;                          // amax / 448 underflows: scale 1
     for (int64_t c = 1; c < 128; ++c) x[3 * cols + c] = 0.0f;
 
-    const int64_t nkb = kblocks(cols);
+    const int64_t nkb = test::fp8_blocks(cols);
     std::vector<uint8_t> want_q(x.size());
     std::vector<float> want_s(static_cast<size_t>(rows * nkb));
     cpu::quantize_activations_fp8(x.data(), rows, cols, want_q.data(), want_s.data());
@@ -97,7 +76,7 @@ TEST_F(Fp8GemmCuda, BlockGemmMatchesTheCpuTwin) {
             std::vector<float> ws;
             weight(sh.out, sh.in, w, ws);
             std::vector<uint8_t> xq(x.size());
-            std::vector<float> xs(static_cast<size_t>(t * kblocks(sh.in)));
+            std::vector<float> xs(static_cast<size_t>(t * test::fp8_blocks(sh.in)));
             cpu::quantize_activations_fp8(x.data(), t, sh.in, xq.data(), xs.data());
             std::vector<float> want(static_cast<size_t>(t * sh.out));
             cpu::linear_fp8_block(xq.data(), xs.data(), w.data(), ws.data(), want.data(), t, sh.in, sh.out);

@@ -51,13 +51,6 @@ protected:
         return d;
     }
 
-    static ShardOptions options() {
-        ShardOptions o;
-        o.threads = 2;
-        o.progress = false;
-        return o;
-    }
-
     static fs::path root_;
 };
 
@@ -70,7 +63,7 @@ TEST_F(ShardRoundTrip, BitExactForEveryLayout) {
         const std::string name = "shards_tp" + std::to_string(tp) + "_ep" + std::to_string(ep);
         SCOPED_TRACE(name);
         const DeployConfig d = deploy(tp, ep, name);
-        const ShardResult r = shard_checkpoint(d, options());
+        const ShardResult r = shard_checkpoint(d, test::quiet_shard_options());
         EXPECT_EQ(r.tensors, source.tensor_names().size());
         EXPECT_LT(r.stored_bytes, r.raw_bytes);
 
@@ -107,16 +100,16 @@ TEST_F(ShardRoundTrip, BitExactForEveryLayout) {
 
 TEST_F(ShardRoundTrip, OutputIsDeterministicAndReshardingReplacesStaleFiles) {
     const DeployConfig d4 = deploy(4, 4, "det");
-    shard_checkpoint(d4, options());
+    shard_checkpoint(d4, test::quiet_shard_options());
     const auto first = file_bytes(fs::path(d4.output) / "rank-00002-of-00004.safetensors");
-    ShardOptions one_thread = options();
+    ShardOptions one_thread = test::quiet_shard_options();
     one_thread.threads = 1;
     shard_checkpoint(d4, one_thread);
     EXPECT_EQ(file_bytes(fs::path(d4.output) / "rank-00002-of-00004.safetensors"), first);
 
     // Re-sharding the same directory for 2 ranks removes the 4-rank files.
     const DeployConfig d2 = deploy(2, 2, "det");
-    shard_checkpoint(d2, options());
+    shard_checkpoint(d2, test::quiet_shard_options());
     EXPECT_FALSE(fs::exists(fs::path(d2.output) / "rank-00002-of-00004.safetensors"));
     EXPECT_TRUE(fs::exists(fs::path(d2.output) / "rank-00001-of-00002.safetensors"));
     EXPECT_EQ(ShardManifest::load(d2.output).world_size(), 2);
@@ -125,7 +118,7 @@ TEST_F(ShardRoundTrip, OutputIsDeterministicAndReshardingReplacesStaleFiles) {
 
 TEST_F(ShardRoundTrip, ImpossibleLayoutFailsBeforeWriting) {
     DeployConfig d = deploy(3, 1, "tp3");
-    const std::string e = error_of([&] { shard_checkpoint(d, options()); });
+    const std::string e = error_of([&] { shard_checkpoint(d, test::quiet_shard_options()); });
     EXPECT_NE(e.find("tensor_parallel_size=3"), std::string::npos) << e;
     EXPECT_FALSE(fs::exists(d.output));
 }
@@ -140,7 +133,7 @@ TEST_F(ShardRoundTrip, CheckpointMissingTensorsIsNamed) {
     write_file_atomic((model2 / "config.json").string(), cfg.dump());
     DeployConfig d = deploy(2, 2, "missing");
     d.model = model2.string();
-    const std::string e = error_of([&] { shard_checkpoint(d, options()); });
+    const std::string e = error_of([&] { shard_checkpoint(d, test::quiet_shard_options()); });
     EXPECT_NE(e.find("checkpoint lacks"), std::string::npos) << e;
     EXPECT_NE(e.find("model.layers.3."), std::string::npos) << e;
     EXPECT_FALSE(fs::exists(fs::path(d.output) / kManifestName));
@@ -148,7 +141,7 @@ TEST_F(ShardRoundTrip, CheckpointMissingTensorsIsNamed) {
 
 TEST_F(ShardRoundTrip, TruncatedCheckpointFileIsNamedAndOldShardsSurvive) {
     const DeployConfig good = deploy(2, 2, "survive");
-    shard_checkpoint(good, options());
+    shard_checkpoint(good, test::quiet_shard_options());
     const auto before = file_bytes(fs::path(good.output) / "rank-00000-of-00002.safetensors");
 
     const fs::path model2 = root_ / "model_truncated";
@@ -161,7 +154,7 @@ TEST_F(ShardRoundTrip, TruncatedCheckpointFileIsNamedAndOldShardsSurvive) {
     fs::resize_file(victim, fs::file_size(victim) - 1000);
     DeployConfig d = good;
     d.model = model2.string();
-    const std::string e = error_of([&] { shard_checkpoint(d, options()); });
+    const std::string e = error_of([&] { shard_checkpoint(d, test::quiet_shard_options()); });
     EXPECT_NE(e.find(victim.filename().string()), std::string::npos) << e;
     // The earlier, complete shards are untouched and still verify.
     EXPECT_EQ(file_bytes(fs::path(good.output) / "rank-00000-of-00002.safetensors"), before);
@@ -172,7 +165,7 @@ TEST_F(ShardRoundTrip, TruncatedCheckpointFileIsNamedAndOldShardsSurvive) {
 
 TEST_F(ShardRoundTrip, CorruptShardAndTamperedManifestAreCaught) {
     const DeployConfig d = deploy(2, 1, "corrupt");
-    shard_checkpoint(d, options());
+    shard_checkpoint(d, test::quiet_shard_options());
     // Flip one byte in the middle of rank 1's data.
     const fs::path rank1 = fs::path(d.output) / "rank-00001-of-00002.safetensors";
     {
@@ -198,7 +191,7 @@ TEST_F(ShardRoundTrip, CorruptShardAndTamperedManifestAreCaught) {
     EXPECT_NE(e.find("2 ranks listed for a world of 4"), std::string::npos) << e;
 
     // A missing rank file is named.
-    shard_checkpoint(d, options());
+    shard_checkpoint(d, test::quiet_shard_options());
     fs::remove(rank1);
     const std::string e2 = error_of([&] { verify_shards(d.output, d.model, 2, false); });
     EXPECT_NE(e2.find("rank-00001-of-00002.safetensors"), std::string::npos) << e2;
