@@ -1,5 +1,6 @@
 // The CPU decoder's AVX2 path: the same lockstep steps as decode_core.h, eight lanes per 256-bit register
-// (64-bit bit buffers split into 32-bit halves), with the word hand-out done by a vpermd.
+// (64-bit bit buffers as 32-bit halves, read at an offset instead of shifted), with the word hand-out done
+// by a vpermd.
 // Used for the full steps of a chunk whose 32 next words are inside the stream; the scalar loop in
 // decoder.cpp finishes the rest. Both produce identical state, so they can hand over at any step.
 #pragma once
