@@ -132,13 +132,20 @@ std::map<std::string, std::string> CompressedFile::original_metadata() const {
 }
 
 PreparedTensor CompressedFile::prepare(const TensorRecord& r) const {
+    check_stored(r, file_.tensor_data(file_.get(r.name)));
+    return parse(r);
+}
+
+PreparedTensor CompressedFile::parse(const TensorRecord& r) const {
     const TensorInfo& info = file_.get(r.name);
-    const uint8_t* bytes = file_.tensor_data(info);
-    ECF8_CHECK(xxh64_of(bytes, info.nbytes()) == r.stored_xxh64,
-               file_.path() << ": tensor '" << r.name << "' is corrupt (stored checksum mismatch)");
     ECF8_CHECK(r.ecf8, file_.path() << ": tensor '" << r.name << "' is not ECF8-coded");
     // open() already checked that the blob header's dtype and numel match the record.
-    return PreparedTensor::prepare({bytes, info.nbytes()}, r.name);
+    return PreparedTensor::prepare({file_.tensor_data(info), info.nbytes()}, r.name);
+}
+
+void CompressedFile::check_stored(const TensorRecord& r, const uint8_t* bytes) const {
+    ECF8_CHECK(xxh64_of(bytes, stored_bytes(r)) == r.stored_xxh64,
+               file_.path() << ": tensor '" << r.name << "' is corrupt (stored checksum mismatch)");
 }
 
 void CompressedFile::decode(const TensorRecord& r, void* out, ThreadPool* pool) const {

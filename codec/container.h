@@ -50,6 +50,11 @@ public:
     std::map<std::string, std::string> original_metadata() const;
     // Checks the stored bytes' checksum, then parses the blob. Throws naming the tensor and the file.
     PreparedTensor prepare(const TensorRecord& r) const;
+    // Parses the blob without hashing it: reads its header, codebooks and chunk offsets only. For a
+    // caller that copies the blob elsewhere and checks the copy with check_stored() before decoding it.
+    PreparedTensor parse(const TensorRecord& r) const;
+    // Throws naming the tensor and the file unless `bytes` (stored_bytes(r) of them) match r's stored checksum.
+    void check_stored(const TensorRecord& r, const uint8_t* bytes) const;
     // Decodes the tensor into out (r.raw_bytes()) and checks the original checksum.
     void decode(const TensorRecord& r, void* out, ThreadPool* pool) const;
     uint64_t stored_bytes(const TensorRecord& r) const { return file_.get(r.name).nbytes(); }

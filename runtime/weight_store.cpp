@@ -176,7 +176,9 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         if (mode != WeightMode::Ecf8) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
-            e.prepared = file.prepare(rec);  // checks the stored checksum, then parses the blob
+            // Header, codebooks and chunk offsets only: the blob is read, and its checksum checked, once, in
+            // pass 2, so a shard larger than the page cache is not read from disk twice.
+            e.prepared = file.parse(rec);
             // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
             uint64_t device_blob = file.stored_bytes(rec);
 #ifdef ECF8_HAVE_CUDA
@@ -227,7 +229,8 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     if (cuda) s.cuda_->blobs.resize(tier_offset.size());
 #endif
 
-    // Pass 2: fill the tiers. Decoding at load (resident tensors, Raw mode) checks the decoded checksum.
+    // Pass 2: fill the tiers, one tensor at a time, releasing its file pages after. Decoding at load
+    // (resident tensors, raw modes) checks both checksums; a stored blob is checked as it was copied.
     ProgressBar bar("load rank " + std::to_string(rank), manifest.ranks[rank].file_bytes, "B",
                     rank == 0 && ProgressBar::enabled_for_stderr());
     std::vector<uint8_t> host_copy;  // CUDA: decoded bytes on their way to device memory
@@ -256,16 +259,19 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
 #endif
         } else if (!cuda) {
             std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
+            file.check_stored(rec, target);
             e.prepared->rebase(on_host ? s.staging_base(t.layer, t.expert >= 0) + e.staging_offset : target);
         } else {
 #ifdef ECF8_HAVE_CUDA
             const uint8_t* blob = file.file().tensor_data(info);
             if (on_host) {
                 std::memcpy(target, blob, e.stored_bytes);
+                file.check_stored(rec, target);
                 s.cuda_->blobs[e.index] =
                     place_device_blob(*e.prepared, target, s.staging_base(t.layer, t.expert >= 0) + e.staging_offset,
                                       e.staging_bytes, s.cuda_->load_stream);
             } else {
+                file.check_stored(rec, blob);  // the device copy is made from these mapped bytes
                 s.cuda_->blobs[e.index] =
                     place_device_blob(*e.prepared, blob, target, e.stored_bytes, s.cuda_->load_stream);
             }

@@ -4,7 +4,8 @@
 //   - overflow: shards whose plan put layer weights in the pinned host tier give the same logits bit for bit;
 //   - overlap: in the trace, for every layer L >= 1 the decode of layer L+1 starts before the compute of
 //     layer L ends;
-//   - only the routed experts that routing picked are decoded, exactly those, layer by layer.
+//   - only the routed experts that routing picked are decoded, exactly those, layer by layer;
+//   - a corrupt blob stops the load with an error naming the file and the tensor.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -179,6 +180,53 @@ TEST(Pipeline, Ecf8RawAndResidentGiveBitIdenticalLogits) {
     EXPECT_GT(raw_copy.stats.slot_bytes, 0u);
     EXPECT_EQ(ecf8.stats.host_bytes, 0u);
     EXPECT_LT(ecf8.stats.device_bytes, raw.stats.device_bytes);  // compressed vs original bytes
+}
+
+// One flipped byte in the middle of a layer's ECF8 blob in every rank's shard file: the load stops with an
+// error that names the file and the tensor, in ECF8 mode (blob checked as copied) and in raw mode (decoded
+// at load).
+TEST(Pipeline, ACorruptBlobStopsTheLoadNamingTheTensor) {
+    const std::string root = root_dir();
+    const std::string dir = root + "/corrupt";
+    const int rank = mpi_test_session().rank();
+    std::string victim;  // the tensor whose blob this rank damages in its own file
+    if (rank == 0) {
+        fs::remove_all(dir);
+        fs::copy(root + "/device", dir, fs::copy_options::recursive);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    const ShardManifest m = ShardManifest::load(dir);
+    {
+        const CompressedFile file = m.open_rank(rank);
+        const ManifestTensor* largest = nullptr;
+        for (const ManifestTensor& t : m.ranks[rank].tensors)
+            if (t.layer >= 0 && file.record(t.name).ecf8 &&
+                (!largest || file.stored_bytes(file.record(t.name)) > file.stored_bytes(file.record(largest->name))))
+                largest = &t;
+        ASSERT_NE(largest, nullptr);
+        victim = largest->name;
+        const TensorInfo& info = file.file().get(largest->name);
+        const uint64_t at = file.file().data_offset() + info.begin + info.nbytes() / 2;
+        std::FILE* f = std::fopen((dir + "/" + m.ranks[rank].file).c_str(), "r+b");
+        ASSERT_NE(f, nullptr);
+        ASSERT_EQ(std::fseek(f, static_cast<long>(at), SEEK_SET), 0);
+        const int byte = std::fgetc(f);
+        ASSERT_EQ(std::fseek(f, static_cast<long>(at), SEEK_SET), 0);
+        std::fputc(byte ^ 0x10, f);
+        std::fclose(f);
+    }
+    CpuBackend backend;
+    for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw}) {
+        try {
+            WeightStore::load(m, rank, backend, mode, nullptr);
+            ADD_FAILURE() << "a corrupt blob loaded without an error";
+        } catch (const Error& e) {
+            const std::string what = e.what();
+            EXPECT_NE(what.find(m.ranks[rank].file), std::string::npos) << what;
+            EXPECT_NE(what.find(victim), std::string::npos) << what;
+            EXPECT_NE(what.find("checksum"), std::string::npos) << what;
+        }
+    }
 }
 
 TEST(Pipeline, HostTierGivesBitIdenticalLogits) {
