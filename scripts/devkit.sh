@@ -3,7 +3,7 @@
 # machine has CUDA, cuBLAS and NCCL (in Python wheels) but no MPI, yaml-cpp, OpenBLAS or zstd, and nothing
 # can be installed there. This takes the binaries of the default build (build/, CUDA compiled) and the
 # shared libraries they load that the machine lacks, stripped, into devkit.tar.xz (git-ignored, < 64 MiB),
-# for the device tool's `carry`. On the device: tar -xJf devkit.tar.xz && bash scripts/gpu_checks.sh
+# plus the FP8 real-weight file of bench/real_model.sh when present, for the device tool's `carry`. On the device: tar -xJf devkit.tar.xz && bash scripts/gpu_checks.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bins=(tests/kernels/test_ecf8_decode_gpu tests/kernels/test_kernels_cuda tests/kernels/test_fp8_gemm_cuda
@@ -22,6 +22,12 @@ for b in devkit/bin/*; do ldd "build/$(printf '%s\n' "${bins[@]}" | grep "/$(bas
     grep -vE '/(libc|libm|libdl|libpthread|librt)\.so|libcu(da|blas)|libnccl' |
     while read -r lib; do cp -L "$lib" devkit/lib/; done
 strip --strip-unneeded devkit/lib/* 2>/dev/null || true
+# Real weights for the CPU decode benchmark on the GPU machine's cores (it cannot download them), when
+# bench/real_model.sh has made it here: MiniLM as FP8 with 128x128 block scales, compressed (19 MB; the
+# BF16 copy would take the kit past the carry limit).
+mkdir -p devkit/data
+f=out/real_model/model.fp8.ecf8.safetensors
+if [ -f "$f" ]; then cp "$f" devkit/data/; fi
 tar -cJf devkit.tar.xz devkit
 rm -rf devkit
 echo "devkit.tar.xz: $(du -h devkit.tar.xz | cut -f1) ($(tar -tJf devkit.tar.xz | wc -l) files)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repository root, after `tar -xJf devkit.tar.xz` (scripts/devkit.sh):
-# the GPU tests (the `ctest -L gpu` set) and the GPU benchmarks, each log into $OUT (or /tmp/gpu_checks).
+# the GPU tests (the `ctest -L gpu` set), the GPU benchmarks and the CPU decode benchmark on its cores,
+# each log into $OUT (or /tmp/gpu_checks).
 # Prints one line per step and exits non-zero when any test failed. GPU_TESTS_ONLY=1: stop after the tests;
 # GPU_BENCH_FORWARD=1: also the runtime benchmark (bench/run_gpu_forward.sh, minutes).
 set -uo pipefail
@@ -37,6 +38,12 @@ done
 [ "${GPU_TESTS_ONLY:-0}" = 1 ] && exit $failed  # the tests alone: a short device call
 devkit/bin/gpu_decode >"$out/gpu_decode.log" 2>&1 && echo "ok   gpu_decode" || echo "FAIL gpu_decode"
 tail -25 "$out/gpu_decode.log"
+# The CPU decoder on this machine's server cores (issue 3's single-thread target), next to zstd in the
+# same run: real MiniLM weights as FP8, one thread and every core.
+for f in devkit/data/*.ecf8.safetensors; do
+    [ -f "$f" ] || continue
+    devkit/bin/ecf8 bench decode "$f" --threads "$(nproc)" --repeat 11 2>&1 | tee -a "$out/cpu_decode.log"
+done
 # The whole model on the GPU: tiny synth, tp 1. ecf8 vs raw bit-identical; CUDA vs the CPU backend.
 run_tiny() { devkit/bin/ecf8 run --config configs/tiny-gpu1.yaml --prompt-ids 3,141,59,26,535 --batch 2 \
     --max-new-tokens 8 "$@"; }
