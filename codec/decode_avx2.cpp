@@ -32,7 +32,7 @@ bool avx2_decode_available() {
 namespace {
 
 // kHand.ctrl[mask]: for lane i of 8, the index of the stream word it takes if mask bit i is set:
-// popcount(mask below i). Lanes that take no word are zeroed by the want mask afterwards.
+// popcount(mask below i). Lanes that take no word ignore what they are handed (refill blends by want).
 struct HandTable {
     alignas(32) uint32_t ctrl[256][8];
     HandTable() {
