@@ -1,5 +1,7 @@
 // A fixed pool of worker threads with a blocking parallel_for. Work items are claimed dynamically
 // with one atomic counter; the call makes no heap allocation, so it can sit on hot paths.
+// Waits spin briefly before sleeping: waking a sleeping thread costs tens of microseconds (about 50 on
+// a 2-core VM), as long as decoding a whole small layer, and back-to-back calls are the common case.
 #pragma once
 
 #include <atomic>
@@ -37,11 +39,11 @@ private:
     void drain();
 
     std::vector<std::thread> workers_;
-    std::mutex mutex_;
+    std::mutex mutex_;  // guards the sleeps; the fields below are published by generation_
     std::condition_variable wake_, done_;
-    uint64_t generation_ = 0;
-    bool stopping_ = false;
-    int active_ = 0;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> active_{0};  // workers still inside the current generation
     // The job being run.
     Thunk thunk_ = nullptr;
     const void* ctx_ = nullptr;

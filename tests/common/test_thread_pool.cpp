@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -26,4 +28,19 @@ TEST(ThreadPool, RethrowsWorkerException) {
     std::atomic<int> sum{0};
     pool.parallel_for(10, [&](size_t i) { sum += static_cast<int>(i); });
     EXPECT_EQ(sum.load(), 45);
+}
+
+// Workers spin a while after each job and then sleep: calls that follow at once, calls after a pause
+// long enough for the workers to fall asleep, and a pool destroyed while its workers spin must all
+// visit every index exactly once.
+TEST(ThreadPool, BackToBackAndSleepingCalls) {
+    for (int trial = 0; trial < 3; ++trial) {
+        ecf8::ThreadPool pool(3);
+        std::vector<std::atomic<int>> hits(64);
+        for (int call = 0; call < 300; ++call) {
+            if (call % 100 == 99) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            pool.parallel_for(hits.size(), [&](size_t i) { hits[i]++; });
+        }
+        for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].load(), 300) << "index " << i;
+    }
 }
