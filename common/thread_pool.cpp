@@ -9,8 +9,8 @@ namespace ecf8 {
 
 namespace {
 
-// How long a waiter spins before it sleeps. Long enough to cover the gap between consecutive decode
-// calls, short enough that an idle pool costs nothing measurable.
+// How long a waiter spins before it sleeps. Long enough to cover the gap between the calls of a
+// per-tensor loop, short enough that an idle pool costs nothing measurable.
 constexpr auto kSpin = std::chrono::microseconds(100);
 
 inline void cpu_relax() {

@@ -1,7 +1,8 @@
 // A fixed pool of worker threads with a blocking parallel_for. Work items are claimed dynamically
 // with one atomic counter; the call makes no heap allocation, so it can sit on hot paths.
-// Waits spin briefly before sleeping: waking a sleeping thread costs tens of microseconds (about 50 on
-// a 2-core VM), as long as decoding a whole small layer, and back-to-back calls are the common case.
+// Waits spin briefly before sleeping: waking a sleeping thread costs tens of microseconds (about 40 on
+// a 2-core VM), as long as decoding a whole small tensor. The spin only pays off for loops of small
+// calls (per-tensor compress, decompress, verify); a call after longer work still wakes sleepers.
 #pragma once
 
 #include <atomic>

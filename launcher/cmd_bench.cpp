@@ -155,21 +155,27 @@ int cmd_bench(const CommandArgs& argv) {
     }
     ECF8_CHECK(back == all, "zstd round trip differs");
     const double dec1 = gb / median(t1), decn = gb / median(tn);
+    // Each round's own N-thread speed-up: its spread shows how steady the machine was.
+    std::vector<double> scaling;
+    for (int r = 0; r < repeat; ++r) scaling.push_back(t1[r] / tn[r]);
+    const auto [scaling_min, scaling_max] = std::minmax_element(scaling.begin(), scaling.end());
     z3.decompress_gbs = gb / median(t3);
     z19.decompress_gbs = gb / median(t19);
     double ratio = static_cast<double>(w.blob_bytes) / static_cast<double>(w.raw_bytes);
 
     if (args.has("json")) {
-        nlohmann::json j = {{"file", path},
-                            {"raw_bytes", w.raw_bytes},
-                            {"repeat", repeat},
-                            {"ecf8",
-                             {{"ratio", ratio},
-                              {"decode_gbs_1thread", dec1},
-                              {"decode_gbs_nthreads", decn},
-                              {"threads", threads},
-                              {"encode_gbs_1thread", enc1}}},
-                            {"zstd", nlohmann::json::array()}};
+        nlohmann::json j = {
+            {"file", path},
+            {"raw_bytes", w.raw_bytes},
+            {"repeat", repeat},
+            {"ecf8",
+             {{"ratio", ratio},
+              {"decode_gbs_1thread", dec1},
+              {"decode_gbs_nthreads", decn},
+              {"threads", threads},
+              {"scaling_per_round", {{"median", median(scaling)}, {"min", *scaling_min}, {"max", *scaling_max}}},
+              {"encode_gbs_1thread", enc1}}},
+            {"zstd", nlohmann::json::array()}};
         for (const ZstdCoded* z : {&z3, &z19})
             j["zstd"].push_back({{"level", z->level},
                                  {"ratio", z->ratio},
@@ -187,6 +193,8 @@ int cmd_bench(const CommandArgs& argv) {
                     "-");
     std::printf("ecf8 is %.2f%% smaller than zstd -19; decode %.2fx zstd -d (1 thread); %d threads: %.2fx 1 thread\n",
                 100.0 * (1.0 - ratio / z19.ratio), dec1 / z19.decompress_gbs, threads, decn / dec1);
+    std::printf("%d threads / 1 thread, round by round: median %.2fx, range %.2f-%.2fx\n", threads, median(scaling),
+                *scaling_min, *scaling_max);
     return 0;
 }
 
