@@ -36,7 +36,9 @@ const std::vector<Command>& all_commands() {
         {"bench", "benchmarks: `ecf8 bench decode FILE`",
          "ecf8 bench decode FILE [--threads N] [--repeat R] [--json]\n"
          "  Median-of-R (default 5) decode throughput of every codable tensor in FILE, in GB/s of decoded\n"
-         "  output, next to libzstd levels 3 and 19 on the same raw bytes: ratio and speed side by side.\n",
+         "  output, next to libzstd levels 3 and 19 on the same raw bytes: ratio and speed side by side.\n"
+         "  With N > 1 threads (default: every core) it also gives the N-thread speed-up round by round and the\n"
+         "  machine's ceiling for it: N threads sharing nothing, each decoding its own copy on one thread.\n",
          cmd_bench},
         {"demo", "the codec demo: synthetic DeepSeek-like weights -> compress -> verify",
          "ecf8 demo [--out DIR] [--seed S] [--threads N]\n"
