@@ -250,7 +250,9 @@ const uint8_t* SafetensorsFile::tensor_data(const TensorInfo& info) const {
 // ---------------------------------------------------------------------------------------------------------------
 // SafetensorsWriter
 
-SafetensorsWriter::SafetensorsWriter(std::string path) : path_(std::move(path)), tmp_path_(path_ + ".tmp") {}
+SafetensorsWriter::SafetensorsWriter(std::string path) : path_(std::move(path)), tmp_path_(path_ + ".tmp") {
+    check_output_path(path_);  // before the caller encodes anything
+}
 
 SafetensorsWriter::~SafetensorsWriter() {
     if (file_ != nullptr) {

@@ -1,7 +1,8 @@
-// write_file_atomic / read_file / fsync_dir.
+// check_output_path / write_file_atomic / read_file / fsync_dir.
 #include "common/file_util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,7 +16,28 @@
 
 namespace ecf8 {
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "a special file";
+}
+
+}  // namespace
+
+void check_output_path(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;  // missing (or unreachable): the write itself reports it
+    ECF8_CHECK(S_ISREG(st.st_mode), "output '" << path << "' exists and is " << file_kind(st.st_mode)
+                                               << ", not a regular file; choose another output path");
+}
+
 void write_file_atomic(const std::string& path, const std::string& contents) {
+    check_output_path(path);
     const std::string tmp = path + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     ECF8_CHECK(f != nullptr, "cannot create '" << tmp << "': " << std::strerror(errno));

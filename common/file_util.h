@@ -5,6 +5,11 @@
 
 namespace ecf8 {
 
+// Every writer that publishes with tmp + rename calls this first: the rename would replace whatever
+// `path` names, so a path that exists and is not a regular file (symlinks followed) is an error naming it
+// and what it is (a directory, a FIFO, a device node such as /dev/null). A missing path is fine.
+void check_output_path(const std::string& path);
+
 // Writes `contents` to path + ".tmp", flushes and fsyncs it, then renames it over `path`. On any error the
 // tmp file is removed and ecf8::Error names the path and the system error.
 void write_file_atomic(const std::string& path, const std::string& contents);

@@ -62,6 +62,12 @@ int Args::get_int(const std::string& flag, int fallback) const {
     return v;
 }
 
+int Args::get_threads(int fallback) const {
+    const int v = get_int("threads", fallback);
+    ECF8_CHECK(v >= 0, "--threads must be >= 0 (0 = every core), got " << v);  // main() prefixes the command
+    return v;
+}
+
 void Args::expect_positional(size_t n, const std::string& usage) const {
     ECF8_CHECK(positional_.size() == n, "ecf8 " << command_ << ": expected " << n << " argument(s), got "
                                                 << positional_.size() << "\nusage: " << usage);

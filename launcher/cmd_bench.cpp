@@ -125,7 +125,7 @@ int cmd_bench(const CommandArgs& argv) {
     ECF8_CHECK(args.positional()[0] == "decode",
                "ecf8 bench: unknown benchmark '" << args.positional()[0] << "' (known: decode)");
     const std::string& path = args.positional()[1];
-    int threads = args.get_int("threads", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    int threads = args.get_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     int repeat = std::max(5, args.get_int("repeat", 5));
     ThreadPool pool(threads), single(1);
     Workload w = load_workload(path, pool);

@@ -14,7 +14,7 @@ int cmd_compress(const CommandArgs& argv) {
     args.expect_positional(2, "ecf8 compress IN.safetensors OUT.safetensors [--granularity tensor|group:N]");
     CompressOptions opt;
     parse_granularity(args.get("granularity", "tensor"), &opt.encode);
-    opt.threads = args.get_int("threads", 0);
+    opt.threads = args.get_threads(0);
     const std::string& in = args.positional()[0];
     const std::string& out = args.positional()[1];
     compress_file(in, out, opt);
@@ -33,7 +33,7 @@ int cmd_compress(const CommandArgs& argv) {
 int cmd_decompress(const CommandArgs& argv) {
     Args args(argv, {"threads"}, {}, "decompress");
     args.expect_positional(2, "ecf8 decompress IN OUT");
-    decompress_file(args.positional()[0], args.positional()[1], args.get_int("threads", 0), true);
+    decompress_file(args.positional()[0], args.positional()[1], args.get_threads(0), true);
     LOG_INFO("wrote " << args.positional()[1]);
     return 0;
 }
@@ -41,7 +41,7 @@ int cmd_decompress(const CommandArgs& argv) {
 int cmd_verify(const CommandArgs& argv) {
     Args args(argv, {"threads"}, {}, "verify");
     args.expect_positional(2, "ecf8 verify ORIGINAL COMPRESSED");
-    auto problems = verify_files(args.positional()[0], args.positional()[1], args.get_int("threads", 0));
+    auto problems = verify_files(args.positional()[0], args.positional()[1], args.get_threads(0));
     for (const auto& p : problems) std::fprintf(stderr, "MISMATCH %s\n", p.c_str());
     if (!problems.empty()) {
         std::fprintf(stderr, "verify: %zu problem(s)\n", problems.size());

@@ -84,7 +84,7 @@ int cmd_demo(const CommandArgs& argv) {
     args.expect_positional(0, "ecf8 demo [--out DIR] [--seed S]");
     const std::string dir = args.get("out", "out/demo");
     const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 0));
-    const int threads = args.get_int("threads", 0);
+    const int threads = args.get_threads(0);
     for (size_t pos = 0; (pos = dir.find('/', pos + 1)) != std::string::npos;) mkdir(dir.substr(0, pos).c_str(), 0755);
     mkdir(dir.c_str(), 0755);
     struct stat st {};

@@ -145,7 +145,7 @@ int cmd_inspect(const CommandArgs& argv) {
     Args args(argv, {"plot", "threads"}, {"json"}, "inspect");
     args.expect_positional(1, "ecf8 inspect FILE [--json] [--plot OUT.svg]");
     const std::string& path = args.positional()[0];
-    std::vector<TensorStats> stats = inspect_stats(path, args.get_int("threads", 0));
+    std::vector<TensorStats> stats = inspect_stats(path, args.get_threads(0));
     if (args.has("json"))
         std::printf("%s\n", to_json(path, stats).dump(2).c_str());
     else

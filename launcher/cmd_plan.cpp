@@ -171,7 +171,7 @@ int cmd_plan(const CommandArgs& argv) {
     DeployConfig deploy = DeployConfig::load(args.get("config", ""));
     if (args.has("model")) deploy.model = args.get("model", "");
     const ModelConfig model = ModelConfig::load(deploy.config_json_path());
-    const CompressionRatios ratios = measure_ratios(deploy.model, kRatioSampleBytes, args.get_int("threads", 0));
+    const CompressionRatios ratios = measure_ratios(deploy.model, kRatioSampleBytes, args.get_threads(0));
     const MemoryPlan plan = plan_memory(deploy, model, ratios);
     if (args.has("json")) {
         std::printf("%s\n", plan_json(deploy, model, plan).dump(2).c_str());

@@ -3,10 +3,11 @@
 // backend (one GPU per rank: local rank -> device) or the CPU backend, and rank 0 prints the tokens,
 // per-step timings and each rank's memory.
 //
-// Failure handling: everything up to the first forward (arguments, YAML, manifest, world size, loading and
-// verifying the shard) runs on every rank, and the ranks then agree on whether all succeeded, so a missing
-// or corrupt shard on one rank stops every rank with an error instead of leaving the others waiting in a
-// collective. After that, an error on any rank aborts the whole job (MPI_Abort).
+// Failure handling: start-up (arguments, YAML, manifest, world size, loading and verifying the shard) holds
+// no collective, and the ranks then agree on whether all succeeded, so a missing or corrupt shard on one
+// rank stops every rank with an error instead of leaving the others waiting in a collective. The
+// collectives of start-up (the communicator: MPI_Comm_dup or the NCCL bootstrap) come after that agreement;
+// from there on, an error on any rank aborts the whole job (MPI_Abort).
 #include <mpi.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "common/file_util.h"
 #include "common/progress.h"
 #include "common/thread_pool.h"
+#include "kernels/cpu/linear.h"
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
@@ -85,21 +87,28 @@ bool all_ranks_ok(bool ok) {
     return all == 1;
 }
 
+// Every rank's string on rank 0 (empty elsewhere). Lengths travel as 64-bit and the bytes point to point in
+// pieces of at most 1 GiB, so a long trace cannot overflow MPI's int counts.
 std::vector<std::string> gather_strings(const std::string& mine, int rank, int size) {
-    int len = static_cast<int>(mine.size());
-    std::vector<int> lens(size), offsets(size);
-    MPI_CHECK(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD));
-    std::string all;
-    if (rank == 0) {
-        int total = 0;
-        for (int r = 0; r < size; ++r) offsets[r] = total, total += lens[r];
-        all.resize(total);
-    }
-    MPI_CHECK(
-        MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0, MPI_COMM_WORLD));
+    constexpr size_t kPiece = size_t{1} << 30;
+    int64_t len = static_cast<int64_t>(mine.size());
+    std::vector<int64_t> lens(size);
+    MPI_CHECK(MPI_Gather(&len, 1, MPI_INT64_T, lens.data(), 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
     std::vector<std::string> out;
-    if (rank == 0)
-        for (int r = 0; r < size; ++r) out.push_back(all.substr(offsets[r], lens[r]));
+    if (rank != 0) {
+        for (size_t at = 0; at < mine.size(); at += kPiece)
+            MPI_CHECK(MPI_Send(mine.data() + at, static_cast<int>(std::min(kPiece, mine.size() - at)), MPI_CHAR, 0, 0,
+                               MPI_COMM_WORLD));
+        return out;
+    }
+    out.resize(size);
+    out[0] = mine;
+    for (int r = 1; r < size; ++r) {
+        out[r].resize(static_cast<size_t>(lens[r]));
+        for (size_t at = 0; at < out[r].size(); at += kPiece)
+            MPI_CHECK(MPI_Recv(out[r].data() + at, static_cast<int>(std::min(kPiece, out[r].size() - at)), MPI_CHAR, r,
+                               0, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    }
     return out;
 }
 
@@ -182,6 +191,7 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
     s.trace_path = args.get("trace", "");
 
     s.manifest = ShardManifest::load(dir);
+    s.manifest.check_matches(s.deploy);
     const ParallelConfig& p = s.manifest.parallel;
     ECF8_CHECK(s.manifest.world_size() == session.size(),
                dir << " holds shards for " << s.manifest.world_size() << " ranks (tensor_parallel_size "
@@ -190,7 +200,8 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
                    << " or re-shard with the right parallel settings");
     ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
-    s.world = session.world_from_mpi(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node);
+    s.world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
+                                   place.local_rank, place.local_size);
     const int64_t need = static_cast<int64_t>(s.prompt.size()) + s.gen.max_new_tokens;
     ECF8_CHECK(need <= s.deploy.kv_cache.max_model_len,
                "prompt (" << s.prompt.size() << " tokens) + --max-new-tokens " << s.gen.max_new_tokens
@@ -199,6 +210,10 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
     for (int32_t id : s.prompt)
         ECF8_CHECK(id < s.manifest.model.vocab_size, "--prompt-ids: token " << id << " is outside the vocabulary [0, "
                                                                             << s.manifest.model.vocab_size << ")");
+    const int64_t eos = s.gen.eos_token_id, vocab = s.manifest.model.vocab_size;
+    ECF8_CHECK(!args.has("eos-id") || eos == -1 || (eos >= 0 && eos < vocab),
+               "--eos-id " << eos << " is outside the vocabulary [0, " << vocab << ") of " << s.manifest.model.source
+                           << "; -1 never stops on a token");
     return s;
 }
 
@@ -254,6 +269,124 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
         stats.layers_decoded, stats.experts_decoded, format_bytes(double(stats.bytes_decoded)).c_str());
 }
 
+// What a rank holds once started. backend is declared first so that it is destroyed last: the communicator
+// (NCCL), the store's buffers and the tracer all go before it.
+struct RankRig {
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<Communicator> comm;
+    std::unique_ptr<Tracer> tracer;
+    std::unique_ptr<WeightStore> store;
+    int device = -1;  // CUDA: this rank's GPU
+};
+
+// --threads N (absent or 0: the codec YAML's threads, else this node's cores shared among the ranks): the
+// decode pool's threads and, on the CPU backend, OpenBLAS's.
+int run_threads(const Args& args, const RunSetup& setup, int ranks) {
+    const int threads = args.get_threads(0);
+    if (threads > 0) return threads;
+    if (setup.deploy.codec.threads > 0) return setup.deploy.codec.threads;
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks);
+}
+
+// The local part of start-up (no collective: it may fail on this rank alone): the backend, the tracer and the
+// shard loaded into the weight store.
+void start_rank(const Args& args, const RunSetup& setup, const MpiSession& session, const NodePlace& place,
+                RankRig* rig) {
+    const int threads = run_threads(args, setup, session.size());
+    if (!setup.cuda) {
+        rig->backend = std::make_unique<CpuBackend>();
+        cpu::cpu_blas_init(threads);
+    } else {
+#ifdef ECF8_HAVE_CUDA
+        rig->device = place.local_rank;
+        rig->backend = std::make_unique<CudaBackend>(rig->device);
+#endif
+    }
+    rig->tracer = std::make_unique<Tracer>(session.rank(), !setup.trace_path.empty());
+    rig->backend->set_tracer(rig->tracer.get());
+    ThreadPool pool(threads);
+    rig->store = WeightStore::load(setup.manifest, session.rank(), *rig->backend, setup.mode, &pool);
+}
+
+// The collective part, after every rank started: the communicator between the ranks (MPI_Comm_dup, or the
+// NCCL bootstrap). Returns the cudaStream_t NCCL enqueues on, or nullptr.
+void* connect_ranks(const RunSetup& setup, const MpiSession& session, RankRig* rig) {
+    if (!setup.cuda) {
+        rig->comm = MpiCommunicator::world();
+        return nullptr;
+    }
+    if (session.size() == 1) return nullptr;
+#if defined(ECF8_HAVE_CUDA) && defined(ECF8_HAVE_NCCL)
+    auto nccl = std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, rig->device);
+    void* stream = nccl->stream();
+    rig->comm = std::move(nccl);
+    return stream;
+#else
+    throw Error("more than one rank on the CUDA backend needs NCCL, which this ecf8 was built without");
+#endif
+}
+
+std::unique_ptr<ForwardStages> make_model(const RunSetup& setup, const RankRig& rig,
+                                          [[maybe_unused]] void* collective_stream) {
+    if (!setup.cuda)
+        return std::make_unique<Model>(setup.manifest.model, setup.world, rig.comm.get(),
+                                       setup.deploy.kv_cache.max_model_len);
+#ifdef ECF8_HAVE_CUDA
+    auto cuda_model = std::make_unique<CudaModel>(setup.manifest.model, setup.world, rig.comm.get(), collective_stream,
+                                                  setup.deploy.kv_cache.max_model_len, *rig.backend);
+    cuda_model->use_fp8_gemm(setup.fp8_gemm);
+    return cuda_model;
+#else
+    throw Error("the CUDA backend was chosen in a build without CUDA");
+#endif
+}
+
+// "; GPU d: X used, Y free of Z" on the CUDA backend, "" on the CPU.
+std::string gpu_memory_note([[maybe_unused]] const RankRig& rig) {
+#ifdef ECF8_HAVE_CUDA
+    if (rig.device >= 0) {
+        size_t free_bytes = 0, total_bytes = 0;
+        static_cast<CudaBackend&>(*rig.backend).memory_info(&free_bytes, &total_bytes);
+        return "; GPU " + std::to_string(rig.device) + ": " + format_bytes(double(total_bytes - free_bytes)) +
+               " used, " + format_bytes(double(free_bytes)) + " free of " + format_bytes(double(total_bytes));
+    }
+#endif
+    return "";
+}
+
+// Gathers every rank's memory line (and trace) to rank 0, which prints the report and writes the files.
+void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, const GenerationResult& result,
+                const std::string& gpu_memory, double load_seconds) {
+    const int rank = session.rank();
+    const WeightStoreStats stats = rig.store->stats();
+    char line[512];
+    std::snprintf(line, sizeof(line),
+                  "rank %d: %s on device tier, %s on pinned host tier, %s decoded resident, %s decode slots, "
+                  "%s staging%s",
+                  rank, format_bytes(double(stats.device_bytes)).c_str(),
+                  format_bytes(double(stats.host_bytes)).c_str(), format_bytes(double(stats.resident_bytes)).c_str(),
+                  format_bytes(double(stats.slot_bytes)).c_str(), format_bytes(double(stats.staging_bytes)).c_str(),
+                  gpu_memory.c_str());
+    const std::vector<std::string> lines = gather_strings(line, rank, session.size());
+    rig.backend->set_tracer(nullptr);
+    const std::vector<std::string> traces =
+        gather_strings(setup.trace_path.empty() ? std::string() : rig.tracer->to_json(), rank, session.size());
+    if (rank != 0) return;
+    print_report(setup, result, lines, stats, load_seconds);
+    if (!setup.dump_logits.empty()) {
+        std::string bytes;
+        for (const std::vector<float>& step_logits : result.logits)
+            bytes.append(reinterpret_cast<const char*>(step_logits.data()), step_logits.size() * sizeof(float));
+        write_file_atomic(setup.dump_logits, bytes);
+        std::printf("logits: %s (%zu steps, float32)\n", setup.dump_logits.c_str(), result.logits.size());
+    }
+    if (!setup.trace_path.empty()) {
+        write_file_atomic(setup.trace_path, merge_trace_json(traces));
+        std::printf("trace: %s (open in https://ui.perfetto.dev or chrome://tracing)\n", setup.trace_path.c_str());
+    }
+    std::fflush(stdout);
+}
+
 }  // namespace
 
 int cmd_run(const CommandArgs& argv) {
@@ -266,124 +399,47 @@ int cmd_run(const CommandArgs& argv) {
     const int rank = session.rank();
     const NodePlace place = node_place();  // collective: before anything that may fail on one rank only
 
-    // Set-up on every rank, then agreement: nobody starts a collective unless everybody is ready.
+    // Set-up on every rank with no collective in it, then agreement: nobody starts a collective unless
+    // everybody is ready, so a rank that fails alone cannot leave the others waiting in one.
     RunSetup setup;
-    std::unique_ptr<Communicator> comm;
-    std::unique_ptr<Backend> backend;
-    [[maybe_unused]] void* collective_stream = nullptr;  // CUDA: the stream NCCL enqueues on
-    [[maybe_unused]] int device = -1;                    // CUDA: this rank's GPU
-    std::unique_ptr<Tracer> tracer;
-    std::unique_ptr<WeightStore> store;
+    RankRig rig;
     std::string error;
     const auto load_start = std::chrono::steady_clock::now();
     try {
         setup = parse_setup(args, session, place);
-        if (!setup.cuda) {
-            comm = MpiCommunicator::world();
-            backend = std::make_unique<CpuBackend>();
-        } else {
-#ifdef ECF8_HAVE_CUDA
-            device = place.local_rank;
-            backend = std::make_unique<CudaBackend>(device);
-            if (session.size() > 1) {
-#ifdef ECF8_HAVE_NCCL
-                collective_stream = backend->create_stream("nccl").native_handle();
-                comm = std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, device, collective_stream);
-#else
-                throw Error("more than one rank on the CUDA backend needs NCCL, which this ecf8 was built without");
-#endif
-            }
-#endif
-        }
-        tracer = std::make_unique<Tracer>(rank, !setup.trace_path.empty());
-        backend->set_tracer(tracer.get());
-        const int threads = args.get_int(
-            "threads", setup.deploy.codec.threads > 0
-                           ? setup.deploy.codec.threads
-                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / session.size()));
-        ThreadPool pool(threads);
-        store = WeightStore::load(setup.manifest, rank, *backend, setup.mode, &pool);
+        start_rank(args, setup, session, place, &rig);
     } catch (const std::exception& e) {
         error = e.what();
     }
     if (!all_ranks_ok(error.empty())) {
-        if (backend) backend->set_tracer(nullptr);
+        if (rig.backend) rig.backend->set_tracer(nullptr);
         if (!error.empty()) throw Error(error);
         throw Error("stopping: another rank failed to start (its error is printed above)");
     }
     const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
-    tracer->reset_origin();  // just after the agreement (a collective), so the ranks' timelines line up
+    rig.tracer->reset_origin();  // just after the agreement (a collective), so the ranks' timelines line up
 
     try {
-        std::unique_ptr<ForwardStages> model;
-        if (!setup.cuda) {
-            model = std::make_unique<Model>(setup.manifest.model, setup.world, comm.get(),
-                                            setup.deploy.kv_cache.max_model_len);
-        } else {
-#ifdef ECF8_HAVE_CUDA
-            auto cuda_model =
-                std::make_unique<CudaModel>(setup.manifest.model, setup.world, comm.get(), collective_stream,
-                                            setup.deploy.kv_cache.max_model_len, *backend);
-            cuda_model->use_fp8_gemm(setup.fp8_gemm);
-            model = std::move(cuda_model);
-#endif
-        }
-        Pipeline pipeline(*model, *store, *backend);
+        void* collective_stream = connect_ranks(setup, session, &rig);
+        std::unique_ptr<ForwardStages> model = make_model(setup, rig, collective_stream);
+        Pipeline pipeline(*model, *rig.store, *rig.backend);
         std::vector<KvCache> caches;
         for (int b = 0; b < setup.batch; ++b) caches.push_back(model->new_cache());
         std::vector<KvCache*> cache_ptrs;
         for (KvCache& c : caches) cache_ptrs.push_back(&c);
         const std::vector<std::vector<int32_t>> prompts(setup.batch, setup.prompt);
-        store->reset_counters();
+        rig.store->reset_counters();
         int64_t step = 0;
         auto forward = [&](const std::vector<std::vector<int32_t>>& t, const std::vector<KvCache*>& c) {
-            TraceScope span(tracer.get(), Tracer::kHost, step == 0 ? "prefill" : "decode step",
+            TraceScope span(rig.tracer.get(), Tracer::kHost, step == 0 ? "prefill" : "decode step",
                             {{"step", step}, {"sequences", static_cast<int64_t>(t.size())}});
             ++step;
             return pipeline.forward(t, c);
         };
-        std::string gpu_memory;  // after load and cache allocation, before the first step
-#ifdef ECF8_HAVE_CUDA
-        if (setup.cuda) {
-            size_t free_bytes = 0, total_bytes = 0;
-            static_cast<CudaBackend&>(*backend).memory_info(&free_bytes, &total_bytes);
-            gpu_memory = "; GPU " + std::to_string(device) + ": " + format_bytes(double(total_bytes - free_bytes)) +
-                         " used, " + format_bytes(double(free_bytes)) + " free of " + format_bytes(double(total_bytes));
-        }
-#endif
+        const std::string gpu_memory = gpu_memory_note(rig);  // after load and cache allocation
         const GenerationResult result =
             generate(forward, prompts, cache_ptrs, setup.manifest.model.vocab_size, setup.gen);
-        store->check_decode_errors();
-        const WeightStoreStats stats = store->stats();
-
-        char line[512];
-        std::snprintf(
-            line, sizeof(line),
-            "rank %d: %s on device tier, %s on pinned host tier, %s decoded resident, %s decode slots, "
-            "%s staging%s",
-            rank, format_bytes(double(stats.device_bytes)).c_str(), format_bytes(double(stats.host_bytes)).c_str(),
-            format_bytes(double(stats.resident_bytes)).c_str(), format_bytes(double(stats.slot_bytes)).c_str(),
-            format_bytes(double(stats.staging_bytes)).c_str(), gpu_memory.c_str());
-        const std::vector<std::string> lines = gather_strings(line, rank, session.size());
-        backend->set_tracer(nullptr);
-        const std::vector<std::string> traces =
-            gather_strings(setup.trace_path.empty() ? std::string() : tracer->to_json(), rank, session.size());
-        if (rank == 0) {
-            print_report(setup, result, lines, stats, load_seconds);
-            if (!setup.dump_logits.empty()) {
-                std::string bytes;
-                for (const std::vector<float>& step_logits : result.logits)
-                    bytes.append(reinterpret_cast<const char*>(step_logits.data()), step_logits.size() * sizeof(float));
-                write_file_atomic(setup.dump_logits, bytes);
-                std::printf("logits: %s (%zu steps, float32)\n", setup.dump_logits.c_str(), result.logits.size());
-            }
-            if (!setup.trace_path.empty()) {
-                write_file_atomic(setup.trace_path, merge_trace_json(traces));
-                std::printf("trace: %s (open in https://ui.perfetto.dev or chrome://tracing)\n",
-                            setup.trace_path.c_str());
-            }
-            std::fflush(stdout);
-        }
+        report_run(setup, session, rig, result, gpu_memory, load_seconds);
     } catch (const std::exception& e) {
         // Peers may be inside a collective: end the whole job rather than leave them waiting.
         std::fprintf(stderr, "ecf8 run: error on rank %d: %s\n", rank, e.what());

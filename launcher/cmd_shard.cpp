@@ -28,7 +28,7 @@ int cmd_shard(const CommandArgs& argv) {
     const DeployConfig deploy = load_deploy(args, "out");
     ShardOptions options;
     parse_granularity(deploy.codec.granularity, &options.encode);
-    options.threads = args.get_int("threads", deploy.codec.threads);
+    options.threads = args.get_threads(deploy.codec.threads);
     const ShardResult r = shard_checkpoint(deploy, options);
     std::printf("sharded %s -> %s: %llu tensors for %d ranks (tp %d, ep %d)\n", deploy.model.c_str(),
                 deploy.output.c_str(), static_cast<unsigned long long>(r.tensors), deploy.world_size(),
@@ -50,8 +50,10 @@ int cmd_verify_shards(const CommandArgs& argv) {
     Args args(argv, {"config", "model", "out", "threads"}, {}, "verify-shards");
     args.expect_positional(0, "ecf8 verify-shards --config C.yaml [--model DIR] [--out DIR] [--threads N]");
     const DeployConfig deploy = load_deploy(args, "out");
-    const std::vector<std::string> problems =
-        verify_shards(deploy.output, deploy.model, args.get_int("threads", 0), true);
+    const int threads = args.get_threads(0);
+    const ShardManifest manifest = ShardManifest::load(deploy.output);
+    manifest.check_matches(deploy);
+    const std::vector<std::string> problems = verify_shards(deploy.output, deploy.model, threads, true);
     if (!problems.empty()) {
         for (const std::string& p : problems) std::fprintf(stderr, "MISMATCH %s\n", p.c_str());
         std::fprintf(stderr, "ecf8 verify-shards: %zu problem(s): %s does not reassemble to %s\n", problems.size(),
@@ -59,7 +61,7 @@ int cmd_verify_shards(const CommandArgs& argv) {
         return 1;
     }
     std::printf("verified: every tensor of %s reassembles bit-identically from the %d rank files in %s\n",
-                deploy.model.c_str(), deploy.world_size(), deploy.output.c_str());
+                deploy.model.c_str(), manifest.world_size(), deploy.output.c_str());
     return 0;
 }
 
@@ -70,7 +72,7 @@ int cmd_unshard(const CommandArgs& argv) {
     ECF8_CHECK(args.has("out"), "ecf8 unshard: --out DIR is required (where the checkpoint is written)");
     const std::string shards = args.get("shards", deploy.output);
     const std::string out = args.get("out", "");
-    unshard(shards, out, args.get_int("threads", 0), true);
+    unshard(shards, out, args.get_threads(0), true);
     std::printf("wrote %s/model.safetensors and config.json from the shards in %s\n", out.c_str(), shards.c_str());
     return 0;
 }

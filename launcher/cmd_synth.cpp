@@ -77,7 +77,7 @@ int cmd_synth(const CommandArgs& argv) {
     const bool is_file = ends_with(preset, ".yaml") || ends_with(preset, ".yml");
     SynthCheckpointOptions options = is_file ? synth_options_from_yaml(preset) : synth_preset(preset);
     if (args.has("seed")) options.seed = parse_seed(args.get("seed", ""));
-    options.threads = args.get_int("threads", 0);
+    options.threads = args.get_threads(0);
     options.progress = true;
 
     const auto start = std::chrono::steady_clock::now();

@@ -105,7 +105,8 @@ const std::vector<Command>& all_commands() {
          "                         bytes copied into the decode slots (the ECF8 schedule without the decode)\n"
          "  --dump-logits FILE     every step's logits, float32 little-endian, [batch rows, vocab] per step\n"
          "  --trace FILE.json      Chrome/Perfetto trace of every rank's copy/decode/compute/comm streams\n"
-         "  --threads N            threads for loading the shard (default: cores / ranks)\n",
+         "  --threads N            threads for decoding the shard and, on the CPU backend, for BLAS\n"
+         "                         (default or 0: codec.threads of the YAML, else cores / ranks)\n",
          cmd_run},
     };
     return commands;

@@ -17,14 +17,8 @@ const char* thread_level_name(int level) {
 }
 
 // Ranks fill nodes in blocks (WorldConfig). Compare that with the hosts MPI actually sees, and warn when
-// they differ: the GPU a rank picks comes from local_rank(). Collective over MPI_COMM_WORLD.
-void warn_if_host_layout_differs(const WorldConfig& w) {
-    MPI_Comm host = MPI_COMM_NULL;
-    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &host));
-    int host_rank = 0, host_size = 0;
-    MPI_CHECK(MPI_Comm_rank(host, &host_rank));
-    MPI_CHECK(MPI_Comm_size(host, &host_size));
-    MPI_CHECK(MPI_Comm_free(&host));
+// they differ: the GPU a rank picks comes from local_rank().
+void warn_if_host_layout_differs(const WorldConfig& w, int host_rank, int host_size) {
     if (host_rank != w.local_rank() || host_size != w.gpus_per_node)
         LOG_WARN("rank " << w.rank << " is rank " << host_rank << " of " << host_size
                          << " on its host, but nodes=" << w.nodes << " and gpus_per_node=" << w.gpus_per_node
@@ -67,6 +61,16 @@ MpiSession::~MpiSession() {
 bool MpiSession::thread_multiple() const { return thread_level_ >= MPI_THREAD_MULTIPLE; }
 
 WorldConfig MpiSession::world_from_mpi(int tp, int ep, int nodes, int gpus_per_node) const {
+    MPI_Comm host = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &host));
+    int host_rank = 0, host_size = 0;
+    MPI_CHECK(MPI_Comm_rank(host, &host_rank));
+    MPI_CHECK(MPI_Comm_size(host, &host_size));
+    MPI_CHECK(MPI_Comm_free(&host));
+    return world_config(tp, ep, nodes, gpus_per_node, host_rank, host_size);
+}
+
+WorldConfig MpiSession::world_config(int tp, int ep, int nodes, int gpus_per_node, int host_rank, int host_size) const {
     ECF8_CHECK(tp == size_, "mpirun started " << size_ << " ranks but tensor_parallel_size=" << tp
                                               << "; they must be equal (set tensor_parallel_size: " << size_
                                               << ", or run mpirun -np " << tp << ")");
@@ -75,7 +79,7 @@ WorldConfig MpiSession::world_from_mpi(int tp, int ep, int nodes, int gpus_per_n
                                  << " = " << static_cast<long long>(nodes) * gpus_per_node
                                  << "; nodes x gpus_per_node must equal the number of ranks");
     WorldConfig w = WorldConfig::make(rank_, size_, tp, ep, nodes, gpus_per_node);
-    warn_if_host_layout_differs(w);
+    warn_if_host_layout_differs(w, host_rank, host_size);
     LOG_DEBUG("world: " << w.describe());
     return w;
 }

@@ -26,6 +26,9 @@ public:
     // Errors name the YAML field and how many ranks mpirun started. Collective over MPI_COMM_WORLD (it
     // compares nodes/gpus_per_node with the hosts MPI sees and warns when the rank layout differs).
     WorldConfig world_from_mpi(int tp, int ep, int nodes, int gpus_per_node) const;
+    // The same without a collective, for code that may fail on one rank only: host_rank and host_size are
+    // this rank's place among the ranks of its host (MPI_Comm_split_type, taken earlier by the caller).
+    WorldConfig world_config(int tp, int ep, int nodes, int gpus_per_node, int host_rank, int host_size) const;
 
 private:
     bool owns_ = false;

@@ -204,7 +204,8 @@ void CudaBackend::flush_trace() {
     for (PendingSpan& p : pending_) {
         if (cudaEventQuery(p.end) != cudaSuccess) {
             cudaGetLastError();
-            pending_[kept++] = std::move(p);
+            if (&pending_[kept] != &p) pending_[kept] = std::move(p);  // never move a span onto itself
+            ++kept;
             continue;
         }
         float start_ms = 0, end_ms = 0;

@@ -122,7 +122,7 @@ struct CudaModel::Impl {
           max_seq_len(max_len),
           backend(b),
           gate(cpu::gate_params(c)),
-          softmax_scale(static_cast<float>(cpu::attention_softmax_scale(c, max_len))) {}
+          softmax_scale(static_cast<float>(cpu::attention_softmax_scale(c))) {}
 
     cudaStream_t reduce_stream() const { return world.world_size > 1 ? comm_stream : compute; }
 
@@ -177,19 +177,21 @@ struct CudaModel::Impl {
         linear(prefix + "down_proj.weight", g, n_tokens, w, out);
     }
 
-    // Sum over ranks in rank order, identical on every rank (the CPU forward's reduction), on the comm stream.
+    // One all-reduce over the ranks (NCCL gives every rank the same sum), ordered with the comm stream.
     void reduce_sum(float* buf, int64_t count) {
         if (world.world_size == 1) return;
-        const int n = world.world_size;
-        float* all = gathered.reserve(count * n);
-        all_gather(buf, all, count);
-        cuda::sum_ranks(all, count, n, buf, comm_stream);
+        on_collective_stream([&] { comm->all_reduce_sum(buf, count, ElemType::F32); });
     }
 
     void all_gather(const float* send, float* recv, int64_t count) {
+        on_collective_stream([&] { comm->all_gather(send, recv, count, ElemType::F32); });
+    }
+
+    template <class Fn>
+    void on_collective_stream(Fn&& enqueue) {
         CUDA_CHECK(cudaEventRecord(to_collective, comm_stream));
         CUDA_CHECK(cudaStreamWaitEvent(collective, to_collective, 0));
-        comm->all_gather(send, recv, count, ElemType::F32);
+        enqueue();
         CUDA_CHECK(cudaEventRecord(from_collective, collective));
         CUDA_CHECK(cudaStreamWaitEvent(comm_stream, from_collective, 0));
     }

@@ -13,8 +13,8 @@
 // identical logits.
 //
 // Tensor parallelism: reduce_embedding / reduce_block / gather_logits run on the pipeline's comm stream
-// (world > 1): an all_gather through the communicator (NCCL, enqueued on collective_stream, ordered with
-// the comm stream by events), then a rank-ordered sum, as the CPU forward does.
+// (world > 1): an all-reduce (the logits: an all-gather) through the communicator (NCCL, enqueued on
+// collective_stream, ordered with the comm stream by events), as the CPU forward does over MPI.
 #pragma once
 
 #include <memory>

@@ -26,7 +26,7 @@ Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* 
       max_seq_len_(max_seq_len),
       rope_(cpu::make_rope_table(config, max_seq_len)),
       gate_(cpu::gate_params(config)),
-      softmax_scale_(static_cast<float>(cpu::attention_softmax_scale(config, max_seq_len))) {
+      softmax_scale_(static_cast<float>(cpu::attention_softmax_scale(config))) {
     world_.validate();
     ECF8_CHECK(comm_ != nullptr || world_.world_size == 1,
                "a world of " << world_.world_size << " ranks needs a communicator");
@@ -45,15 +45,8 @@ KvCache Model::new_cache() const {
 
 void Model::reduce_sum(float* buf, size_t count) {
     if (world_.world_size == 1) return;
-    // All-gather, then add in rank order: bit-identical on every rank and from run to run.
-    const int n = world_.world_size;
-    gather_.resize(count * n);
-    comm_->all_gather(buf, gather_.data(), count, ElemType::F32);
-    for (size_t i = 0; i < count; ++i) {
-        float s = gather_[i];
-        for (int r = 1; r < n; ++r) s += gather_[r * count + i];
-        buf[i] = s;
-    }
+    // One all-reduce: every rank receives the same sum (Communicator's contract), so all ranks route alike.
+    comm_->all_reduce_sum(buf, count, ElemType::F32);
 }
 
 const float* Model::dequantize(const std::string& name, const WeightView& v, const WeightSource& w,

@@ -8,9 +8,9 @@
 // The forward is cut into stages (embed, attention, FFN norm + routing, FFN, routed experts, head) that
 // share a ForwardState; forward() runs them in order on the calling thread, and runtime/pipeline.h runs the
 // same stages on the backend's compute stream, with decode and collectives on their own streams.
-// Partial sums of row-parallel layers and of the MoE are combined with one reduction per block; the
-// reduction adds the ranks' parts in rank order on every rank, so all ranks see bit-identical activations
-// (and therefore make identical routing decisions) and runs are reproducible.
+// Partial sums of row-parallel layers and of the MoE are combined with one all-reduce per block; every rank
+// receives the same sum (Communicator's contract), so all ranks see bit-identical activations (and
+// therefore make identical routing decisions), and runs on the same world are reproducible.
 #pragma once
 
 #include <cstdint>
@@ -134,8 +134,8 @@ public:
 
 class Model final : public ForwardStages {
 public:
-    // comm may be null only for a world of one rank. max_seq_len plays the reference's args.max_seq_len
-    // (it decides whether YaRN applies) and bounds every sequence.
+    // comm may be null only for a world of one rank. max_seq_len bounds every sequence (the rope table's
+    // length); it does not change the numerics (YaRN follows config.json alone, kernels/cpu/rope.h).
     Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len);
 
     KvCache new_cache() const override;
@@ -173,7 +173,7 @@ private:
     const float* dequantize(const std::string& name, const WeightView& v, const WeightSource& w,
                             std::vector<float>* out) const;
     void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y);
-    void reduce_sum(float* buf, size_t count);  // sum over ranks, in rank order, identical on every rank
+    void reduce_sum(float* buf, size_t count);  // all-reduce over ranks, identical on every rank
 
     ModelConfig config_;
     WorldConfig world_;
@@ -182,7 +182,7 @@ private:
     cpu::RopeTable rope_;
     cpu::GateParams gate_;
     float softmax_scale_;
-    std::vector<float> w_scratch_, gather_;  // dequantized weights; all-gather staging
+    std::vector<float> w_scratch_;  // dequantized weights
 };
 
 }  // namespace ecf8

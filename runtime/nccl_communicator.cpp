@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -32,23 +33,34 @@ ncclDataType_t nccl_type(ElemType type) {
 
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(MPI_Comm mpi_comm, int device, void* stream) : stream_(stream), device_(device) {
+NcclCommunicator::NcclCommunicator(MPI_Comm mpi_comm, int device) : device_(device) {
     MPI_CHECK(MPI_Comm_rank(mpi_comm, &rank_));
     MPI_CHECK(MPI_Comm_size(mpi_comm, &size_));
     ncclUniqueId id{};
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm));
     CUDA_CHECK(cudaSetDevice(device_));
+    cudaStream_t stream = nullptr;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    stream_ = stream;
     ncclComm_t comm = nullptr;
-    NCCL_CHECK(ncclCommInitRank(&comm, size_, id, rank_));
+    const ncclResult_t init = ncclCommInitRank(&comm, size_, id, rank_);
+    if (init != ncclSuccess) cudaStreamDestroy(stream);  // the destructor does not run for a failed constructor
+    NCCL_CHECK(init);
     comm_ = comm;
-    CUDA_CHECK(cudaMalloc(&scratch_, sizeof(float)));
+    if (cudaMalloc(&scratch_, sizeof(float)) != cudaSuccess) {
+        ncclCommDestroy(comm);
+        cudaStreamDestroy(stream);
+        throw Error("NcclCommunicator: cudaMalloc of 4 bytes failed on device " + std::to_string(device_));
+    }
 }
 
 NcclCommunicator::~NcclCommunicator() {
+    // Own stream, destroyed last: pending collectives finish before the communicator and stream go.
     cudaSetDevice(device_);
     cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
     ncclCommDestroy(static_cast<ncclComm_t>(comm_));
+    cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
     cudaFree(scratch_);
 }
 

@@ -2,9 +2,9 @@
 // 0 of the MPI group makes the ncclUniqueId and broadcasts it). One per group: the tensor-parallel world
 // and, with expert parallelism, the ep groups (split the MPI communicator first, then build one each).
 //
-// Unlike MpiCommunicator, every collective is enqueued on the communicator's CUDA stream (the pipeline's
-// comm stream) and returns at once: results are ready when that stream reaches them, so the pipeline
-// orders them with events, as it does on the CPU. barrier() is the exception: it waits on the host.
+// Unlike MpiCommunicator, every collective is enqueued on the communicator's own CUDA stream and returns at
+// once: results are ready when that stream reaches them, so callers order them with their streams by
+// events. barrier() is the exception: it waits on the host.
 // Compiled only when CUDA and NCCL are found.
 #pragma once
 
@@ -16,13 +16,14 @@ namespace ecf8 {
 
 class NcclCommunicator final : public Communicator {
 public:
-    // Collective over mpi_comm. device: this rank's CUDA device; stream: the cudaStream_t (as void*) the
-    // collectives run on.
-    NcclCommunicator(MPI_Comm mpi_comm, int device, void* stream);
+    // Collective over mpi_comm. device: this rank's CUDA device. The communicator creates its own stream
+    // and destroys it last, so its lifetime never depends on a backend's streams.
+    NcclCommunicator(MPI_Comm mpi_comm, int device);
     ~NcclCommunicator() override;
 
     int rank() const override { return rank_; }
     int size() const override { return size_; }
+    // The cudaStream_t (as void*) the collectives run on; callers order it with their streams by events.
     void* stream() const { return stream_; }
 
     void all_reduce_sum(void* buf, size_t count, ElemType type) override;

@@ -34,7 +34,8 @@ Pipeline::Pipeline(ForwardStages& model, WeightStore& store, Backend& backend)
       compute_(backend.create_stream("compute")),
       comm_(backend.create_stream("comm")),
       to_comm_(backend.create_event()),
-      from_comm_(backend.create_event()) {
+      from_comm_(backend.create_event()),
+      decode_checked_(backend.create_event()) {
     ECF8_CHECK(store.num_layers() == model.config().num_hidden_layers,
                "the weight store holds " << store.num_layers() << " layers, the model has "
                                          << model.config().num_hidden_layers);
@@ -139,12 +140,18 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
         else
             backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
     }
+    // The decoder's error flag comes back behind the step's decodes; the compute stream waits for it, so the
+    // one synchronization below also covers it (CUDA; the CPU decoder throws at once).
+    backend_.launch(decode_, "decode check", [this, w] { w->queue_decode_check(decode_); });
+    backend_.record(*decode_checked_, decode_);
+    backend_.wait(compute_, *decode_checked_);
     backend_.launch(compute_, "compute head", [m, w, state] { m->head(*state, *w); });
     if (multi_rank)
         on_comm("all-gather logits", [m, state] { m->gather_logits(*state); });
     else
         backend_.launch(compute_, "logits", [m, state] { m->gather_logits(*state); });
     backend_.synchronize(compute_);
+    store_.throw_if_decode_failed();
     return std::move(state->logits);
 }
 

@@ -55,7 +55,7 @@ private:
         std::unique_ptr<Event> experts_decoded[kExpertGroups];
     };
     std::vector<SlotEvents> slots_;
-    std::unique_ptr<Event> to_comm_, from_comm_;
+    std::unique_ptr<Event> to_comm_, from_comm_, decode_checked_;
 };
 
 }  // namespace ecf8

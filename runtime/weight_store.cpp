@@ -42,6 +42,7 @@ private:
 struct WeightStore::CudaParts {
     std::vector<DeviceBlob> blobs;  // per entry: the device blob (device tier in place; host tier at its staging)
     int* error_flag = nullptr;      // set by the decoder when a chunk is corrupt
+    int* error_host = nullptr;      // pinned: the flag as queue_decode_check last copied it
     cudaStream_t load_stream = nullptr;
     // Task lists travel to the device through a ring of pinned buffers: a buffer is refilled only after the
     // event recorded behind its last upload has completed (long done in the steady state: a ring of 4 spans
@@ -59,6 +60,8 @@ struct WeightStore::CudaParts {
     CudaParts() {
         CUDA_CHECK(cudaMalloc(&error_flag, sizeof(int)));
         CUDA_CHECK(cudaMemset(error_flag, 0, sizeof(int)));
+        CUDA_CHECK(cudaHostAlloc(&error_host, sizeof(int), cudaHostAllocDefault));
+        *error_host = 0;
         CUDA_CHECK(cudaStreamCreateWithFlags(&load_stream, cudaStreamNonBlocking));
         for (TaskBuffer& b : task_buffers) CUDA_CHECK(cudaEventCreateWithFlags(&b.uploaded, cudaEventDisableTiming));
     }
@@ -71,6 +74,7 @@ struct WeightStore::CudaParts {
         }
         cudaStreamDestroy(load_stream);
         cudaFree(error_flag);
+        cudaFreeHost(error_host);
     }
 
     // Decodes every task in one launch on `stream` (so small tensors decode side by side, not one after another).
@@ -406,6 +410,25 @@ void WeightStore::check_decode_errors() {
     if (!on_cuda()) return;
     CUDA_CHECK(cudaDeviceSynchronize());
     ecf8_decode_check_error(cuda_->error_flag, cuda_->load_stream, "weight store decode");
+#endif
+}
+
+void WeightStore::queue_decode_check([[maybe_unused]] Stream& stream) {
+#ifdef ECF8_HAVE_CUDA
+    if (!on_cuda() || mode_ != WeightMode::Ecf8) return;
+    const auto s = static_cast<cudaStream_t>(stream.native_handle());
+    CUDA_CHECK(cudaMemcpyAsync(cuda_->error_host, cuda_->error_flag, sizeof(int), cudaMemcpyDeviceToHost, s));
+    CUDA_CHECK(cudaMemsetAsync(cuda_->error_flag, 0, sizeof(int), s));
+#endif
+}
+
+void WeightStore::throw_if_decode_failed() {
+#ifdef ECF8_HAVE_CUDA
+    if (!on_cuda() || *cuda_->error_host == 0) return;
+    *cuda_->error_host = 0;
+    throw Error(
+        "weight store decode: the GPU decoder found a corrupt ECF8 chunk in this step's weights "
+        "(the blob in memory no longer matches its checksum; ecf8 verify-shards checks the files)");
 #endif
 }
 

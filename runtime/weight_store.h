@@ -76,6 +76,12 @@ public:
     // CUDA: waits for the device and throws ecf8::Error if a decode met a corrupt chunk (the CPU decoder
     // throws at once instead). Nothing to do on the CPU.
     void check_decode_errors();
+    // The pipeline's check of every step, with no host stop of its own: queue_decode_check enqueues on `stream`
+    // (behind the step's decodes) a copy of the GPU decoder's error flag to pinned host memory and the flag's
+    // reset; once the host has synchronized with that work, throw_if_decode_failed throws ecf8::Error when a
+    // decode of that step met a corrupt chunk. Both do nothing on the CPU, whose decoder throws at once.
+    void queue_decode_check(Stream& stream);
+    void throw_if_decode_failed();
     bool layer_has_host_tensors(int layer) const;
     bool experts_in_host_tier(int layer) const;
 

@@ -21,6 +21,9 @@ namespace ecf8 {
 namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+// Upper bound of the GiB sizes in `memory`: about 1 PiB, far above any machine, and small enough that every
+// byte count derived from it (times 2^30) fits in 64 bits.
+constexpr double kMaxMemoryGb = 1e6;
 
 const std::vector<std::string> kTopKeys = {"model", "output", "parallel", "memory", "codec", "kv_cache"};
 const std::vector<std::string> kParallelKeys = {"tensor_parallel_size", "expert_parallel_size", "nodes",
@@ -221,14 +224,15 @@ void DeployConfig::validate() const {
                  << " or 0 (derived)");
 
     const MemoryConfig& m = memory;
-    ECF8_CHECK(std::isfinite(m.gpu_memory_gb) && m.gpu_memory_gb > 0,
-               s << ": memory.gpu_memory_gb must be > 0 (GiB of one GPU), got " << m.gpu_memory_gb);
+    ECF8_CHECK(std::isfinite(m.gpu_memory_gb) && m.gpu_memory_gb > 0 && m.gpu_memory_gb <= kMaxMemoryGb,
+               s << ": memory.gpu_memory_gb must be > 0 and at most 1e6 (GiB of one GPU), got " << m.gpu_memory_gb);
     ECF8_CHECK(m.gpu_memory_utilization > 0 && m.gpu_memory_utilization <= 1,
                s << ": memory.gpu_memory_utilization must be in (0, 1] (the fraction of gpu_memory_gb ecf8 may use), "
                     "got "
                  << m.gpu_memory_utilization);
-    ECF8_CHECK(std::isfinite(m.cpu_offload_gb) && m.cpu_offload_gb >= 0,
-               s << ": memory.cpu_offload_gb must be >= 0 (GiB of pinned host memory per rank; 0 = no offload), got "
+    ECF8_CHECK(std::isfinite(m.cpu_offload_gb) && m.cpu_offload_gb >= 0 && m.cpu_offload_gb <= kMaxMemoryGb,
+               s << ": memory.cpu_offload_gb must be >= 0 and at most 1e6 (GiB of pinned host memory per rank; 0 = no "
+                    "offload), got "
                  << m.cpu_offload_gb);
 
     // parse_granularity's own message speaks of the --granularity flag; name the YAML key instead.

@@ -194,6 +194,39 @@ void validate_attention(const ModelConfig& c, Violations& v) {
             "rope_scaling.beta_fast and beta_slow must satisfy beta_fast > beta_slow > 0");
 }
 
+// Caps on the fields that size tensors and per-layer tables, each 8x or more DeepSeek-V3's value: an absurd
+// config.json (num_hidden_layers: 1000000000) is then an error here instead of std::bad_alloc later.
+struct SizeCap {
+    const char* field;
+    int64_t ModelConfig::*member;
+    int64_t max;
+};
+constexpr SizeCap kSizeCaps[] = {
+    {"vocab_size", &ModelConfig::vocab_size, 4194304},
+    {"hidden_size", &ModelConfig::hidden_size, 65536},
+    {"intermediate_size", &ModelConfig::intermediate_size, 262144},
+    {"moe_intermediate_size", &ModelConfig::moe_intermediate_size, 65536},
+    {"num_hidden_layers", &ModelConfig::num_hidden_layers, 1024},
+    {"num_nextn_predict_layers", &ModelConfig::num_nextn_predict_layers, 16},
+    {"n_routed_experts", &ModelConfig::n_routed_experts, 4096},
+    {"n_shared_experts", &ModelConfig::n_shared_experts, 64},
+    {"num_attention_heads", &ModelConfig::num_attention_heads, 2048},
+    {"q_lora_rank", &ModelConfig::q_lora_rank, 65536},
+    {"kv_lora_rank", &ModelConfig::kv_lora_rank, 65536},
+    {"qk_nope_head_dim", &ModelConfig::qk_nope_head_dim, 4096},
+    {"qk_rope_head_dim", &ModelConfig::qk_rope_head_dim, 4096},
+    {"v_head_dim", &ModelConfig::v_head_dim, 4096},
+};
+
+void validate_size_caps(const ModelConfig& c, Violations& v) {
+    const ModelConfig deepseek_v3;  // the defaults are DeepSeek-V3's values
+    for (const SizeCap& cap : kSizeCaps) {
+        v.check(c.*cap.member <= cap.max, std::string(cap.field) + " = " + str(c.*cap.member) +
+                                              ": must be <= " + str(cap.max) + " (ecf8's cap; DeepSeek-V3 has " +
+                                              str(deepseek_v3.*cap.member) + ")");
+    }
+}
+
 void validate_quantization(const ModelConfig& c, Violations& v) {
     if (!c.quantized) return;
     check_choice(v, "quantization_config.quant_method", c.quantization.quant_method, {"fp8"});
@@ -221,6 +254,7 @@ void ModelConfig::validate() const {
     check_positive(v, "num_hidden_layers", num_hidden_layers);
     v.check(num_nextn_predict_layers >= 0,
             "num_nextn_predict_layers = " + str(num_nextn_predict_layers) + ": must be >= 0");
+    validate_size_caps(*this, v);
     validate_moe(*this, v);
     validate_attention(*this, v);
     validate_quantization(*this, v);

@@ -81,6 +81,7 @@ struct ModelConfig {
     bool is_moe_layer(int64_t layer) const;  // layer may be an MTP layer (>= num_hidden_layers)
 
     // Throws ecf8::Error naming the source and, for each violated rule, the field and what is allowed.
+    // Fields that size allocations have upper caps (docs/CONFIG.md, "config.json limits").
     void validate() const;
 
     // Reads config.json content. Unknown fields are ignored; missing required fields and wrong JSON types

@@ -75,6 +75,7 @@ class RankFileWriter {
 public:
     RankFileWriter(std::string path, const RankShard& shard, size_t extra_metadata)
         : path_(std::move(path)), tmp_(path_ + ".tmp") {
+        check_output_path(path_);
         size_t bound = 4096 + extra_metadata;
         for (const ShardTensor& t : shard.tensors) bound += 2 * t.name().size() + 640;
         reserved_ = align_up(8 + bound, kBlobAlign) - 8;
@@ -247,6 +248,8 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
 
     const int world = plan.world.world_size;
     fs::create_directories(deploy.output);
+    for (const char* name : {"config.json", kManifestName})
+        check_output_path((fs::path(deploy.output) / name).string());  // published last, checked first
     std::vector<std::unique_ptr<RankFileWriter>> writers;
     for (int r = 0; r < world; ++r) {
         writers.push_back(std::make_unique<RankFileWriter>(
@@ -416,6 +419,28 @@ CompressedFile ShardManifest::open_rank(int rank) const {
     ECF8_CHECK(file.records().size() == r.tensors.size(),
                path << ": holds " << file.records().size() << " tensors, the manifest lists " << r.tensors.size());
     return file;
+}
+
+void ShardManifest::check_matches(const DeployConfig& deploy) const {
+    struct Field {
+        const char* name;
+        int yaml, shards;
+    };
+    const ParallelConfig& y = deploy.parallel;
+    const Field fields[] = {
+        {"tensor_parallel_size", y.tensor_parallel_size, parallel.tensor_parallel_size},
+        {"expert_parallel_size", y.expert_parallel_size, parallel.expert_parallel_size},
+        {"nodes", y.nodes, parallel.nodes},
+        {"gpus_per_node", y.node_size(), parallel.node_size()},
+    };
+    for (const Field& f : fields) {
+        ECF8_CHECK(f.yaml == f.shards, deploy.source << ": parallel." << f.name << " is " << f.yaml
+                                                     << " but the shards in " << dir << " were made with " << f.shards
+                                                     << " (" << (fs::path(dir) / kManifestName).string()
+                                                     << "); use the YAML they were made with, or re-shard with "
+                                                        "ecf8 shard --config "
+                                                     << deploy.source);
+    }
 }
 
 ShardManifest ShardManifest::load(const std::string& dir) {
@@ -594,6 +619,8 @@ std::vector<std::string> verify_shards(const std::string& shard_dir, const std::
 
 void unshard(const std::string& shard_dir, const std::string& out_dir, int threads, bool progress) {
     const OpenShards shards = OpenShards::open(shard_dir);
+    const std::string config_out = (fs::path(out_dir) / "config.json").string();
+    check_output_path(config_out);  // now, not after the reassembly
     fs::create_directories(out_dir);
     ThreadPool pool(threads);
     SafetensorsWriter writer((fs::path(out_dir) / "model.safetensors").string());
@@ -615,8 +642,7 @@ void unshard(const std::string& shard_dir, const std::string& out_dir, int threa
     }
     writer.finish();
     bar.finish();
-    write_file_atomic((fs::path(out_dir) / "config.json").string(),
-                      read_file((fs::path(shard_dir) / "config.json").string()));
+    write_file_atomic(config_out, read_file((fs::path(shard_dir) / "config.json").string()));
 }
 
 }  // namespace ecf8

@@ -70,6 +70,11 @@ struct ShardManifest {
     // checksums). Errors name the directory, the rank and the file or tensor.
     CompressedFile open_rank(int rank) const;
 
+    // Throws unless deploy.parallel describes this layout (tensor_parallel_size, expert_parallel_size,
+    // nodes, gpus_per_node, 0 counting as derived): the shards, not the YAML, decide how the model is split.
+    // The error names the YAML, the field, both values and the manifest.
+    void check_matches(const DeployConfig& deploy) const;
+
     // Reads and validates dir/manifest.json against dir/config.json and plan_shards(): every rank, file and
     // tensor part must be what the plan says. Errors name the file, the rank and the tensor.
     static ShardManifest load(const std::string& dir);

@@ -26,8 +26,7 @@ double correction_dim(double num_rotations, double dim, double base, double max_
     return dim * std::log(max_seq_len / (num_rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(base));
 }
 
-void check_rope_args(const ModelConfig& cfg, int64_t max_seq_len) {
-    ECF8_CHECK(max_seq_len > 0, "rope: max_seq_len " << max_seq_len << " must be positive");
+void check_rope_args(const ModelConfig& cfg) {
     ECF8_CHECK(cfg.qk_rope_head_dim > 0 && cfg.qk_rope_head_dim % 2 == 0,
                "rope: qk_rope_head_dim " << cfg.qk_rope_head_dim << " must be positive and even");
     ECF8_CHECK(cfg.rope_theta > 1.0, "rope: rope_theta " << cfg.rope_theta << " must be > 1");
@@ -35,12 +34,10 @@ void check_rope_args(const ModelConfig& cfg, int64_t max_seq_len) {
 
 }  // namespace
 
-bool yarn_active(const ModelConfig& cfg, int64_t max_seq_len) {
-    return cfg.has_rope_scaling && max_seq_len > cfg.rope_scaling.original_max_position_embeddings;
-}
+bool yarn_active(const ModelConfig& cfg) { return cfg.has_rope_scaling; }
 
-std::vector<float> rope_frequencies(const ModelConfig& cfg, int64_t max_seq_len) {
-    check_rope_args(cfg, max_seq_len);
+std::vector<float> rope_frequencies(const ModelConfig& cfg) {
+    check_rope_args(cfg);
     const int64_t dim = cfg.qk_rope_head_dim, half = dim / 2;
     const float base = static_cast<float>(cfg.rope_theta);
     std::vector<float> freqs(static_cast<size_t>(half));
@@ -50,7 +47,7 @@ std::vector<float> rope_frequencies(const ModelConfig& cfg, int64_t max_seq_len)
         const float p = static_cast<float>(std::pow(static_cast<double>(base), static_cast<double>(e)));
         freqs[static_cast<size_t>(i)] = f32_div(1.0, p);
     }
-    if (!yarn_active(cfg, max_seq_len)) return freqs;
+    if (!yarn_active(cfg)) return freqs;
 
     const RopeScaling& rs = cfg.rope_scaling;
     ECF8_CHECK(rs.factor >= 1.0, "rope: rope_scaling.factor " << rs.factor << " must be >= 1");
@@ -81,8 +78,9 @@ std::vector<float> rope_frequencies(const ModelConfig& cfg, int64_t max_seq_len)
 }
 
 RopeTable make_rope_table(const ModelConfig& cfg, int64_t max_seq_len) {
+    ECF8_CHECK(max_seq_len > 0, "rope: max_seq_len " << max_seq_len << " must be positive");
     RopeTable t;
-    t.freqs = rope_frequencies(cfg, max_seq_len);
+    t.freqs = rope_frequencies(cfg);
     t.max_seq_len = max_seq_len;
     t.rope_dim = cfg.qk_rope_head_dim;
     const int64_t half = t.pairs();
@@ -101,23 +99,30 @@ RopeTable make_rope_table(const ModelConfig& cfg, int64_t max_seq_len) {
 
 void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
                 int64_t rope_dim, const int64_t* positions, const RopeTable& table) {
-    ECF8_CHECK(n_tokens >= 0 && n_heads >= 0,
-               "apply_rope: n_tokens " << n_tokens << " or n_heads " << n_heads << " is negative");
     ECF8_CHECK(rope_dim == table.rope_dim,
                "apply_rope: rope_dim " << rope_dim << " differs from the table's " << table.rope_dim);
+    apply_rope(x, n_tokens, token_stride, n_heads, head_stride, rope_dim, positions, table.cos.data(), table.sin.data(),
+               table.max_seq_len);
+}
+
+void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
+                int64_t rope_dim, const int64_t* positions, const float* cos, const float* sin, int64_t max_seq_len) {
+    ECF8_CHECK(n_tokens >= 0 && n_heads >= 0,
+               "apply_rope: n_tokens " << n_tokens << " or n_heads " << n_heads << " is negative");
+    ECF8_CHECK(rope_dim > 0 && rope_dim % 2 == 0, "apply_rope: rope_dim " << rope_dim << " must be positive and even");
     ECF8_CHECK(head_stride >= rope_dim || n_heads <= 1,
                "apply_rope: head_stride " << head_stride << " is smaller than rope_dim " << rope_dim);
     ECF8_CHECK(token_stride >= n_heads * head_stride || n_tokens <= 1 || n_heads == 0,
                "apply_rope: token_stride " << token_stride << " is smaller than n_heads * head_stride");
     if (n_tokens == 0 || n_heads == 0) return;
     ECF8_CHECK(x != nullptr && positions != nullptr, "apply_rope: null x or positions");
-    const int64_t half = table.pairs();
+    const int64_t half = rope_dim / 2;
     for (int64_t t = 0; t < n_tokens; ++t) {
         const int64_t pos = positions[t];
-        ECF8_CHECK(pos >= 0 && pos < table.max_seq_len,
-                   "apply_rope: positions[" << t << "] = " << pos << " is outside [0, " << table.max_seq_len << ")");
-        const float* c = table.cos_row(pos);
-        const float* s = table.sin_row(pos);
+        ECF8_CHECK(pos >= 0 && pos < max_seq_len,
+                   "apply_rope: positions[" << t << "] = " << pos << " is outside [0, " << max_seq_len << ")");
+        const float* c = cos + pos * half;
+        const float* s = sin + pos * half;
         for (int64_t h = 0; h < n_heads; ++h) {
             float* v = x + t * token_stride + h * head_stride;
             for (int64_t i = 0; i < half; ++i) {
@@ -129,12 +134,11 @@ void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head
     }
 }
 
-double attention_softmax_scale(const ModelConfig& cfg, int64_t max_seq_len) {
+double attention_softmax_scale(const ModelConfig& cfg) {
     const int64_t qk_head_dim = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim;
     ECF8_CHECK(qk_head_dim > 0, "attention_softmax_scale: qk head dim " << qk_head_dim << " must be positive");
-    ECF8_CHECK(max_seq_len > 0, "attention_softmax_scale: max_seq_len " << max_seq_len << " must be positive");
     double scale = std::pow(static_cast<double>(qk_head_dim), -0.5);
-    if (yarn_active(cfg, max_seq_len)) {
+    if (yarn_active(cfg)) {
         const double mscale = 0.1 * cfg.rope_scaling.mscale_all_dim * std::log(cfg.rope_scaling.factor) + 1.0;
         scale = scale * mscale * mscale;
     }

@@ -25,14 +25,16 @@ struct RopeTable {
     const float* sin_row(int64_t pos) const { return sin.data() + pos * pairs(); }
 };
 
-// True when the reference would apply YaRN: the config has rope_scaling and max_seq_len (the deployment's
-// max_model_len, the reference's args.max_seq_len) exceeds rope_scaling.original_max_position_embeddings.
-bool yarn_active(const ModelConfig& cfg, int64_t max_seq_len);
+// True when config.json has a (yarn) rope_scaling. YaRN is a property of the checkpoint, as in Hugging Face
+// transformers, vLLM and SGLang: it applies whatever the deployment's max_model_len is. (DeepSeek's own
+// inference/model.py applies it only when its max_seq_len exceeds original_max_position_embeddings; following
+// that made one checkpoint's logits depend on max_model_len, so ecf8 follows the serving engines.)
+bool yarn_active(const ModelConfig& cfg);
 
 // The rope_dim / 2 rotation frequencies of precompute_freqs_cis, YaRN-corrected when yarn_active().
 // The reference computes them in float32; each of its float32 operations is reproduced here as the
 // correctly rounded float result, so the only differences left are the reference's own pow ulp errors.
-std::vector<float> rope_frequencies(const ModelConfig& cfg, int64_t max_seq_len);
+std::vector<float> rope_frequencies(const ModelConfig& cfg);
 
 // The whole table. As in the reference the angle is the float32 product float(pos) * freq (this rounding
 // matters at large positions, so it is kept); cos and sin of that float angle are computed in double
@@ -47,10 +49,13 @@ RopeTable make_rope_table(const ModelConfig& cfg, int64_t max_seq_len);
 //   k_pe:  x = kv + kv_lora_rank,   token_stride = kv_lora_rank + qk_rope_head_dim, n_heads = 1
 void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
                 int64_t rope_dim, const int64_t* positions, const RopeTable& table);
+// The same with the table's rows given as arrays: cos and sin [max_seq_len, rope_dim / 2] each.
+void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
+                int64_t rope_dim, const int64_t* positions, const float* cos, const float* sin, int64_t max_seq_len);
 
 // MLA's softmax scale: qk_head_dim^-0.5, times mscale^2 with mscale = 0.1 * m * ln(factor) + 1 when
 // yarn_active(). m is rope_scaling.mscale_all_dim, the field Hugging Face uses for this factor (the
 // reference's args.mscale; every public DeepSeek config has mscale == mscale_all_dim).
-double attention_softmax_scale(const ModelConfig& cfg, int64_t max_seq_len);
+double attention_softmax_scale(const ModelConfig& cfg);
 
 }  // namespace ecf8::cpu

@@ -55,14 +55,6 @@ __global__ void scatter_add_scaled_rows_kernel(const float* y, const int32_t* ro
     }
 }
 
-__global__ void sum_ranks_kernel(const float* gathered, int64_t count, int ranks, float* out) {
-    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
-        float s = gathered[i];
-        for (int r = 1; r < ranks; ++r) s = __fadd_rn(s, gathered[r * count + i]);
-        out[i] = s;
-    }
-}
-
 __global__ void embedding_kernel(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
                                  int64_t vocab_end, int64_t dim, float* out) {
     const int64_t total = n_tokens * dim;
@@ -109,12 +101,6 @@ void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* s
     if (n_rows <= 0 || dim <= 0) return;
     scatter_add_scaled_rows_kernel<<<blocks_for(n_rows * dim), kThreads, 0, stream>>>(y, rows, scales, n_rows, dim,
                                                                                       out);
-    CUDA_CHECK(cudaGetLastError());
-}
-
-void sum_ranks(const float* gathered, int64_t count, int ranks, float* out, cudaStream_t stream) {
-    if (count <= 0) return;
-    sum_ranks_kernel<<<blocks_for(count), kThreads, 0, stream>>>(gathered, count, ranks, out);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -28,8 +28,6 @@ void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t 
 // out[rows[r]] += scales[r] * y[r], each row as cpu::add_scaled; rows must be distinct.
 void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows, int64_t dim,
                              float* out, cudaStream_t stream);
-// out[i] = gathered[i] + gathered[count + i] + ... in rank order (the CPU forward's reduction after all_gather).
-void sum_ranks(const float* gathered, int64_t count, int ranks, float* out, cudaStream_t stream);
 void embedding_bf16(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
                     int64_t vocab_end, int64_t dim, float* out, cudaStream_t stream);
 // cos/sin: the RopeTable's rows ([max_seq_len, rope_dim / 2] each) in device memory.

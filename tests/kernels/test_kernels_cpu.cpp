@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <numeric>
 #include <random>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "common/error.h"
@@ -117,9 +119,8 @@ TEST(Rope, YarnFrequenciesOfDeepSeekV3) {
     const ModelConfig cfg;
     ASSERT_EQ(cfg.qk_rope_head_dim, 64);
     ASSERT_TRUE(cfg.has_rope_scaling);
-    EXPECT_TRUE(yarn_active(cfg, 16384));
-    EXPECT_FALSE(yarn_active(cfg, 4096));  // "seqlen > original_seq_len" is strict
-    const auto f = rope_frequencies(cfg, 16384);
+    EXPECT_TRUE(yarn_active(cfg));
+    const auto f = rope_frequencies(cfg);
     ASSERT_EQ(f.size(), 32u);
 
     // find_correction_range by hand: floor(64 ln(4096 / (32 * 2 pi)) / (2 ln 10000)) = floor(10.47) = 10 and
@@ -144,25 +145,36 @@ TEST(Rope, YarnFrequenciesOfDeepSeekV3) {
     EXPECT_NEAR(f[16], b16 / 40.0 * (6.0 / 13.0) + b16 * (7.0 / 13.0), 1e-6 * b16);
 }
 
-TEST(Rope, NoYarnWithinTheOriginalContextOrWithoutScaling) {
+TEST(Rope, NoYarnWithoutScaling) {
     ModelConfig cfg;
-    const auto plain = rope_frequencies(cfg, 4096);
-    for (int i = 0; i < 32; ++i) EXPECT_NEAR(plain[i], std::pow(10000.0, -2.0 * i / 64.0), 1e-6 * plain[i]);
     cfg.has_rope_scaling = false;
-    EXPECT_FALSE(yarn_active(cfg, 163840));
-    EXPECT_EQ(rope_frequencies(cfg, 163840), plain);
-    EXPECT_DOUBLE_EQ(attention_softmax_scale(cfg, 163840), std::pow(192.0, -0.5));
+    EXPECT_FALSE(yarn_active(cfg));
+    const auto plain = rope_frequencies(cfg);
+    for (int i = 0; i < 32; ++i) EXPECT_NEAR(plain[i], std::pow(10000.0, -2.0 * i / 64.0), 1e-6 * plain[i]);
+    EXPECT_DOUBLE_EQ(attention_softmax_scale(cfg), std::pow(192.0, -0.5));
+}
+
+// YaRN follows config.json alone (as transformers, vLLM and SGLang): the table's length, the deployment's
+// max_model_len, changes neither the frequencies nor the softmax scale.
+TEST(Rope, YarnDoesNotDependOnTheTableLength) {
+    const ModelConfig cfg;
+    const RopeTable short_table = make_rope_table(cfg, 64), long_table = make_rope_table(cfg, 8192);
+    EXPECT_EQ(short_table.freqs, long_table.freqs);
+    EXPECT_EQ(short_table.freqs, rope_frequencies(cfg));
+    EXPECT_LT(short_table.freqs.back(), std::pow(10000.0, -62.0 / 64.0) / 39.0);  // divided by the factor 40
+    for (int64_t p = 0; p < 64; ++p)
+        for (int64_t i = 0; i < short_table.pairs(); ++i)
+            ASSERT_EQ(short_table.cos_row(p)[i], long_table.cos_row(p)[i]) << "position " << p << " pair " << i;
 }
 
 TEST(Rope, SoftmaxScaleWithYarnMscale) {
     const ModelConfig cfg;
     // 192^-0.5 * (0.1 ln 40 + 1)^2, computed by hand.
-    EXPECT_NEAR(attention_softmax_scale(cfg, 16384), 0.1352337788608801, 1e-15);
-    EXPECT_NEAR(attention_softmax_scale(cfg, 4096), 0.07216878364870322, 1e-15);
+    EXPECT_NEAR(attention_softmax_scale(cfg), 0.1352337788608801, 1e-15);
     ModelConfig v2 = cfg;
     v2.rope_scaling.mscale_all_dim = 0.707;
     const double m = 0.1 * 0.707 * std::log(40.0) + 1.0;
-    EXPECT_NEAR(attention_softmax_scale(v2, 8192), std::pow(192.0, -0.5) * m * m, 1e-15);
+    EXPECT_NEAR(attention_softmax_scale(v2), std::pow(192.0, -0.5) * m * m, 1e-15);
 }
 
 TEST(Rope, TableIsCosSinOfTheFloatAngle) {
@@ -340,6 +352,26 @@ TEST(Linear, RejectsBadArguments) {
     EXPECT_THROW(linear_f32(x.data(), nullptr, y.data(), 1, 2, 2), ecf8::Error);
     EXPECT_THROW(cpu_blas_init(0), ecf8::Error);
     linear_f32(nullptr, w.data(), nullptr, 0, 2, 2);  // no tokens: nothing to do
+}
+
+// `ecf8 run --threads N` gives OpenBLAS N threads on the CPU backend. Its sgemm splits the output, not the
+// sum, across threads, so the bits must not depend on the thread count (ranks with different --threads, and
+// ECF8 vs raw comparisons, rely on it). Shapes: decode, prefill and an odd edge.
+TEST(Linear, ThreadCountDoesNotChangeTheBits) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (const auto& [T, in, out] :
+         {std::tuple<int64_t, int64_t, int64_t>{1, 1024, 2048}, {257, 512, 768}, {64, 7168 / 4, 1536}, {3, 129, 65}}) {
+        std::vector<float> x(T * in), w(out * in), y1(T * out), y4(T * out);
+        for (float& v : x) v = nd(rng);
+        for (float& v : w) v = nd(rng) * 0.05f;
+        cpu_blas_init(1);
+        linear_f32(x.data(), w.data(), y1.data(), T, in, out);
+        cpu_blas_init(4);
+        linear_f32(x.data(), w.data(), y4.data(), T, in, out);
+        cpu_blas_init(1);
+        ASSERT_EQ(0, std::memcmp(y1.data(), y4.data(), y1.size() * sizeof(float))) << T << "x" << in << "x" << out;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

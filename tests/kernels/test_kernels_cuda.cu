@@ -102,14 +102,6 @@ TEST_F(KernelsCuda, RowMovesMatchTheCpuForward) {
     cuda::scatter_add_scaled_rows(dev(y), dev(pick), dev(scales), pick.size(), dim, dacc, nullptr);
     expect_bits(host(dacc, acc.size()), acc, "scatter_add_scaled_rows");
 
-    const int ranks = 3;  // rank-ordered sum of an all_gather's output
-    const std::vector<float> gathered = randn(ranks * dim);
-    std::vector<float> sum(dim);
-    for (int64_t i = 0; i < dim; ++i) sum[i] = gathered[i] + gathered[dim + i] + gathered[2 * dim + i];
-    float* dsum = dev(std::vector<float>(dim));
-    cuda::sum_ranks(dev(gathered), dim, ranks, dsum, nullptr);
-    expect_bits(host(dsum, dim), sum, "sum_ranks");
-
     const std::vector<uint16_t> w = bf16(1000);
     std::vector<float> wide(w.size());
     cpu::bf16_to_float_array(w.data(), w.size(), wide.data());

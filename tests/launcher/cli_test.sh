@@ -30,6 +30,16 @@ check bad-granularity 1 "granularity" -- "$ecf8" compress "$orig" "$work/x.safet
 check unknown-flag 1 "unknown option --frob" -- "$ecf8" compress "$orig" "$work/x.safetensors" --frob 1
 check missing-input 1 "no/such/file" -- "$ecf8" compress "$work/no/such/file.safetensors" "$work/x.safetensors"
 check no-partial-output 2 "No such file" -- ls "$work/x.safetensors"
+check negative-threads 1 "--threads must be >= 0 \\(0 = every core\\), got -2" -- "$ecf8" compress "$orig" \
+    "$work/threads.safetensors" --threads -2
+# Outputs are written to a .tmp file and renamed over the target: a target that exists and is not a
+# regular file (a directory, a FIFO, a device node) is refused before any work.
+mkdir -p "$work/out-dir" && mkfifo "$work/out-fifo"
+check compress-over-dir 1 "out-dir' exists and is a directory, not a regular file" -- "$ecf8" compress "$orig" \
+    "$work/out-dir"
+check decompress-over-fifo 1 "out-fifo' exists and is a FIFO, not a regular file" -- "$ecf8" decompress \
+    "$work/c.safetensors" "$work/out-fifo"
+check fifo-kept 0 "fifo" -- stat -c %F "$work/out-fifo"
 
 # A flipped byte inside a coded tensor is caught and named.
 cp "$work/c.safetensors" "$work/corrupt.safetensors"
@@ -67,6 +77,17 @@ check shard-manifest 0 "ecf8-shards" -- cat "$shards/manifest.json"
 check verify-shards 0 "bit-identically" -- "$ecf8" verify-shards --config "$work/tiny.yaml"
 check unshard 0 "wrote" -- "$ecf8" unshard --config "$work/tiny.yaml" --out "$work/tiny/back"
 check unsharded-equal 0 "bit-identical" -- bash -c "'$ecf8' compress '$work/tiny/back/model.safetensors' '$work/tiny/back.ecf8' && '$ecf8' verify '$work/tiny/back/model.safetensors' '$work/tiny/back.ecf8'"
+mkdir -p "$work/tiny/back-dir/model.safetensors"
+check unshard-over-dir 1 "model.safetensors' exists and is a directory, not a regular file" -- "$ecf8" unshard \
+    --config "$work/tiny.yaml" --out "$work/tiny/back-dir"
+# verify-shards reports the manifest's rank count, and a YAML whose parallel section contradicts the
+# manifest is an error naming the field and both values.
+check verify-shards-rank-count 0 "from the 2 rank files" -- "$ecf8" verify-shards --config "$work/tiny.yaml"
+sed 's/expert_parallel_size: 2/expert_parallel_size: 1/' "$work/tiny.yaml" >"$work/ep1.yaml"
+check verify-shards-layout-mismatch 1 "ep1.yaml: parallel.expert_parallel_size is 1 but the shards in .* made with 2" \
+    -- "$ecf8" verify-shards --config "$work/ep1.yaml"
+check verify-shards-negative-threads 1 "--threads must be >= 0" -- "$ecf8" verify-shards --config "$work/tiny.yaml" \
+    --threads -1
 printf 'model: x\nparallel:\n  tensor_paralel_size: 2\n' >"$work/bad.yaml"
 check bad-yaml-key 1 "parallel.tensor_paralel_size" -- "$ecf8" plan --config "$work/bad.yaml"
 sed 's/tensor_parallel_size: 2/tensor_parallel_size: 3/; s/gpus_per_node: 2/gpus_per_node: 3/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end checks of `mpirun -np 2 ecf8 run` on the tiny synthetic model: generation, bit-identical
 # logits for --weights ecf8 vs raw and for the host tier, reproducible sampling, and bad input (a world
-# size that does not match the shards, a missing or a corrupt rank file) stopping every rank with a clear
-# error within seconds. With `two-node`, the same run across two network namespaces (exit 77 = skipped).
+# size that does not match the shards, a missing or a corrupt rank file, one rank failing at set-up alone)
+# stopping every rank with a clear error within seconds. With `two-node`, the same run across two network
+# namespaces (exit 77 = skipped).
 # Usage: run_test.sh ECF8 WORKDIR REPO_ROOT [local|two-node]
 set -u
 ecf8=$1
@@ -90,6 +91,22 @@ if ! nvidia-smi -L >/dev/null 2>&1; then  # where no GPU is visible, asking for 
 fi
 bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cpu --gemm fp8
+sed 's/tensor_parallel_size: 2/tensor_parallel_size: 1/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \
+    "$repo/configs/tiny-cpu.yaml" | sed 's/gpus_per_node: 2/gpus_per_node: 1/' >tp1.yaml
+bad yaml-contradicts-manifest "tp1.yaml: parallel.tensor_parallel_size is 1 but the shards in .* were made with 2" \
+    -- "${mpi[@]}" 2 "$ecf8" run --config tp1.yaml "${prompt[@]}"
+bad eos-outside-vocab "--eos-id 99999 is outside the vocabulary \\[0, [0-9]+\\)" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --eos-id 99999
+bad negative-threads "--threads .*must be >= " -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --threads -3
+
+# One rank fails at set-up while the other starts normally (its shard directory is missing, the other's is
+# not): start-up holds no collective before the ranks agree, so both exit with the error, whichever fails.
+tiny_run=("$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}")
+bad one-rank-fails-setup-rank1 "no-such-dir: no manifest.json" -- mpirun --oversubscribe -np 1 "${tiny_run[@]}" : \
+    -np 1 "${tiny_run[@]}" --shards no-such-dir
+bad one-rank-fails-setup-rank0 "no-such-dir: no manifest.json" -- mpirun --oversubscribe -np 1 "${tiny_run[@]}" \
+    --shards no-such-dir : -np 1 "${tiny_run[@]}"
 
 echo "$failures failure(s)"
 exit $((failures > 0))

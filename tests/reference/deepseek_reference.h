@@ -75,8 +75,10 @@ struct RopeParams {
     double beta_slow = 1.0;
     double mscale = 1.0;  // ModelArgs.mscale (config.json's rope_scaling.mscale_all_dim)
 
-    // precompute_freqs_cis applies the YaRN correction only when max_seq_len > original_seq_len.
-    bool yarn_active() const { return has_scaling && max_seq_len > original_seq_len; }
+    // YaRN whenever config.json has rope_scaling, as Hugging Face transformers, vLLM and SGLang (model.py's
+    // precompute_freqs_cis also asks max_seq_len > original_seq_len; ecf8 follows the serving engines, so a
+    // checkpoint's logits do not depend on the deployment's max_model_len).
+    bool yarn_active() const { return has_scaling; }
 };
 
 // The dim/2 frequencies of precompute_freqs_cis: freq_i = theta^(-2i/dim), and under yarn_active() the YaRN
@@ -89,7 +91,7 @@ std::vector<double> yarn_inv_freq(const RopeParams& p);
 std::pair<int64_t, int64_t> yarn_correction_range(const RopeParams& p);
 
 // MLA.__init__: qk_head_dim^-0.5, times mscale^2 with mscale = 0.1 * p.mscale * ln(factor) + 1 when
-// max_seq_len > original_seq_len (the same condition as the YaRN frequencies).
+// yarn_active() (the same condition as the YaRN frequencies).
 double attention_softmax_scale(int64_t qk_head_dim, const RopeParams& p);
 
 // Rotates interleaved pairs (x[2i], x[2i+1]) by angle pos * inv_freq[i]:
@@ -133,7 +135,7 @@ class ReferenceModel {
 public:
     // Reads config.json and every tensor the forward pass needs (MTP layers are ignored, as model.py does);
     // throws ecf8::Error naming the tensor for a missing or misshaped tensor, or naming the field for an
-    // unsupported config. max_seq_len plays ModelArgs.max_seq_len (rope table length, YaRN/mscale condition).
+    // unsupported config. max_seq_len plays ModelArgs.max_seq_len (the rope table's length).
     static ReferenceModel load(const std::string& checkpoint_dir, int64_t max_seq_len);
     ReferenceModel(ReferenceModel&&) = default;  // weights_ nodes move with it, so layers_' pointers stay valid
     ReferenceModel& operator=(ReferenceModel&&) = default;

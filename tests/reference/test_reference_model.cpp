@@ -363,21 +363,25 @@ TEST(Rope, DeepSeekV3YarnFrequenciesByHand) {
     const double m = 0.1 * std::log(40.0) + 1.0;
     EXPECT_DOUBLE_EQ(attention_softmax_scale(192, p), m * m / std::sqrt(192.0));
 
-    // max_seq_len <= original: plain rope and no mscale, as model.py.
+    // max_seq_len <= original: still YaRN (the serving engines' rule, not model.py's); without rope_scaling:
+    // plain rope and no mscale.
     p.max_seq_len = 4096;
+    EXPECT_TRUE(p.yarn_active());
+    EXPECT_EQ(yarn_inv_freq(p), f);
+    p.has_scaling = false;
     EXPECT_FALSE(p.yarn_active());
     EXPECT_DOUBLE_EQ(yarn_inv_freq(p)[23], base(23));
     EXPECT_DOUBLE_EQ(attention_softmax_scale(192, p), 1.0 / std::sqrt(192.0));
 }
 
-TEST_F(ReferenceModelTest, ModelUsesTheYarnConditionOfItsMaxSeqLen) {
+TEST_F(ReferenceModelTest, ModelUsesYarnWhateverItsMaxSeqLen) {
     // tiny: original_max_position_embeddings 256, factor 4, qk_head_dim 128.
     const double m = 0.1 * std::log(4.0) + 1.0;
     EXPECT_DOUBLE_EQ(model_->softmax_scale(), m * m / std::sqrt(128.0));
     EXPECT_LT(model_->inv_freq().back(), std::pow(10000.0, -62.0 / 64.0));
     const ReferenceModel short_model = ReferenceModel::load(dir_->str(), 256);
-    EXPECT_DOUBLE_EQ(short_model.softmax_scale(), 1.0 / std::sqrt(128.0));
-    EXPECT_DOUBLE_EQ(short_model.inv_freq().back(), std::pow(10000.0, -62.0 / 64.0));
+    EXPECT_DOUBLE_EQ(short_model.softmax_scale(), model_->softmax_scale());
+    EXPECT_EQ(short_model.inv_freq(), model_->inv_freq());
 }
 
 // ---------------------------------------------------------------------------------------------------------------

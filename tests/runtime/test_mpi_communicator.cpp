@@ -87,6 +87,31 @@ TEST_F(MpiComm, AllReduceSumEachType) {
     check_all_reduce<uint8_t>(*comm, ElemType::U8);
 }
 
+// The forward relies on this: a float all-reduce gives every rank the same bits, even where the sum rounds
+// (random values of mixed magnitude), for the sizes of small and large activations. Otherwise ranks could
+// route tokens differently.
+TEST_F(MpiComm, AllReduceSumF32IsBitIdenticalOnEveryRank) {
+    for (size_t count : {size_t{1}, size_t{1000}, size_t{7168 * 3}, size_t{1} << 20}) {
+        std::vector<float> buf(count);
+        uint64_t state = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(comm->rank() + 1);
+        for (float& v : buf) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            v = static_cast<float>(static_cast<int32_t>(state >> 32)) * 1e-7f * static_cast<float>((state >> 8) % 1000);
+        }
+        comm->all_reduce_sum(buf.data(), count, ElemType::F32);
+        std::vector<float> all(count * comm->size());
+        comm->all_gather(buf.data(), all.data(), count, ElemType::F32);
+        for (int r = 1; r < comm->size(); ++r) {
+            const std::vector<float> other(all.begin() + r * count, all.begin() + (r + 1) * count);
+            const std::vector<float> first(all.begin(), all.begin() + count);
+            std::vector<uint32_t> a(count), b(count);
+            for (size_t i = 0; i < count; ++i)
+                a[i] = std::bit_cast<uint32_t>(first[i]), b[i] = std::bit_cast<uint32_t>(other[i]);
+            EXPECT_TRUE(same(b, a)) << "rank " << r << " vs rank 0, " << count << " floats";
+        }
+    }
+}
+
 TEST_F(MpiComm, AllReduceSumBf16Exact) {
     const size_t count = 1001;
     const int n = comm->size();

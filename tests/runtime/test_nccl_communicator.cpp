@@ -19,13 +19,10 @@ protected:
         MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
         MPI_Comm_size(MPI_COMM_WORLD, &size_);
         cudaSetDevice(rank_ % CudaBackend::device_count());
-        cudaStreamCreate(&stream_);
-        comm_ = std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, rank_ % CudaBackend::device_count(), stream_);
+        comm_ = std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, rank_ % CudaBackend::device_count());
+        stream_ = static_cast<cudaStream_t>(comm_->stream());
     }
-    void TearDown() override {
-        comm_.reset();
-        if (stream_) cudaStreamDestroy(stream_);
-    }
+    void TearDown() override { comm_.reset(); }
     template <class T>
     T* upload(const std::vector<T>& v) {
         T* d = nullptr;

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "sharding/deploy_config.h"
+#include "tests/test_util.h"
 
 #ifndef ECF8_SOURCE_DIR
 #error "ECF8_SOURCE_DIR must be defined (target_compile_definitions in tests/sharding/CMakeLists.txt)"
@@ -20,6 +22,7 @@ namespace ecf8 {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
 
 const char* kSource = "test.yaml";
 
@@ -179,6 +182,22 @@ TEST(DeployConfig, ValueErrors) {
     expect_error("model: m\nkv_cache: {max_model_len: 0}\n", {"kv_cache.max_model_len must be >= 1"});
     expect_error("model: m\nkv_cache: {max_num_seqs: 0}\n", {"kv_cache.max_num_seqs must be >= 1"});
     expect_error("model: m\nkv_cache: {min_kv_tokens: -1}\n", {"kv_cache.min_kv_tokens must be >= 0"});
+}
+
+// Memory sizes are capped at 1e6 GiB so that every byte count derived from them fits in 64 bits.
+TEST(DeployConfig, AbsurdMemorySizes) {
+    expect_error("model: m\nmemory: {gpu_memory_gb: 1e300}\n", {"memory.gpu_memory_gb must be > 0 and at most 1e6"});
+    expect_error("model: m\nmemory: {gpu_memory_gb: 1000001}\n", {"memory.gpu_memory_gb", "at most 1e6"});
+    expect_error("model: m\nmemory: {cpu_offload_gb: 1e300}\n", {"memory.cpu_offload_gb must be >= 0 and at most 1e6"});
+    EXPECT_EQ(parse_error("model: m\nmemory: {gpu_memory_gb: 1000000, cpu_offload_gb: 1000000}\n"), "");
+    DeployConfig c;  // values set in code skip the YAML reader's finiteness check
+    c.source = kSource;
+    c.model = "m";
+    c.memory.cpu_offload_gb = std::numeric_limits<double>::infinity();
+    EXPECT_NE(error_of([&] { c.validate(); }).find("memory.cpu_offload_gb"), std::string::npos);
+    c.memory.cpu_offload_gb = 0;
+    c.memory.gpu_memory_gb = std::numeric_limits<double>::quiet_NaN();
+    EXPECT_NE(error_of([&] { c.validate(); }).find("memory.gpu_memory_gb"), std::string::npos);
 }
 
 TEST(DeployConfig, DocumentErrors) {

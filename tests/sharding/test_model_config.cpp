@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -173,6 +174,29 @@ TEST(ModelConfig, ValidateReportsEveryViolation) {
     c.topk_group = 9;
     const std::string err = error_of([&] { c.validate(); });
     EXPECT_NE(err.find("mine.json: invalid model config (2 problems)"), std::string::npos) << err;
+}
+
+// Fields that size allocations are capped, so an absurd config.json is an error instead of std::bad_alloc.
+TEST(ModelConfig, SizesAboveTheCapsAreNamed) {
+    const std::vector<std::pair<const char*, std::string>> cases = {
+        {"num_hidden_layers", "<= 1024"},   {"vocab_size", "<= 4194304"},          {"hidden_size", "<= 65536"},
+        {"intermediate_size", "<= 262144"}, {"moe_intermediate_size", "<= 65536"}, {"n_routed_experts", "<= 4096"},
+        {"n_shared_experts", "<= 64"},      {"num_attention_heads", "<= 2048"},    {"kv_lora_rank", "<= 65536"},
+        {"q_lora_rank", "<= 65536"},        {"qk_nope_head_dim", "<= 4096"},       {"qk_rope_head_dim", "<= 4096"},
+        {"v_head_dim", "<= 4096"},          {"num_nextn_predict_layers", "<= 16"},
+    };
+    for (const auto& [field, cap] : cases) {
+        nlohmann::json j = public_json();
+        j[field] = 1000000000;
+        const std::string err = parse_error(j);
+        EXPECT_EQ(err.rfind("test.json: invalid model config", 0), 0u) << field << ": " << err;
+        EXPECT_NE(err.find(std::string(field) + " = 1000000000: must be " + cap), std::string::npos) << err;
+    }
+    ModelConfig at_caps;  // the caps themselves are allowed
+    at_caps.num_hidden_layers = 1024;
+    at_caps.vocab_size = 4194304;
+    at_caps.n_routed_experts = 4096;
+    EXPECT_EQ(error_of([&] { at_caps.validate(); }), "");
 }
 
 TEST(ModelConfig, LoadNamesMissingOrBrokenFile) {

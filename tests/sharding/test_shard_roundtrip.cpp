@@ -1,12 +1,15 @@
 // synth -> shard -> reassemble is bit-exact for tp 1, 2, 4, 8 with and without expert parallelism; the
 // manifest matches the plan; bad input (missing tensors, truncated files, impossible layouts, corrupt
-// shards, a tampered manifest) fails with a clear error and leaves nothing that looks complete.
+// shards, a tampered manifest) fails with a clear error and leaves nothing that looks complete; a YAML that
+// contradicts the manifest and an output path that is not a regular file are refused.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "codec/container.h"
 #include "codec/safetensors.h"
@@ -195,6 +198,77 @@ TEST_F(ShardRoundTrip, CorruptShardAndTamperedManifestAreCaught) {
     fs::remove(rank1);
     const std::string e2 = error_of([&] { verify_shards(d.output, d.model, 2, false); });
     EXPECT_NE(e2.find("rank-00001-of-00002.safetensors"), std::string::npos) << e2;
+}
+
+// `ecf8 run` and `ecf8 verify-shards` take the layout from the manifest; a YAML whose parallel section says
+// otherwise is an error naming the field and both values.
+TEST_F(ShardRoundTrip, DeployThatContradictsTheManifestIsNamed) {
+    const DeployConfig d = deploy(2, 2, "layout");
+    shard_checkpoint(d, test::quiet_shard_options());
+    const ShardManifest m = ShardManifest::load(d.output);
+    EXPECT_EQ(error_of([&] { m.check_matches(d); }), "");
+    DeployConfig derived = d;  // gpus_per_node 0 means tensor_parallel_size / nodes: the same layout
+    derived.parallel.gpus_per_node = 0;
+    EXPECT_EQ(error_of([&] { m.check_matches(derived); }), "");
+
+    DeployConfig two_nodes = d;
+    two_nodes.parallel.nodes = 2;
+    two_nodes.parallel.gpus_per_node = 1;
+    struct Case {
+        DeployConfig deploy;
+        std::string expect;  // the field with the YAML's value, then the manifest's
+    };
+    const std::vector<Case> cases = {
+        {deploy(4, 2, "layout"),
+         "test: parallel.tensor_parallel_size is 4 but the shards in " + d.output + " were made with 2"},
+        {deploy(2, 1, "layout"),
+         "test: parallel.expert_parallel_size is 1 but the shards in " + d.output + " were made with 2"},
+        {two_nodes, "test: parallel.nodes is 2 but the shards in " + d.output + " were made with 1"},
+    };
+    for (const Case& c : cases) {
+        const std::string e = error_of([&] { m.check_matches(c.deploy); });
+        EXPECT_NE(e.find(c.expect), std::string::npos) << e;
+        EXPECT_NE(e.find(kManifestName), std::string::npos) << e;
+    }
+}
+
+// Writers publish with tmp + rename, which would replace a directory entry that is not a regular file
+// (a FIFO, a device node such as /dev/null). Such a path is refused before any work, naming it.
+TEST_F(ShardRoundTrip, OutputPathThatIsNotARegularFileIsRefused) {
+    const DeployConfig d = deploy(2, 2, "unshard_src");
+    shard_checkpoint(d, test::quiet_shard_options());
+    const fs::path out = root_ / "unshard_out";
+    const fs::path model = out / "model.safetensors", config = out / "config.json";
+    fs::create_directories(model);
+    std::string e = error_of([&] { unshard(d.output, out.string(), 2, false); });
+    EXPECT_NE(e.find("'" + model.string() + "' exists and is a directory, not a regular file"), std::string::npos) << e;
+
+    fs::remove(model);
+    ASSERT_EQ(::mkfifo(config.c_str(), 0644), 0);
+    e = error_of([&] { unshard(d.output, out.string(), 2, false); });
+    EXPECT_NE(e.find("'" + config.string() + "' exists and is a FIFO"), std::string::npos) << e;
+    EXPECT_FALSE(fs::exists(model));  // refused before the reassembly started
+    e = error_of([&] { write_file_atomic(config.string(), "{}"); });
+    EXPECT_NE(e.find("is a FIFO, not a regular file"), std::string::npos) << e;
+    fs::path source;
+    for (const auto& entry : fs::directory_iterator(root_ / "model"))
+        if (entry.path().extension() == ".safetensors") source = entry.path();
+    CompressOptions quiet;
+    quiet.progress = false;
+    e = error_of([&] { compress_file(source.string(), config.string(), quiet); });
+    EXPECT_NE(e.find("is a FIFO, not a regular file"), std::string::npos) << e;
+    e = error_of([&] {
+        decompress_file((fs::path(d.output) / "rank-00000-of-00002.safetensors").string(), config.string(), 2, false);
+    });
+    EXPECT_NE(e.find("is a FIFO, not a regular file"), std::string::npos) << e;
+    EXPECT_TRUE(fs::is_fifo(config));
+
+    // A missing path, or a regular file to replace, is fine.
+    fs::remove(config);
+    unshard(d.output, out.string(), 2, false);
+    unshard(d.output, out.string(), 2, false);
+    EXPECT_TRUE(fs::is_regular_file(model));
+    EXPECT_TRUE(fs::is_regular_file(config));
 }
 
 }  // namespace
