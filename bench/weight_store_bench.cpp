@@ -16,15 +16,10 @@
 #include <vector>
 
 #include "common/error.h"
+#include "runtime/backend_registry.h"
 #include "runtime/cpu_backend.h"
 #include "runtime/weight_store.h"
 #include "sharding/shard_io.h"
-#ifdef ECF8_HAVE_CUDA
-#include "runtime/cuda_backend.h"
-#define ECF8_CUDA_CHOICE " or cuda"
-#else
-#define ECF8_CUDA_CHOICE " (built without CUDA)"
-#endif
 
 namespace ecf8 {
 namespace {
@@ -90,10 +85,8 @@ int main_impl(int argc, char** argv) {
     const ShardManifest m = ShardManifest::load(dir);
     auto make_backend = [&]() -> std::unique_ptr<Backend> {
         if (backend_name == "cpu") return std::make_unique<CpuBackend>();
-#ifdef ECF8_HAVE_CUDA
-        if (backend_name == "cuda") return std::make_unique<CudaBackend>(0);
-#endif
-        throw Error("--backend must be cpu" + std::string(ECF8_CUDA_CHOICE) + ", got " + backend_name);
+        if (backend_name == "cuda") return make_cuda_backend(0);
+        throw Error("--backend must be cpu or cuda, got " + backend_name);
     };
     std::printf("%s, rank %d, %s backend, median of %d passes (all layers, all local experts)\n", dir.c_str(), rank,
                 backend_name.c_str(), repeat);

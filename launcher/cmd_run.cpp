@@ -26,14 +26,8 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
+#include "runtime/backend_registry.h"
 #include "runtime/cpu_backend.h"
-#ifdef ECF8_HAVE_CUDA
-#include "runtime/cuda_backend.h"
-#include "runtime/cuda_model.h"
-#ifdef ECF8_HAVE_NCCL
-#include "runtime/nccl_communicator.h"
-#endif
-#endif
 #include "runtime/generator.h"
 #include "runtime/mpi_communicator.h"
 #include "runtime/pipeline.h"
@@ -133,8 +127,8 @@ NodePlace node_place() {
 bool use_cuda(const std::string& choice, const NodePlace& place) {
     ECF8_CHECK(choice == "auto" || choice == "cpu" || choice == "cuda",
                "--backend must be auto, cpu or cuda, got '" << choice << "'");
-#ifdef ECF8_HAVE_CUDA
-    const int devices = CudaBackend::device_count();
+    ECF8_CHECK(choice != "cuda" || cuda_built(), "--backend cuda: this ecf8 was built without CUDA");
+    const int devices = cuda_device_count();
     ECF8_CHECK(choice != "cuda" || devices > 0, "--backend cuda: no CUDA device is visible to this rank");
     ECF8_CHECK(choice != "cuda" || place.local_size <= devices,
                "--backend cuda: " << place.local_size << " ranks on this node but " << devices
@@ -143,11 +137,6 @@ bool use_cuda(const std::string& choice, const NodePlace& place) {
         std::fprintf(stderr, "ecf8 run: %d ranks on this node but %d GPU(s): using the CPU backend\n", place.local_size,
                      devices);
     return choice != "cpu" && devices > 0 && place.local_size <= devices;
-#else
-    ECF8_CHECK(choice != "cuda", "--backend cuda: this ecf8 was built without CUDA");
-    (void)place;
-    return false;
-#endif
 }
 
 struct RunSetup {
@@ -297,10 +286,8 @@ void start_rank(const Args& args, const RunSetup& setup, const MpiSession& sessi
         rig->backend = std::make_unique<CpuBackend>();
         cpu::cpu_blas_init(threads);
     } else {
-#ifdef ECF8_HAVE_CUDA
         rig->device = place.local_rank;
-        rig->backend = std::make_unique<CudaBackend>(rig->device);
-#endif
+        rig->backend = make_cuda_backend(rig->device);
     }
     rig->tracer = std::make_unique<Tracer>(session.rank(), !setup.trace_path.empty());
     rig->backend->set_tracer(rig->tracer.get());
@@ -309,49 +296,29 @@ void start_rank(const Args& args, const RunSetup& setup, const MpiSession& sessi
 }
 
 // The collective part, after every rank started: the communicator between the ranks (MPI_Comm_dup, or the
-// NCCL bootstrap). Returns the cudaStream_t NCCL enqueues on, or nullptr.
-void* connect_ranks(const RunSetup& setup, const MpiSession& session, RankRig* rig) {
+// NCCL bootstrap).
+void connect_ranks(const RunSetup& setup, const MpiSession& session, RankRig* rig) {
     if (!setup.cuda) {
         rig->comm = MpiCommunicator::world();
-        return nullptr;
+        return;
     }
-    if (session.size() == 1) return nullptr;
-#if defined(ECF8_HAVE_CUDA) && defined(ECF8_HAVE_NCCL)
-    auto nccl = std::make_unique<NcclCommunicator>(MPI_COMM_WORLD, rig->device);
-    void* stream = nccl->stream();
-    rig->comm = std::move(nccl);
-    return stream;
-#else
-    throw Error("more than one rank on the CUDA backend needs NCCL, which this ecf8 was built without");
-#endif
+    if (session.size() == 1) return;
+    rig->comm = make_nccl_communicator(MPI_COMM_WORLD, rig->device);
 }
 
-std::unique_ptr<ForwardStages> make_model(const RunSetup& setup, const RankRig& rig,
-                                          [[maybe_unused]] void* collective_stream) {
-    if (!setup.cuda)
-        return std::make_unique<Model>(setup.manifest.model, setup.world, rig.comm.get(),
-                                       setup.deploy.kv_cache.max_model_len);
-#ifdef ECF8_HAVE_CUDA
-    auto cuda_model = std::make_unique<CudaModel>(setup.manifest.model, setup.world, rig.comm.get(), collective_stream,
-                                                  setup.deploy.kv_cache.max_model_len, *rig.backend);
-    cuda_model->use_fp8_gemm(setup.fp8_gemm);
-    return cuda_model;
-#else
-    throw Error("the CUDA backend was chosen in a build without CUDA");
-#endif
+std::unique_ptr<Model> make_model(const RunSetup& setup, const RankRig& rig) {
+    auto model = std::make_unique<Model>(setup.manifest.model, setup.world, rig.comm.get(),
+                                         setup.deploy.kv_cache.max_model_len, *rig.backend);
+    rig.backend->ops().use_fp8_gemm(setup.fp8_gemm);
+    return model;
 }
 
 // "; GPU d: X used, Y free of Z" on the CUDA backend, "" on the CPU.
-std::string gpu_memory_note([[maybe_unused]] const RankRig& rig) {
-#ifdef ECF8_HAVE_CUDA
-    if (rig.device >= 0) {
-        size_t free_bytes = 0, total_bytes = 0;
-        static_cast<CudaBackend&>(*rig.backend).memory_info(&free_bytes, &total_bytes);
-        return "; GPU " + std::to_string(rig.device) + ": " + format_bytes(double(total_bytes - free_bytes)) +
-               " used, " + format_bytes(double(free_bytes)) + " free of " + format_bytes(double(total_bytes));
-    }
-#endif
-    return "";
+std::string gpu_memory_note(const RankRig& rig) {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (!device_memory_info(*rig.backend, &free_bytes, &total_bytes)) return "";
+    return "; GPU " + std::to_string(rig.device) + ": " + format_bytes(double(total_bytes - free_bytes)) + " used, " +
+           format_bytes(double(free_bytes)) + " free of " + format_bytes(double(total_bytes));
 }
 
 // Gathers every rank's memory line (and trace) to rank 0, which prints the report and writes the files.
@@ -420,8 +387,8 @@ int cmd_run(const CommandArgs& argv) {
     rig.tracer->reset_origin();  // just after the agreement (a collective), so the ranks' timelines line up
 
     try {
-        void* collective_stream = connect_ranks(setup, session, &rig);
-        std::unique_ptr<ForwardStages> model = make_model(setup, rig, collective_stream);
+        connect_ranks(setup, session, &rig);
+        std::unique_ptr<Model> model = make_model(setup, rig);
         Pipeline pipeline(*model, *rig.store, *rig.backend);
         std::vector<KvCache> caches;
         for (int b = 0; b < setup.batch; ++b) caches.push_back(model->new_cache());

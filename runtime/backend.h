@@ -1,7 +1,8 @@
 // Backend: memory, streams, events and synchronization behind one interface, so that the runtime's pipeline
 // (copy layer L+1 -> decode L+1 -> compute L -> collectives) is the same code on CUDA and on the CPU.
 // Implementations: CpuBackend (runtime/cpu_backend.h: each stream is a worker thread running a FIFO queue)
-// and, later, a CUDA one (cudaStream_t / cudaEvent_t).
+// and CudaBackend (runtime/cuda_backend.h: cudaStream_t / cudaEvent_t). Each also owns the model's op table
+// (ops(), runtime/ops.h).
 //
 // The contract, shared by every backend:
 //   - Work on one stream runs in the order it was enqueued. Work on different streams is unordered unless an
@@ -58,6 +59,7 @@ const char* backend_kind_name(BackendKind kind);
 const char* memory_kind_name(MemoryKind kind);
 
 class Backend;
+class Ops;
 
 // ----------------------------------------------------------------------------
 // Opaque handles. Each backend derives its own; the base carries what every backend knows.
@@ -188,6 +190,9 @@ public:
     virtual void synchronize(Stream& stream) = 0;            // everything enqueued on stream so far
     virtual void synchronize_event(const Event& event) = 0;  // the latest record of event
     virtual void synchronize_all() = 0;                      // every stream
+
+    // The model's ops on this backend (runtime/ops.h), made on first use and owned by the backend.
+    virtual Ops& ops() = 0;
 
     // Tracing: with a tracer attached, the backend records every work item and copy as a span on the lane
     // named after its stream. The tracer must outlive the backend or be detached (nullptr) first.

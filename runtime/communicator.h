@@ -74,6 +74,10 @@ public:
 
     virtual void barrier() = 0;
 
+    // The cudaStream_t (as void*) a device communicator enqueues its collectives on; nullptr for host ones
+    // (MPI), whose calls complete before they return.
+    virtual void* native_stream() const { return nullptr; }
+
 protected:
     Communicator() = default;
 };

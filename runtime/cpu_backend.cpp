@@ -12,6 +12,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/cpu_ops.h"
+#include "runtime/ops.h"
 
 namespace ecf8 {
 
@@ -114,6 +116,11 @@ public:
 // Lifetime
 
 CpuBackend::CpuBackend() = default;
+
+Ops& CpuBackend::ops() {
+    std::call_once(ops_once_, [this] { ops_ = make_cpu_ops(); });
+    return *ops_;
+}
 
 CpuBackend::~CpuBackend() {
     {

@@ -36,6 +36,7 @@ public:
     void synchronize(Stream& stream) override;
     void synchronize_event(const Event& event) override;
     void synchronize_all() override;
+    Ops& ops() override;
 
     // Items enqueued on the stream that have not finished (for tests and debugging).
     size_t pending_items(Stream& stream);
@@ -62,6 +63,8 @@ private:
     bool all_idle_locked() const;
     void notify_all_locked();
 
+    std::once_flag ops_once_;
+    std::unique_ptr<Ops> ops_;         // made by ops() on first use
     std::mutex mutex_;                 // guards every stream's queue and state, every event's records, stopping_
     std::condition_variable host_cv_;  // host threads waiting in synchronize*() or free()
     std::vector<std::unique_ptr<CpuStream>> streams_;

@@ -6,6 +6,8 @@
 #include <cstdlib>
 
 #include "common/error.h"
+#include "runtime/cuda_ops.h"
+#include "runtime/ops.h"
 
 namespace ecf8 {
 
@@ -81,11 +83,20 @@ CudaBackend::~CudaBackend() {
         cudaEventDestroy(p.end);
     }
     if (anchor_ != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(anchor_));
+    ops_.reset();  // its scratch buffers are this backend's memory
     release_all_allocations();
     streams_.clear();
 }
 
 void CudaBackend::select() const { CUDA_CHECK(cudaSetDevice(device_)); }
+
+Ops& CudaBackend::ops() {
+    std::call_once(ops_once_, [this] {
+        select();
+        ops_ = make_cuda_ops(*this);
+    });
+    return *ops_;
+}
 
 void CudaBackend::memory_info(size_t* free_bytes, size_t* total_bytes) const {
     select();

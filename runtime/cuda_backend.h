@@ -46,6 +46,7 @@ public:
     void synchronize(Stream& stream) override;
     void synchronize_event(const Event& event) override;
     void synchronize_all() override;
+    Ops& ops() override;
 
 protected:
     void do_launch(Stream& stream, std::string_view label, const TraceArgs& args, std::function<void()> fn,
@@ -65,6 +66,8 @@ private:
 
     int device_;
     std::string name_;
+    std::once_flag ops_once_;
+    std::unique_ptr<Ops> ops_;  // made by ops() on first use; destroyed before the memory is released
     std::vector<std::unique_ptr<CudaStream>> streams_;
     std::mutex mutex_;
     std::string host_error_;  // first launch_host failure, with label and stream

@@ -1,80 +1,20 @@
-// Model::forward: DeepSeek-V3 (inference/model.py Transformer.forward) for one tensor-parallel rank.
+// Model: DeepSeek-V3 (inference/model.py Transformer.forward) for one tensor-parallel rank, written once
+// against the backend's op table (runtime/ops.h).
 #include "runtime/model.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "common/error.h"
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/linear.h"
-#include "kernels/cpu/mla_attention.h"
-#include "kernels/cpu/mlp.h"
-#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
 
 namespace ecf8 {
+
 std::string layer_prefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
 
 const uint16_t* bf16_of(const WeightView& v, const std::string& name) {
     ECF8_CHECK(v.dtype == DType::BF16, "tensor " << name << " is " << dtype_name(v.dtype) << ", expected BF16");
     return reinterpret_cast<const uint16_t*>(v.data);
-}
-
-Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len)
-    : config_(config),
-      world_(world),
-      comm_(comm),
-      max_seq_len_(max_seq_len),
-      rope_(cpu::make_rope_table(config, max_seq_len)),
-      gate_(cpu::gate_params(config)),
-      softmax_scale_(static_cast<float>(cpu::attention_softmax_scale(config))) {
-    world_.validate();
-    ECF8_CHECK(comm_ != nullptr || world_.world_size == 1,
-               "a world of " << world_.world_size << " ranks needs a communicator");
-    ECF8_CHECK(max_seq_len_ >= 1, "max_seq_len must be >= 1, got " << max_seq_len_);
-    ECF8_CHECK(config_.q_lora_rank > 0,
-               config_.source << ": q_lora_rank 0 (q_proj) is not supported by the runtime yet");
-    cpu::cpu_blas_ensure_init();
-}
-
-KvCache Model::new_cache() const {
-    KvCache c;
-    c.kv.assign(config_.num_hidden_layers, std::vector<float>(max_seq_len_ * config_.kv_lora_rank, 0.0f));
-    c.pe.assign(config_.num_hidden_layers, std::vector<float>(max_seq_len_ * config_.qk_rope_head_dim, 0.0f));
-    return c;
-}
-
-void Model::reduce_sum(float* buf, size_t count) {
-    if (world_.world_size == 1) return;
-    // One all-reduce: every rank receives the same sum (Communicator's contract), so all ranks route alike.
-    comm_->all_reduce_sum(buf, count, ElemType::F32);
-}
-
-const float* Model::dequantize(const std::string& name, const WeightView& v, const WeightSource& w,
-                               std::vector<float>* out) const {
-    ECF8_CHECK(v.shape.size() == 2, "tensor " << name << " is not a matrix");
-    const int64_t rows = v.shape[0], cols = v.shape[1];
-    if (static_cast<int64_t>(out->size()) < rows * cols) out->resize(rows * cols);
-    if (v.dtype == DType::F8_E4M3) {
-        const WeightView s = w.get(name + "_scale_inv");
-        ECF8_CHECK(s.dtype == DType::F32, "tensor " << name << "_scale_inv is not F32");
-        cpu::dequantize_fp8_block_to_float(v.data, reinterpret_cast<const float*>(s.data), rows, cols, out->data(),
-                                           config_.quantization.weight_block_size.at(0));
-    } else {
-        cpu::bf16_to_float_array(bf16_of(v, name), rows * cols, out->data());
-    }
-    return out->data();
-}
-
-void Model::linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y) {
-    const WeightView v = w.get(name);
-    const float* weight = dequantize(name, v, w, &w_scratch_);
-    cpu::linear_f32(x, weight, y, n_tokens, v.shape[1], v.shape[0]);
-}
-
-void Model::add_pending_block(ForwardState& s) const {
-    if (!s.block_pending) return;
-    cpu::add(s.x.data(), s.block.data(), s.x.size(), s.x.data());
-    s.block_pending = false;
 }
 
 void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, const int32_t* route_experts,
@@ -83,8 +23,12 @@ void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, 
     const ExpertRange mine = world.experts_for_rank(static_cast<int>(config.n_routed_experts));
     expert_rows->assign(config.n_routed_experts, {});
     picked->clear();
-    for (int64_t i = 0; i < n_tokens * topk; ++i)
+    for (int64_t i = 0; i < n_tokens * topk; ++i) {
+        // The GPU router marks a token whose router logits hold a NaN with expert -1.
+        ECF8_CHECK(route_experts[i] >= 0 && route_experts[i] < config.n_routed_experts,
+                   "routing of token " << i / topk << " gave expert " << route_experts[i] << " (a NaN router logit?)");
         if (mine.contains(route_experts[i])) (*expert_rows)[route_experts[i]].push_back(i);
+    }
     for (int e = mine.begin; e < mine.end; ++e)
         if (!(*expert_rows)[e].empty()) picked->push_back(e);
 }
@@ -122,30 +66,212 @@ ForwardState plan_forward_step(const ModelConfig& c, int64_t max_seq_len,
     return s;
 }
 
+// The step's activations and scratch in backend memory. prepare() sizes them on the host, before the step's
+// work is enqueued (a work item must not allocate); they grow to the largest step seen and stay.
+struct Model::Workspace {
+    Buffer tokens, out_rows, positions;                           // step inputs
+    Buffer x, h, block;                                           // [T, hidden]
+    Buffer qa, q, kv, attn, mla_scratch, wkv_b;                   // attention
+    Buffer gate, up, route_logits, route_weights, route_experts;  // FFN and routing
+    Buffer expert_index, expert_scale, expert_x, expert_y;        // routed experts
+    Buffer last, local_logits, gathered;                          // head
+};
+
+namespace {
+
+// Grows b to at least `count` elements of T (freeing first, so the peak is the new size only).
+template <class T>
+T* ensure(Backend& backend, Buffer& b, int64_t count, const char* tag) {
+    const size_t bytes = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T);
+    if (b.size() < bytes) {
+        b.reset();
+        b = backend.buffer(bytes, MemoryKind::Device, tag);
+    }
+    return b.as<T>();
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len,
+             Backend& backend)
+    : config_(config),
+      world_(world),
+      comm_(comm),
+      max_seq_len_(max_seq_len),
+      backend_(backend),
+      ops_(backend.ops()),
+      gate_(cpu::gate_params(config)),
+      softmax_scale_(static_cast<float>(cpu::attention_softmax_scale(config))),
+      compute_(&backend.create_stream("model compute")),
+      comm_stream_(&backend.create_stream("model comm")),
+      ws_(std::make_unique<Workspace>()) {
+    world_.validate();
+    ECF8_CHECK(comm_ != nullptr || world_.world_size == 1,
+               "a world of " << world_.world_size << " ranks needs a communicator");
+    ECF8_CHECK(max_seq_len_ >= 1, "max_seq_len must be >= 1, got " << max_seq_len_);
+    ECF8_CHECK(config_.q_lora_rank > 0,
+               config_.source << ": q_lora_rank 0 (q_proj) is not supported by the runtime yet");
+    const cpu::RopeTable table = cpu::make_rope_table(config_, max_seq_len_);
+    const size_t table_bytes = table.cos.size() * sizeof(float);
+    rope_memory_ = backend_.buffer(2 * table_bytes, MemoryKind::Device, "rope_table");
+    ops_.to_device(rope_memory_.data(), table.cos.data(), table_bytes, *compute_);
+    ops_.to_device(rope_memory_.as<uint8_t>() + table_bytes, table.sin.data(), table_bytes, *compute_);
+    backend_.synchronize(*compute_);
+    rope_ = {rope_memory_.as<float>(), rope_memory_.as<float>() + table.cos.size(), max_seq_len_, table.rope_dim};
+    // wkv_b of the local heads, dequantized once per layer: its size is fixed by the config.
+    const int64_t heads = config_.num_attention_heads / world_.tp_size;
+    ensure<float>(backend_, ws_->wkv_b, heads * (config_.qk_nope_head_dim + config_.v_head_dim) * config_.kv_lora_rank,
+                  "dequant_scratch");
+}
+
+Model::~Model() {
+    try {
+        backend_.synchronize_all();
+    } catch (...) {  // the error was reported by the step that failed
+    }
+}
+
+void Model::bind_streams(Stream& compute, Stream& comm) {
+    compute_ = &compute;
+    comm_stream_ = &comm;
+}
+
+Stream& Model::reduce_stream() const { return world_.world_size > 1 ? *comm_stream_ : *compute_; }
+
+KvCache Model::new_cache() {
+    const ModelConfig& c = config_;
+    const int64_t layers = c.num_hidden_layers, len = max_seq_len_;
+    const int64_t per_layer = len * (c.kv_lora_rank + c.qk_rope_head_dim);
+    KvCache cache;
+    cache.memory = backend_.buffer(layers * per_layer * sizeof(float), MemoryKind::Device, "kv_cache");
+    ops_.fill_zero(cache.memory.data(), cache.memory.size(), *compute_);
+    backend_.synchronize(*compute_);
+    for (int64_t l = 0; l < layers; ++l) {
+        float* base = cache.memory.as<float>() + l * per_layer;
+        cache.kv.push_back(base);
+        cache.pe.push_back(base + len * c.kv_lora_rank);
+    }
+    return cache;
+}
+
 ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                             bool all_positions) {
-    ForwardState s = plan_forward_step(config_, max_seq_len_, tokens, caches, all_positions);
-    const size_t act = static_cast<size_t>(s.n_tokens * config_.hidden_size);
-    s.x.assign(act, 0.0f);
-    s.h.assign(act, 0.0f);
-    s.block.assign(act, 0.0f);
+    const ModelConfig& c = config_;
+    for (const KvCache* cache : caches)
+        ECF8_CHECK(cache != nullptr && static_cast<int64_t>(cache->kv.size()) == c.num_hidden_layers,
+                   "forward: a cache was not made by Model::new_cache");
+    ForwardState s = plan_forward_step(c, max_seq_len_, tokens, caches, all_positions);
+    const int64_t T = s.n_tokens, R = static_cast<int64_t>(s.out_rows.size()), dim = c.hidden_size;
+    const int64_t heads = c.num_attention_heads / world_.tp_size, qk = c.qk_head_dim();
+    const int64_t inter = std::max({c.intermediate_size / world_.tp_size,
+                                    c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1) / world_.tp_size,
+                                    c.moe_intermediate_size});
+    const int64_t k = gate_.topk, part = c.vocab_size / world_.tp_size;
+    const cpu::MlaDims dims{heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim, c.kv_lora_rank};
+    int64_t mla = 0;
+    for (size_t q = 0; q < caches.size(); ++q) {
+        const int64_t t0 = s.seq_begin[q], len = s.seq_begin[q + 1] - t0;
+        mla = std::max(mla, ops_.mla_scratch_floats(dims, len, s.positions[t0]));
+    }
+    Workspace& w = *ws_;
+    const char* tag = "activations";
+    ensure<int32_t>(backend_, w.tokens, T, tag);
+    ensure<int32_t>(backend_, w.out_rows, R, tag);
+    ensure<int64_t>(backend_, w.positions, T, tag);
+    for (Buffer* b : {&w.x, &w.h, &w.block, &w.expert_x, &w.expert_y}) ensure<float>(backend_, *b, T * dim, tag);
+    ensure<float>(backend_, w.qa, T * c.q_lora_rank, tag);
+    ensure<float>(backend_, w.q, T * heads * qk, tag);
+    ensure<float>(backend_, w.kv, T * (c.kv_lora_rank + c.qk_rope_head_dim), tag);
+    ensure<float>(backend_, w.attn, T * heads * c.v_head_dim, tag);
+    ensure<float>(backend_, w.mla_scratch, mla, tag);
+    ensure<float>(backend_, w.gate, T * inter, tag);
+    ensure<float>(backend_, w.up, T * inter, tag);
+    ensure<float>(backend_, w.route_logits, T * c.n_routed_experts, tag);
+    ensure<float>(backend_, w.route_weights, T * k, tag);
+    ensure<int32_t>(backend_, w.route_experts, T * k, tag);
+    ensure<int32_t>(backend_, w.expert_index, T * k, tag);
+    ensure<float>(backend_, w.expert_scale, T * k, tag);
+    ensure<float>(backend_, w.last, R * dim, tag);
+    ensure<float>(backend_, w.local_logits, R * part, tag);
+    ensure<float>(backend_, w.gathered, R * part * world_.world_size, tag);
+    s.vocab_part = part;
+
+    // The step's inputs go up once, in compute-stream order.
+    std::vector<int32_t> rows(s.out_rows.begin(), s.out_rows.end());
+    ops_.to_device(w.tokens.data(), s.tokens.data(), T * sizeof(int32_t), *compute_);
+    ops_.to_device(w.out_rows.data(), rows.data(), R * sizeof(int32_t), *compute_);
+    ops_.to_device(w.positions.data(), s.positions.data(), T * sizeof(int64_t), *compute_);
     return s;
+}
+
+LinearWeight Model::linear_weight(const std::string& name, const WeightSource& w) const {
+    const WeightView v = w.get(name);
+    ECF8_CHECK(v.shape.size() == 2, "tensor " << name << " is not a matrix");
+    LinearWeight lw;
+    lw.data = v.data;
+    lw.dtype = v.dtype;
+    lw.rows = v.shape[0];
+    lw.cols = v.shape[1];
+    if (v.dtype == DType::F8_E4M3) {
+        const WeightView s = w.get(name + "_scale_inv");
+        ECF8_CHECK(s.dtype == DType::F32, "tensor " << name << "_scale_inv is not F32");
+        lw.scale_inv = reinterpret_cast<const float*>(s.data);
+        lw.block = config_.quantization.weight_block_size.at(0);
+    } else {
+        ECF8_CHECK(v.dtype == DType::BF16,
+                   "tensor " << name << " is " << dtype_name(v.dtype) << ", expected F8_E4M3 or BF16");
+    }
+    return lw;
+}
+
+void Model::linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y) {
+    ops_.linear(linear_weight(name, w), x, n_tokens, y, *compute_);
+}
+
+void Model::add_pending_block(ForwardState& s) {
+    if (!s.block_pending) return;
+    float* x = ws_->x.as<float>();
+    ops_.add(x, ws_->block.as<float>(), s.n_tokens * config_.hidden_size, x, *compute_);
+    s.block_pending = false;
 }
 
 void Model::embed(ForwardState& s, const WeightSource& w) {
     // Vocab-parallel embedding: each rank fills its rows, the reduction completes them.
-    const WeightView emb = w.get("model.embed_tokens.weight");
-    cpu::embedding_bf16(s.tokens.data(), s.n_tokens, bf16_of(emb, "model.embed_tokens.weight"), emb.begin,
-                        emb.begin + emb.shape[0], config_.hidden_size, s.x.data());
+    const std::string name = "model.embed_tokens.weight";
+    const WeightView emb = w.get(name);
+    ops_.embedding(ws_->tokens.as<int32_t>(), s.n_tokens, bf16_of(emb, name), emb.begin, emb.begin + emb.shape[0],
+                   config_.hidden_size, ws_->x.as<float>(), *compute_);
+}
+
+void Model::reduce_embedding(ForwardState& s) {
+    if (world_.world_size == 1) return;
+    ops_.all_reduce_sum(*comm_, ws_->x.as<float>(), s.n_tokens * config_.hidden_size, reduce_stream());
 }
 
 void Model::reduce_block(ForwardState& s) {
-    reduce_sum(s.block.data(), s.block.size());
+    if (world_.world_size > 1)
+        ops_.all_reduce_sum(*comm_, ws_->block.as<float>(), s.n_tokens * config_.hidden_size, reduce_stream());
     s.block_pending = true;
+}
+
+// The new tokens' latents (normed) and rope keys into each sequence's cache.
+void Model::write_kv_cache(int layer, const ForwardState& s, const float* kv, const uint16_t* kv_norm) {
+    const int64_t lora = config_.kv_lora_rank, rope = config_.qk_rope_head_dim;
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    for (size_t q = 0; q < s.caches.size(); ++q) {
+        const KvCache& cache = *s.caches[q];
+        const int64_t t0 = s.seq_begin[q], len = s.seq_begin[q + 1] - t0, p0 = s.positions[t0];
+        // A sequence's new rows are consecutive positions: one normed block and one strided copy.
+        ops_.rmsnorm(kv + t0 * (lora + rope), lora + rope, kv_norm, len, lora, eps, cache.kv[layer] + p0 * lora, lora,
+                     *compute_);
+        ops_.copy_rows(kv + t0 * (lora + rope) + lora, lora + rope, len, rope, cache.pe[layer] + p0 * rope, rope,
+                       *compute_);
+    }
 }
 
 void Model::attention(int layer, ForwardState& s, const WeightSource& w) {
     const ModelConfig& c = config_;
+    Workspace& ws = *ws_;
     const std::string p = layer_prefix(layer) + "self_attn.";
     const int64_t n_tokens = s.n_tokens, dim = c.hidden_size;
     const int64_t heads = c.num_attention_heads / world_.tp_size;
@@ -153,135 +279,163 @@ void Model::attention(int layer, ForwardState& s, const WeightSource& w) {
     const float eps = static_cast<float>(c.rms_norm_eps);
     add_pending_block(s);
     const std::string norm = layer_prefix(layer) + "input_layernorm.weight";
-    cpu::rmsnorm(s.x.data(), bf16_of(w.get(norm), norm), n_tokens, dim, eps, s.h.data());
-    const float* h = s.h.data();
+    float *x = ws.x.as<float>(), *h = ws.h.as<float>();
+    ops_.rmsnorm(x, dim, bf16_of(w.get(norm), norm), n_tokens, dim, eps, h, dim, *compute_);
 
     // q = wq_b(q_norm(wq_a(x))), the local heads' rows.
-    std::vector<float> qa(n_tokens * c.q_lora_rank), q(n_tokens * heads * qk);
-    linear(p + "q_a_proj.weight", h, n_tokens, w, qa.data());
-    cpu::rmsnorm(qa.data(), bf16_of(w.get(p + "q_a_layernorm.weight"), p + "q_a_layernorm.weight"), n_tokens,
-                 c.q_lora_rank, eps, qa.data());
-    linear(p + "q_b_proj.weight", qa.data(), n_tokens, w, q.data());
-    cpu::apply_rope(q.data() + c.qk_nope_head_dim, n_tokens, heads * qk, heads, qk, rope, s.positions.data(), rope_);
+    float *qa = ws.qa.as<float>(), *q = ws.q.as<float>();
+    linear(p + "q_a_proj.weight", h, n_tokens, w, qa);
+    const std::string q_norm = p + "q_a_layernorm.weight";
+    ops_.rmsnorm(qa, c.q_lora_rank, bf16_of(w.get(q_norm), q_norm), n_tokens, c.q_lora_rank, eps, qa, c.q_lora_rank,
+                 *compute_);
+    linear(p + "q_b_proj.weight", qa, n_tokens, w, q);
+    const int64_t* positions = ws.positions.as<int64_t>();
+    ops_.rope(q + c.qk_nope_head_dim, n_tokens, heads * qk, heads, qk, positions, rope_, *compute_);
 
     // kv = wkv_a(x): the latent (normed) and the shared rope key, written into each sequence's cache.
-    std::vector<float> kv(n_tokens * (lora + rope));
-    linear(p + "kv_a_proj_with_mqa.weight", h, n_tokens, w, kv.data());
-    cpu::apply_rope(kv.data() + lora, n_tokens, lora + rope, 1, rope, rope, s.positions.data(), rope_);
-    const uint16_t* kv_norm = bf16_of(w.get(p + "kv_a_layernorm.weight"), p + "kv_a_layernorm.weight");
-    for (int64_t t = 0; t < n_tokens; ++t) {
-        const auto q_idx = std::upper_bound(s.seq_begin.begin(), s.seq_begin.end(), t) - s.seq_begin.begin() - 1;
-        KvCache& cache = *s.caches[q_idx];
-        cpu::rmsnorm(kv.data() + t * (lora + rope), kv_norm, 1, lora, eps,
-                     cache.kv[layer].data() + s.positions[t] * lora);
-        std::memcpy(cache.pe[layer].data() + s.positions[t] * rope, kv.data() + t * (lora + rope) + lora,
-                    rope * sizeof(float));
-    }
+    float* kv = ws.kv.as<float>();
+    linear(p + "kv_a_proj_with_mqa.weight", h, n_tokens, w, kv);
+    ops_.rope(kv + lora, n_tokens, lora + rope, 1, rope, positions, rope_, *compute_);
+    const std::string kv_norm = p + "kv_a_layernorm.weight";
+    write_kv_cache(layer, s, kv, bf16_of(w.get(kv_norm), kv_norm));
 
     // The local heads' wkv_b, dequantized once for all sequences.
-    const std::string kvb = p + "kv_b_proj.weight";
-    std::vector<float> wkv_b;
-    dequantize(kvb, w.get(kvb), w, &wkv_b);
-
+    float* wkv_b = ws.wkv_b.as<float>();
+    ops_.dequantize(linear_weight(p + "kv_b_proj.weight", w), wkv_b, *compute_);
     const cpu::MlaDims dims{heads, c.qk_nope_head_dim, rope, c.v_head_dim, lora};
-    std::vector<float> attn(n_tokens * heads * c.v_head_dim), scratch;
-    for (size_t q_idx = 0; q_idx < s.caches.size(); ++q_idx) {
-        const int64_t t0 = s.seq_begin[q_idx], len = s.seq_begin[q_idx + 1] - t0;
-        scratch.resize(cpu::mla_attention_scratch_floats(dims, len, s.positions[t0]));
-        cpu::mla_attention(q.data() + t0 * heads * qk, s.caches[q_idx]->kv[layer].data(),
-                           s.caches[q_idx]->pe[layer].data(), wkv_b.data(), dims, len, s.positions[t0], softmax_scale_,
-                           scratch.data(), attn.data() + t0 * heads * c.v_head_dim);
+    float* attn = ws.attn.as<float>();
+    for (size_t i = 0; i < s.caches.size(); ++i) {
+        const int64_t t0 = s.seq_begin[i], len = s.seq_begin[i + 1] - t0;
+        ops_.mla_attention(q + t0 * heads * qk, s.caches[i]->kv[layer], s.caches[i]->pe[layer], wkv_b, dims, len,
+                           s.positions[t0], softmax_scale_, ws.mla_scratch.as<float>(),
+                           attn + t0 * heads * c.v_head_dim, *compute_);
     }
-    linear(p + "o_proj.weight", attn.data(), n_tokens, w, s.block.data());  // a partial sum over the local heads
+    linear(p + "o_proj.weight", attn, n_tokens, w, ws.block.as<float>());  // a partial sum over the local heads
 }
 
-void Model::dense_mlp(const std::string& prefix, const float* h, int64_t n_tokens, const WeightSource& w, float* out) {
-    const int64_t inter = w.get(prefix + "gate_proj.weight").shape[0];  // this rank's part
-    std::vector<float> gate(n_tokens * inter), up(n_tokens * inter);
-    linear(prefix + "gate_proj.weight", h, n_tokens, w, gate.data());
-    linear(prefix + "up_proj.weight", h, n_tokens, w, up.data());
-    cpu::silu_mul(gate.data(), up.data(), n_tokens * inter, gate.data());
-    linear(prefix + "down_proj.weight", gate.data(), n_tokens, w, out);
+void Model::dense_mlp(const std::string& prefix, const float* x, int64_t n_tokens, const WeightSource& w, float* out) {
+    const LinearWeight gate = linear_weight(prefix + "gate_proj.weight", w);  // this rank's part
+    const int64_t inter = gate.rows;
+    ECF8_CHECK(static_cast<size_t>(n_tokens * inter) * sizeof(float) <= ws_->gate.size(),
+               "tensor " << prefix << "gate_proj.weight: " << inter << " rows exceed the planned workspace");
+    float *g = ws_->gate.as<float>(), *u = ws_->up.as<float>();
+    ops_.linear(gate, x, n_tokens, g, *compute_);
+    linear(prefix + "up_proj.weight", x, n_tokens, w, u);
+    ops_.silu_mul(g, u, n_tokens * inter, g, *compute_);
+    linear(prefix + "down_proj.weight", g, n_tokens, w, out);
 }
 
 void Model::ffn_norm(int layer, ForwardState& s, const WeightSource& w) {
     const ModelConfig& c = config_;
+    Workspace& ws = *ws_;
     add_pending_block(s);
     const std::string norm = layer_prefix(layer) + "post_attention_layernorm.weight";
-    cpu::rmsnorm(s.x.data(), bf16_of(w.get(norm), norm), s.n_tokens, c.hidden_size, static_cast<float>(c.rms_norm_eps),
-                 s.h.data());
+    ops_.rmsnorm(ws.x.as<float>(), c.hidden_size, bf16_of(w.get(norm), norm), s.n_tokens, c.hidden_size,
+                 static_cast<float>(c.rms_norm_eps), ws.h.as<float>(), c.hidden_size, *compute_);
     s.picked.clear();
     if (!c.is_moe_layer(layer)) return;
 
     // Routing: every rank computes it from identical activations, so all agree.
     const std::string p = layer_prefix(layer) + "mlp.";
     const int64_t n_tokens = s.n_tokens, k = gate_.topk;
-    std::vector<float> logits(n_tokens * c.n_routed_experts);
-    s.route_weights.assign(n_tokens * k, 0.0f);
-    s.route_experts.assign(n_tokens * k, 0);
-    linear(p + "gate.weight", s.h.data(), n_tokens, w, logits.data());
+    float* logits = ws.route_logits.as<float>();
+    linear(p + "gate.weight", ws.h.as<float>(), n_tokens, w, logits);
     const float* bias = nullptr;
     if (c.topk_method == "noaux_tc")
         bias = reinterpret_cast<const float*>(w.get(p + "gate.e_score_correction_bias").data);
-    cpu::moe_route(logits.data(), bias, n_tokens, gate_, s.route_weights.data(), s.route_experts.data());
+    ops_.moe_route(logits, bias, n_tokens, gate_, ws.route_weights.as<float>(), ws.route_experts.as<int32_t>(),
+                   *compute_);
 
-    // This rank's routed experts (whole, or its slice of each) that routing picked.
+    // The picks decide which experts to fetch and the expert GEMMs' sizes: bring them to the host.
+    s.route_weights.resize(n_tokens * k);
+    s.route_experts.resize(n_tokens * k);
+    ops_.to_host(s.route_weights.data(), ws.route_weights.data(), n_tokens * k * sizeof(float), *compute_);
+    ops_.to_host(s.route_experts.data(), ws.route_experts.data(), n_tokens * k * sizeof(int32_t), *compute_);
     assign_routed_experts(c, world_, s.route_experts.data(), n_tokens, k, &s.expert_rows, &s.picked);
 }
 
 void Model::ffn(int layer, ForwardState& s, const WeightSource& w) {
     const ModelConfig& c = config_;
     const std::string p = layer_prefix(layer) + "mlp.";
+    float *h = ws_->h.as<float>(), *block = ws_->block.as<float>();
     if (!c.is_moe_layer(layer)) {
-        dense_mlp(p, s.h.data(), s.n_tokens, w, s.block.data());
+        dense_mlp(p, h, s.n_tokens, w, block);
     } else if (c.n_shared_experts > 0) {  // shared experts: tensor-parallel like a dense MLP
-        dense_mlp(p + "shared_experts.", s.h.data(), s.n_tokens, w, s.block.data());
+        dense_mlp(p + "shared_experts.", h, s.n_tokens, w, block);
     } else {
-        std::fill(s.block.begin(), s.block.end(), 0.0f);
+        ops_.fill_zero(block, s.n_tokens * c.hidden_size * sizeof(float), *compute_);
     }
 }
 
 void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) {
+    Workspace& ws = *ws_;
     const int64_t dim = config_.hidden_size, k = gate_.topk;
     const std::string p = layer_prefix(layer) + "mlp.experts.";
-    std::vector<float> x, y;
-    for (size_t i = first; i < last && i < s.picked.size(); ++i) {
+    last = std::min(last, s.picked.size());
+    int64_t total = 0, offset = 0;  // offset: rows of the picks before `first`
+    for (size_t i = 0; i < s.picked.size(); ++i) {
+        const int64_t rows = static_cast<int64_t>(s.expert_rows[s.picked[i]].size());
+        if (i < first) offset += rows;
+        total += rows;
+    }
+    if (first >= last || total == 0) return;
+    int32_t* index = ws.expert_index.as<int32_t>();
+    float* scale = ws.expert_scale.as<float>();
+    if (first == 0) {
+        // Every picked expert's token rows and routing weights, uploaded once for the layer (by the first group).
+        std::vector<int32_t> host_index;
+        std::vector<float> host_scale;
+        for (int e : s.picked)
+            for (int64_t row : s.expert_rows[e]) {
+                host_index.push_back(static_cast<int32_t>(row / k));
+                host_scale.push_back(s.route_weights[row]);
+            }
+        ops_.to_device(index, host_index.data(), total * sizeof(int32_t), *compute_);
+        ops_.to_device(scale, host_scale.data(), total * sizeof(float), *compute_);
+    }
+    float *xe = ws.expert_x.as<float>(), *ye = ws.expert_y.as<float>();
+    for (size_t i = first; i < last; ++i) {
         const int e = s.picked[i];
-        const std::vector<int64_t>& rows = s.expert_rows[e];
-        const int64_t n = static_cast<int64_t>(rows.size());
-        x.resize(n * dim);
-        for (int64_t r = 0; r < n; ++r) std::memcpy(&x[r * dim], s.h.data() + (rows[r] / k) * dim, dim * sizeof(float));
-        y.resize(n * dim);
-        dense_mlp(p + std::to_string(e) + ".", x.data(), n, w, y.data());
-        for (int64_t r = 0; r < n; ++r)
-            cpu::add_scaled(&y[r * dim], s.route_weights[rows[r]], dim, s.block.data() + (rows[r] / k) * dim);
+        const int64_t rows = static_cast<int64_t>(s.expert_rows[e].size());
+        ops_.gather_rows(ws.h.as<float>(), index + offset, rows, dim, xe, *compute_);
+        dense_mlp(p + std::to_string(e) + ".", xe, rows, w, ye);
+        ops_.scatter_add_scaled_rows(ye, index + offset, scale + offset, rows, dim, ws.block.as<float>(), *compute_);
+        offset += rows;
     }
 }
 
 void Model::head(ForwardState& s, const WeightSource& w) {
+    Workspace& ws = *ws_;
     const int64_t dim = config_.hidden_size;
     add_pending_block(s);
     // Final norm and this rank's vocabulary rows of lm_head, for the rows asked for.
     const int64_t R = static_cast<int64_t>(s.out_rows.size());
-    std::vector<float> last(R * dim);
-    for (int64_t r = 0; r < R; ++r) std::memcpy(&last[r * dim], &s.x[s.out_rows[r] * dim], dim * sizeof(float));
-    cpu::rmsnorm(last.data(), bf16_of(w.get("model.norm.weight"), "model.norm.weight"), R, dim,
-                 static_cast<float>(config_.rms_norm_eps), last.data());
-    const int64_t part = w.get("lm_head.weight").shape[0];
-    s.local_logits.assign(R * part, 0.0f);
-    linear("lm_head.weight", last.data(), R, w, s.local_logits.data());
+    float* last = ws.last.as<float>();
+    ops_.gather_rows(ws.x.as<float>(), ws.out_rows.as<int32_t>(), R, dim, last, *compute_);
+    ops_.rmsnorm(last, dim, bf16_of(w.get("model.norm.weight"), "model.norm.weight"), R, dim,
+                 static_cast<float>(config_.rms_norm_eps), last, dim, *compute_);
+    const LinearWeight lm_head = linear_weight("lm_head.weight", w);
+    ECF8_CHECK(lm_head.rows == s.vocab_part, "tensor lm_head.weight: this rank holds "
+                                                 << lm_head.rows
+                                                 << " rows, expected vocab_size / tp = " << s.vocab_part);
+    ops_.linear(lm_head, last, R, ws.local_logits.as<float>(), *compute_);
 }
 
 void Model::gather_logits(ForwardState& s) {
     const int n = world_.world_size;
+    const int64_t R = static_cast<int64_t>(s.out_rows.size()), part = s.vocab_part;
+    const float* source = ws_->local_logits.as<float>();
+    if (n > 1) {
+        ops_.all_gather(*comm_, source, ws_->gathered.as<float>(), R * part, reduce_stream());
+        source = ws_->gathered.as<float>();
+    }
+    std::vector<float> gathered(R * part * n);
+    ops_.to_host(gathered.data(), source, gathered.size() * sizeof(float), reduce_stream());
     if (n == 1) {
-        s.logits = std::move(s.local_logits);
+        s.logits = std::move(gathered);
         return;
     }
-    const int64_t R = static_cast<int64_t>(s.out_rows.size());
-    const int64_t part = static_cast<int64_t>(s.local_logits.size()) / R;
-    std::vector<float> gathered(R * part * n);
-    comm_->all_gather(s.local_logits.data(), gathered.data(), R * part, ElemType::F32);
+    // Rank r's block holds its vocabulary part of every row: interleave them into [R, vocab].
     s.logits.assign(R * part * n, 0.0f);
     for (int r = 0; r < n; ++r)
         for (int64_t i = 0; i < R; ++i)

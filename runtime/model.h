@@ -1,7 +1,8 @@
-// The DeepSeek-V3 forward pass of one tensor-parallel rank on the CPU kernels (kernels/cpu), as
-// deepseek-ai/DeepSeek-V3 inference/model.py defines it: vocab-parallel embedding, RMSNorm, MLA attention
-// with a latent KV cache (the reference's "absorb" formulation), YaRN RoPE, dense first layers, MoE with a
-// sigmoid group-limited gate and shared experts, vocab-parallel lm_head with gathered logits.
+// The DeepSeek-V3 forward pass of one tensor-parallel rank, as deepseek-ai/DeepSeek-V3 inference/model.py
+// defines it: vocab-parallel embedding, RMSNorm, MLA attention with a latent KV cache (the reference's
+// "absorb" formulation), YaRN RoPE, dense first layers, MoE with a sigmoid group-limited gate and shared
+// experts, vocab-parallel lm_head with gathered logits. Written once against the backend's op table
+// (runtime/ops.h): the CPU and CUDA backends run the same code.
 //
 // Weights come from a WeightSource (this rank's decoded parts, by source tensor name), so the same forward
 // runs on weights decoded just in time from ECF8 or copied from raw FP8: identical bytes, identical logits.
@@ -20,14 +21,13 @@
 
 #include "codec/dtype.h"
 #include "kernels/cpu/moe_gate.h"
-#include "kernels/cpu/rope.h"
+#include "runtime/backend.h"
 #include "runtime/communicator.h"
+#include "runtime/ops.h"
 #include "sharding/model_config.h"
 #include "sharding/world_config.h"
 
 namespace ecf8 {
-
-class Stream;
 
 // One decoded tensor part held by this rank.
 struct WeightView {
@@ -50,15 +50,17 @@ public:
     }
 };
 
-// The latent KV cache of one sequence on one rank (MLA's cache is not split by tensor parallelism).
+// The latent KV cache of one sequence on one rank (MLA's cache is not split by tensor parallelism), in the
+// backend's memory: one allocation (tag "kv_cache") holding, per layer, [max_seq_len, kv_lora_rank] latents
+// (kv_a_layernorm applied) and [max_seq_len, qk_rope_head_dim] rotated rope keys.
 struct KvCache {
-    std::vector<std::vector<float>> kv;  // per layer: [max_seq_len, kv_lora_rank], kv_a_layernorm applied
-    std::vector<std::vector<float>> pe;  // per layer: [max_seq_len, qk_rope_head_dim], rotated
-    int64_t length = 0;                  // tokens cached
-    std::shared_ptr<void> device;        // the GPU forward's cache in device memory (runtime/cuda_model.h)
+    Buffer memory;
+    std::vector<float*> kv, pe;  // per layer
+    int64_t length = 0;          // tokens cached
 };
 
-// What one forward step carries from stage to stage. Built by Model::prepare; the stages read and write it.
+// The host bookkeeping of one forward step. Built by Model::prepare; the stages read and write it. The
+// activations live in the model's workspace, in backend memory.
 struct ForwardState {
     std::vector<KvCache*> caches;
     std::vector<int64_t> seq_begin;   // sequence s owns token rows [seq_begin[s], seq_begin[s + 1])
@@ -67,18 +69,14 @@ struct ForwardState {
     std::vector<int32_t> new_tokens;  // per sequence: how many tokens this step appends
     std::vector<int64_t> out_rows;    // token rows whose logits are returned
     int64_t n_tokens = 0;
-    std::vector<float> x;        // residual stream [T, hidden]
-    std::vector<float> h;        // normed input of the current block
-    std::vector<float> block;    // a block's (partial) output; summed over ranks, then added to x
-    bool block_pending = false;  // block holds a reduced output not yet added to x
-    // Routing of the current MoE layer.
+    bool block_pending = false;  // the block holds a reduced output not yet added to the residual stream
+    // Routing of the current MoE layer, on the host.
     std::vector<float> route_weights;               // [T, topk]
     std::vector<int32_t> route_experts;             // [T, topk]
     std::vector<std::vector<int64_t>> expert_rows;  // per expert: (token * topk + slot) of its picks
     std::vector<int> picked;                        // this rank's experts that routing picked, ascending
-    std::vector<float> local_logits;                // [rows, this rank's vocabulary part]
+    int64_t vocab_part = 0;                         // this rank's lm_head rows
     std::vector<float> logits;                      // gathered [rows, vocab]
-    std::shared_ptr<void> device;                   // the GPU forward's device-side state (cuda_model.h)
 };
 
 // "model.layers.<layer>.": the prefix of a decoder layer's tensor names.
@@ -86,103 +84,89 @@ std::string layer_prefix(int layer);
 // A BF16 weight part's values; throws naming the tensor when it is not BF16.
 const uint16_t* bf16_of(const WeightView& v, const std::string& name);
 
-// The host bookkeeping of one step (checks, tokens, positions, rows returned; the caches' lengths advance),
-// without activations: the first part of every ForwardStages::prepare.
+// The host bookkeeping of one step (checks, tokens, positions, rows returned; the caches' lengths advance).
 ForwardState plan_forward_step(const ModelConfig& config, int64_t max_seq_len,
                                const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                bool all_positions);
 
 // Routing's picks on this rank: expert_rows[e] lists (token * topk + slot) for every pick of a routed expert
-// e this rank holds, and picked the experts with at least one pick, ascending. Shared by the CPU and GPU
-// forwards so both hand the same experts to the weight store.
+// e this rank holds, and picked the experts with at least one pick, ascending.
 void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, const int32_t* route_experts,
                            int64_t n_tokens, int64_t topk, std::vector<std::vector<int64_t>>* expert_rows,
                            std::vector<int>* picked);
 
-// The forward cut into stages, as the pipeline (runtime/pipeline.h) drives them: Model on the CPU kernels,
-// CudaModel (runtime/cuda_model.h) on the GPU. Stages that compute run on the pipeline's compute stream;
-// reduce_embedding, reduce_block and gather_logits run on its comm stream when the world has more than one
-// rank (on the compute stream otherwise). On the CPU a stage does the work; on CUDA it enqueues it.
-class ForwardStages {
-public:
-    virtual ~ForwardStages() = default;
-    virtual const ModelConfig& config() const = 0;
-    virtual const WorldConfig& world() const = 0;
-    virtual KvCache new_cache() const = 0;
-    // The backend streams the stages are launched on (CUDA enqueues on their native handles).
-    virtual void bind_streams(Stream& compute, Stream& comm) {
-        (void)compute;
-        (void)comm;
-    }
-    virtual ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
-                                 bool all_positions) = 0;
-    virtual void embed(ForwardState& s, const WeightSource& w) = 0;
-    virtual void reduce_embedding(ForwardState& s) = 0;
-    virtual void attention(int layer, ForwardState& s, const WeightSource& w) = 0;
-    virtual void reduce_block(ForwardState& s) = 0;
-    // The FFN's norm; on MoE layers also routing, after which s.picked holds this rank's picked experts on
-    // the host (the GPU forward waits for its compute stream here: the one host synchronization of a layer).
-    virtual void ffn_norm(int layer, ForwardState& s, const WeightSource& w) = 0;
-    virtual void ffn(int layer, ForwardState& s, const WeightSource& w) = 0;
-    // The picked experts s.picked[first, last), adding into the block. The pipeline runs the picks in groups
-    // so that a group computes while the next one decodes; a layer's calls start with first == 0.
-    virtual void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) = 0;
-    virtual void head(ForwardState& s, const WeightSource& w) = 0;
-    // Leaves the gathered logits in s.logits (host memory) once the stream has run it.
-    virtual void gather_logits(ForwardState& s) = 0;
-};
-
-class Model final : public ForwardStages {
+// The DeepSeek-V3 forward of one rank, written once against the backend's op table (runtime/ops.h), so the
+// same code runs on the CPU and on CUDA. The forward is cut into stages, as the pipeline
+// (runtime/pipeline.h) drives them. Stages that compute run on the compute stream; reduce_embedding,
+// reduce_block and gather_logits on the comm stream when the world has more than one rank (on the compute
+// stream otherwise). On the CPU a stage does the work; on CUDA it enqueues it.
+class Model {
 public:
     // comm may be null only for a world of one rank. max_seq_len bounds every sequence (the rope table's
     // length); it does not change the numerics (YaRN follows config.json alone, kernels/cpu/rope.h).
-    Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len);
+    // The backend must outlive the model.
+    Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len,
+          Backend& backend);
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
 
-    KvCache new_cache() const override;
+    const ModelConfig& config() const { return config_; }
+    const WorldConfig& world() const { return world_; }
+    int64_t max_seq_len() const { return max_seq_len_; }
+    Backend& backend() const { return backend_; }
+    KvCache new_cache();
 
-    // Appends tokens[i] to sequence i (caches[i]) and runs them through the model as one batch. Returns
-    // logits gathered over the ranks: the last token of each sequence ([B, vocab]), or every token
-    // ([sum of lengths, vocab], sequence by sequence) with all_positions.
+    // Appends tokens[i] to sequence i (caches[i]) and runs them through the model as one batch, stage after
+    // stage on the calling thread (the tests' path; Pipeline::forward is the runtime's). Returns logits
+    // gathered over the ranks: the last token of each sequence ([B, vocab]), or every token ([sum of
+    // lengths, vocab], sequence by sequence) with all_positions.
     std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                const WeightSource& weights, bool all_positions = false);
 
-    const ModelConfig& config() const override { return config_; }
-    const WorldConfig& world() const override { return world_; }
-    int64_t max_seq_len() const { return max_seq_len_; }
+    // The streams the stages run on (the pipeline's); until bound, the model's own.
+    void bind_streams(Stream& compute, Stream& comm);
 
     // The stages, in forward order. "reduce" stages sum a block over the ranks (collectives only); the
-    // others compute. For each layer: attention, reduce_block, ffn_norm (routes on MoE layers), ffn (dense
-    // MLP or shared experts), routed_experts (MoE layers, after the picked experts' weights are ready),
-    // reduce_block. Then head and gather_logits.
+    // others compute. For each layer: attention, reduce_block, ffn_norm (routes on MoE layers: s.picked then
+    // holds this rank's picked experts on the host; on CUDA the compute stream is synchronized for them),
+    // ffn (dense MLP or shared experts), routed_experts (MoE layers, after the picked experts' weights are
+    // ready; the pipeline runs the picks [first, last) in groups, a layer's first call with first == 0),
+    // reduce_block. Then head and gather_logits (s.logits on the host once it returns).
     ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
-                         bool all_positions) override;
-    void embed(ForwardState& s, const WeightSource& w) override;
-    void reduce_embedding(ForwardState& s) override { reduce_sum(s.x.data(), s.x.size()); }
-    void attention(int layer, ForwardState& s, const WeightSource& w) override;
-    void reduce_block(ForwardState& s) override;
-    void ffn_norm(int layer, ForwardState& s, const WeightSource& w) override;
-    void ffn(int layer, ForwardState& s, const WeightSource& w) override;
-    void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) override;
-    void head(ForwardState& s, const WeightSource& w) override;
-    void gather_logits(ForwardState& s) override;
+                         bool all_positions);
+    void embed(ForwardState& s, const WeightSource& w);
+    void reduce_embedding(ForwardState& s);
+    void attention(int layer, ForwardState& s, const WeightSource& w);
+    void reduce_block(ForwardState& s);
+    void ffn_norm(int layer, ForwardState& s, const WeightSource& w);
+    void ffn(int layer, ForwardState& s, const WeightSource& w);
+    void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last);
+    void head(ForwardState& s, const WeightSource& w);
+    void gather_logits(ForwardState& s);
 
 private:
-    void add_pending_block(ForwardState& s) const;
-    void dense_mlp(const std::string& prefix, const float* h, int64_t n_tokens, const WeightSource& w, float* out);
-    // A weight part as float in *out (FP8: times the block scales of weight_scale_inv; BF16: widened).
-    const float* dequantize(const std::string& name, const WeightView& v, const WeightSource& w,
-                            std::vector<float>* out) const;
+    struct Workspace;  // the step's activations and scratch (model.cpp)
+
+    Stream& reduce_stream() const;
+    void add_pending_block(ForwardState& s);
+    LinearWeight linear_weight(const std::string& name, const WeightSource& w) const;
     void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y);
-    void reduce_sum(float* buf, size_t count);  // all-reduce over ranks, identical on every rank
+    void dense_mlp(const std::string& prefix, const float* x, int64_t n_tokens, const WeightSource& w, float* out);
+    void write_kv_cache(int layer, const ForwardState& s, const float* kv, const uint16_t* kv_norm);
 
     ModelConfig config_;
     WorldConfig world_;
     Communicator* comm_;
     int64_t max_seq_len_;
-    cpu::RopeTable rope_;
+    Backend& backend_;
+    Ops& ops_;
     cpu::GateParams gate_;
     float softmax_scale_;
-    std::vector<float> w_scratch_;  // dequantized weights
+    Stream *compute_, *comm_stream_;
+    Buffer rope_memory_;  // tag "rope_table": cos then sin
+    RopeTables rope_;
+    std::unique_ptr<Workspace> ws_;
 };
 
 }  // namespace ecf8

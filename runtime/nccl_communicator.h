@@ -25,6 +25,7 @@ public:
     int size() const override { return size_; }
     // The cudaStream_t (as void*) the collectives run on; callers order it with their streams by events.
     void* stream() const { return stream_; }
+    void* native_stream() const override { return stream_; }
 
     void all_reduce_sum(void* buf, size_t count, ElemType type) override;
     void all_gather(const void* send, void* recv, size_t count_per_rank, ElemType type) override;

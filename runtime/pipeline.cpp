@@ -11,7 +11,7 @@ namespace ecf8 {
 namespace {
 
 // Picks [first, last) of group g out of n, in groups of ceil(n / kExpertGroups): empty groups come last,
-// so a layer's first group call always has first == 0 (ForwardStages::routed_experts).
+// so a layer's first group call always has first == 0 (Model::routed_experts).
 std::pair<size_t, size_t> expert_group(size_t n, int g) {
     const size_t per = (n + kExpertGroups - 1) / kExpertGroups;
     return {std::min(n, g * per), std::min(n, (g + 1) * per)};
@@ -25,7 +25,7 @@ std::string layer_label(const char* what, int layer, const char* detail = nullpt
 
 }  // namespace
 
-Pipeline::Pipeline(ForwardStages& model, WeightStore& store, Backend& backend)
+Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
     : model_(model),
       store_(store),
       backend_(backend),
@@ -83,7 +83,7 @@ void Pipeline::on_comm(const std::string& label, std::function<void()> fn) {
 std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& tokens,
                                      const std::vector<KvCache*>& caches, bool all_positions) {
     auto state = std::make_shared<ForwardState>(model_.prepare(tokens, caches, all_positions));
-    ForwardStages* m = &model_;
+    Model* m = &model_;
     WeightStore* w = &store_;
     const bool multi_rank = model_.world().world_size > 1;
     const int n_layers = model_.config().num_hidden_layers;

@@ -11,7 +11,7 @@
 // event, and the compute stream runs a group's experts as soon as that group is decoded. The host enqueues a whole step
 // without waiting and synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the same
 // schedule runs here as on a GPU. On CUDA the host learns the picks when routing's stage synchronizes the
-// compute stream (runtime/model.h, ForwardStages::ffn_norm), so the fetch is enqueued with the picks known;
+// compute stream (runtime/model.h, Model::ffn_norm), so the fetch is enqueued with the picks known;
 // the copy and decode streams are never blocked. The tracer draws each stream's work on its own lane, with span names
 // "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
 #pragma once
@@ -33,7 +33,7 @@ class Pipeline {
 public:
     // The model, store and backend must outlive the pipeline. Collectives go through the model's
     // communicator, from the comm stream (MPI must provide MPI_THREAD_SERIALIZED or more).
-    Pipeline(ForwardStages& model, WeightStore& store, Backend& backend);
+    Pipeline(Model& model, WeightStore& store, Backend& backend);
     ~Pipeline();
 
     // As Model::forward, with the weights decoded just in time. Returns the gathered logits.
@@ -46,7 +46,7 @@ private:
     // Runs fn on the comm stream between the compute stream's work before and after it.
     void on_comm(const std::string& label, std::function<void()> fn);
 
-    ForwardStages& model_;
+    Model& model_;
     WeightStore& store_;
     Backend& backend_;
     Stream &copy_, &decode_, &compute_, &comm_;

@@ -7,12 +7,7 @@
 #include "codec/container.h"
 #include "common/error.h"
 #include "common/progress.h"
-
-#ifdef ECF8_HAVE_CUDA
-#include <cuda_runtime.h>
-
-#include "kernels/cuda/ecf8_decode.cuh"
-#endif
+#include "runtime/ops.h"
 
 namespace ecf8 {
 namespace {
@@ -38,78 +33,6 @@ private:
 
 }  // namespace
 
-#ifdef ECF8_HAVE_CUDA
-struct WeightStore::CudaParts {
-    std::vector<DeviceBlob> blobs;  // per entry: the device blob (device tier in place; host tier at its staging)
-    int* error_flag = nullptr;      // set by the decoder when a chunk is corrupt
-    int* error_host = nullptr;      // pinned: the flag as queue_decode_check last copied it
-    cudaStream_t load_stream = nullptr;
-    // Task lists travel to the device through a ring of pinned buffers: a buffer is refilled only after the
-    // event recorded behind its last upload has completed (long done in the steady state: a ring of 4 spans
-    // two layers' dense and expert decodes).
-    struct TaskBuffer {
-        void* pinned = nullptr;
-        void* device = nullptr;
-        size_t bytes = 0;
-        cudaEvent_t uploaded = nullptr;
-    };
-    static constexpr int kTaskBuffers = 4;
-    TaskBuffer task_buffers[kTaskBuffers];
-    int next_buffer = 0;
-
-    CudaParts() {
-        CUDA_CHECK(cudaMalloc(&error_flag, sizeof(int)));
-        CUDA_CHECK(cudaMemset(error_flag, 0, sizeof(int)));
-        CUDA_CHECK(cudaHostAlloc(&error_host, sizeof(int), cudaHostAllocDefault));
-        *error_host = 0;
-        CUDA_CHECK(cudaStreamCreateWithFlags(&load_stream, cudaStreamNonBlocking));
-        for (TaskBuffer& b : task_buffers) CUDA_CHECK(cudaEventCreateWithFlags(&b.uploaded, cudaEventDisableTiming));
-    }
-    ~CudaParts() {
-        for (TaskBuffer& b : task_buffers) {
-            cudaEventSynchronize(b.uploaded);
-            cudaEventDestroy(b.uploaded);
-            cudaFreeHost(b.pinned);
-            cudaFree(b.device);
-        }
-        cudaStreamDestroy(load_stream);
-        cudaFree(error_flag);
-        cudaFreeHost(error_host);
-    }
-
-    // Decodes every task in one launch on `stream` (so small tensors decode side by side, not one after another).
-    void decode(const std::vector<DecodeTask>& tasks, cudaStream_t stream) {
-        if (tasks.empty()) return;
-        const std::vector<uint32_t> prefix = decode_task_prefix(tasks);
-        if (prefix.back() == 0) return;
-        const size_t task_bytes = (tasks.size() * sizeof(DecodeTask) + 15) / 16 * 16;
-        const size_t bytes = task_bytes + prefix.size() * sizeof(uint32_t);
-        TaskBuffer& b = task_buffers[next_buffer];
-        next_buffer = (next_buffer + 1) % kTaskBuffers;
-        CUDA_CHECK(cudaEventSynchronize(b.uploaded));
-        if (b.bytes < bytes) {
-            CUDA_CHECK(cudaFreeHost(b.pinned));
-            CUDA_CHECK(cudaFree(b.device));  // waits for the device, so no decode still reads it
-            b.pinned = b.device = nullptr;
-            b.bytes = 0;
-            CUDA_CHECK(cudaHostAlloc(&b.pinned, bytes, cudaHostAllocDefault));
-            CUDA_CHECK(cudaMalloc(&b.device, bytes));
-            b.bytes = bytes;
-        }
-        std::memcpy(b.pinned, tasks.data(), tasks.size() * sizeof(DecodeTask));
-        std::memcpy(static_cast<uint8_t*>(b.pinned) + task_bytes, prefix.data(), prefix.size() * sizeof(uint32_t));
-        CUDA_CHECK(cudaMemcpyAsync(b.device, b.pinned, bytes, cudaMemcpyHostToDevice, stream));
-        CUDA_CHECK(cudaEventRecord(b.uploaded, stream));
-        const auto* tasks_device = static_cast<const DecodeTask*>(b.device);
-        const auto* prefix_device = reinterpret_cast<const uint32_t*>(static_cast<uint8_t*>(b.device) + task_bytes);
-        ecf8_decode_batch_cuda(tasks_device, prefix_device, static_cast<uint32_t>(tasks.size()), prefix.back(),
-                               error_flag, stream);
-    }
-};
-#else
-struct WeightStore::CudaParts {};
-#endif
-
 const char* weight_mode_name(WeightMode mode) {
     return mode == WeightMode::Ecf8 ? "ecf8" : mode == WeightMode::Raw ? "raw" : "raw-copy";
 }
@@ -124,27 +47,10 @@ WeightMode parse_weight_mode(const std::string& name) {
         name + "'");
 }
 
-WeightStore::WeightStore(Backend& backend, WeightMode mode) : backend_(backend), mode_(mode) {
-    if (on_cuda()) {
-#ifdef ECF8_HAVE_CUDA
-        cuda_ = std::make_unique<CudaParts>();
-#else
-        throw Error("this ecf8 was built without CUDA; the weight store cannot use a CUDA backend");
-#endif
-    }
-}
+WeightStore::WeightStore(Backend& backend, WeightMode mode, size_t tensors)
+    : backend_(backend), mode_(mode), decoder_(backend.ops().make_blob_decoder(tensors)) {}
 
 WeightStore::~WeightStore() = default;
-
-void WeightStore::copy_bytes(void* dst, const void* src, uint64_t bytes, Stream& stream) {
-    if (!on_cuda()) {
-        std::memcpy(dst, src, bytes);
-        return;
-    }
-#ifdef ECF8_HAVE_CUDA
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream.native_handle())));
-#endif
-}
 
 std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, int rank, Backend& backend,
                                                WeightMode mode, ThreadPool* pool) {
@@ -152,9 +58,9 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
                manifest.dir << ": rank " << rank << " is outside the shards' world of " << manifest.world_size());
     const CompressedFile file = manifest.open_rank(rank);
     const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
-    std::unique_ptr<WeightStore> store(new WeightStore(backend, mode));
+    std::unique_ptr<WeightStore> store(new WeightStore(backend, mode, manifest.ranks[rank].tensors.size()));
     WeightStore& s = *store;
-    const bool cuda = s.on_cuda();
+    BlobDecoder& decoder = *s.decoder_;
     s.layers_.resize(manifest.model.num_hidden_layers);
 
     // Pass 1: verify and parse every blob; where each tensor lives in its tier, its slot and its staging area.
@@ -184,12 +90,9 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
             // pass 2, so a shard larger than the page cache is not read from disk twice.
             e.prepared = file.parse(rec);
             // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
-            uint64_t device_blob = file.stored_bytes(rec);
-#ifdef ECF8_HAVE_CUDA
-            if (cuda) device_blob = device_blob_bytes(*e.prepared);
-#endif
-            e.stored_bytes = on_host ? file.stored_bytes(rec) : device_blob;
-            e.staging_bytes = device_blob;
+            const uint64_t placed = decoder.placed_bytes(*e.prepared, file.stored_bytes(rec));
+            e.stored_bytes = on_host ? file.stored_bytes(rec) : placed;
+            e.staging_bytes = placed;
         }
         uint64_t& tier = on_host ? host : device;
         tier_offset.push_back(tier);
@@ -229,15 +132,13 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     s.sizes_.resident_bytes = resident;
     s.sizes_.slot_bytes = s.slots_.size();
     s.sizes_.staging_bytes = s.staging_.size();
-#ifdef ECF8_HAVE_CUDA
-    if (cuda) s.cuda_->blobs.resize(tier_offset.size());
-#endif
 
     // Pass 2: fill the tiers, one tensor at a time, releasing its file pages after. Decoding at load
     // (resident tensors, raw modes) checks both checksums; a stored blob is checked as it was copied.
     ProgressBar bar("load rank " + std::to_string(rank), manifest.ranks[rank].file_bytes, "B",
                     rank == 0 && ProgressBar::enabled_for_stderr());
-    std::vector<uint8_t> host_copy;  // CUDA: decoded bytes on their way to device memory
+    std::vector<uint8_t> host_copy;  // decoded bytes on their way to device memory (CUDA)
+    const bool host_visible = decoder.device_memory_is_host();
     for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
         Entry& e = s.tensors_.at(t.name);
         const TensorRecord& rec = file.record(t.name);
@@ -253,34 +154,22 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
             e.stored = target;
         }
         const bool decode_now = t.layer < 0 || mode != WeightMode::Ecf8;
-        if (decode_now && (!cuda || (t.layer >= 0 && on_host))) {
+        if (decode_now && (host_visible || (t.layer >= 0 && on_host))) {
             file.decode(rec, target, pool);  // host-visible memory
         } else if (decode_now) {
-#ifdef ECF8_HAVE_CUDA
             host_copy.resize(rec.raw_bytes());
             file.decode(rec, host_copy.data(), pool);
-            CUDA_CHECK(cudaMemcpy(target, host_copy.data(), host_copy.size(), cudaMemcpyHostToDevice));
-#endif
-        } else if (!cuda) {
+            decoder.upload(target, host_copy.data(), host_copy.size());
+        } else if (on_host) {
+            // Pinned host tier: the blob as stored; the decoder's view points at its staging area.
             std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
             file.check_stored(rec, target);
-            e.prepared->rebase(on_host ? s.staging_base(t.layer, t.expert >= 0) + e.staging_offset : target);
+            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, target,
+                          s.staging_base(t.layer, t.expert >= 0) + e.staging_offset, e.staging_bytes, nullptr);
         } else {
-#ifdef ECF8_HAVE_CUDA
             const uint8_t* blob = file.file().tensor_data(info);
-            if (on_host) {
-                std::memcpy(target, blob, e.stored_bytes);
-                file.check_stored(rec, target);
-                s.cuda_->blobs[e.index] =
-                    place_device_blob(*e.prepared, target, s.staging_base(t.layer, t.expert >= 0) + e.staging_offset,
-                                      e.staging_bytes, s.cuda_->load_stream);
-            } else {
-                file.check_stored(rec, blob);  // the device copy is made from these mapped bytes
-                s.cuda_->blobs[e.index] =
-                    place_device_blob(*e.prepared, blob, target, e.stored_bytes, s.cuda_->load_stream);
-            }
-            CUDA_CHECK(cudaStreamSynchronize(s.cuda_->load_stream));  // before the file's pages are released
-#endif
+            file.check_stored(rec, blob);  // the placed copy is made from these mapped bytes
+            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes, nullptr);
         }
         file.file().release(info);
         bar.advance(info.nbytes());
@@ -317,16 +206,14 @@ WeightView WeightStore::get(const std::string& name) const {
 void WeightStore::copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream) {
     ScopedTimer timer(copy_ns_);
     uint8_t* staging = staging_base(layer, expert_area);
-    for (const Entry* e : entries) {
+    for (Entry* e : entries) {
         if (e->meta.tier != Tier::Host) continue;
-        if (on_cuda() && mode_ == WeightMode::Ecf8) {
-#ifdef ECF8_HAVE_CUDA
-            // The blob and its decode tables, into the device layout the decoder reads.
-            place_device_blob(*e->prepared, e->stored, staging + e->staging_offset, e->staging_bytes,
-                              static_cast<cudaStream_t>(stream.native_handle()));
-#endif
+        if (mode_ == WeightMode::Ecf8) {
+            // The blob (on CUDA with its decode tables) into the form the decoder reads.
+            decoder_->place(static_cast<uint32_t>(e->index), *e->prepared, e->stored, staging + e->staging_offset,
+                            e->staging_bytes, &stream);
         } else {
-            copy_bytes(staging + e->staging_offset, e->stored, e->stored_bytes, stream);
+            backend_.ops().copy(staging + e->staging_offset, e->stored, e->stored_bytes, stream);
         }
         bytes_copied_ += e->stored_bytes;
     }
@@ -337,38 +224,20 @@ void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, 
     ScopedTimer timer(decode_ns_);
     uint8_t* slot = slot_base(layer, expert_area);
     const uint8_t* staging = staging_base(layer, expert_area);
-#ifdef ECF8_HAVE_CUDA
-    std::vector<DecodeTask> tasks;  // CUDA: all of them in one launch; RawCopy's copies ride along as raw blobs
-#endif
+    std::vector<DecodeJob> jobs;  // CUDA: all of them in one launch; RawCopy's copies ride along
     for (const Entry* e : entries) {
-        uint8_t* out = slot + e->slot_offset;
         const uint64_t bytes = e->prepared ? e->prepared->decoded_bytes() : e->stored_bytes;
         const uint8_t* stored = e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored;
-        if (!on_cuda()) {
-            if (mode_ == WeightMode::RawCopy)
-                std::memcpy(out, stored, bytes);
-            else
-                decode_all(*e->prepared, out, nullptr);  // one thread: the decode stream's
-        } else {
-#ifdef ECF8_HAVE_CUDA
-            DeviceBlob blob{};
-            if (mode_ == WeightMode::RawCopy) {
-                blob.stream = reinterpret_cast<const uint32_t*>(stored);
-                blob.numel = bytes;
-                blob.kind = SymbolKind::Byte;
-                blob.mode = BlobMode::Raw;
-                blob.value_bytes = 1;
-            } else {
-                blob = cuda_->blobs[e->index];
-            }
-            tasks.push_back(DecodeTask{blob, 0, blob.numel, out});
-#endif
-        }
+        DecodeJob job;
+        job.blob = static_cast<uint32_t>(e->index);
+        job.tensor = mode_ == WeightMode::Ecf8 ? &*e->prepared : nullptr;
+        job.src = stored;
+        job.bytes = bytes;
+        job.out = slot + e->slot_offset;
+        jobs.push_back(job);
         bytes_decoded_ += bytes;
     }
-#ifdef ECF8_HAVE_CUDA
-    if (on_cuda()) cuda_->decode(tasks, static_cast<cudaStream_t>(stream.native_handle()));
-#endif
+    decoder_->decode(jobs, stream);
 }
 
 void WeightStore::copy_layer(int layer, Stream& stream) {
@@ -405,32 +274,13 @@ void WeightStore::decode_experts(int layer, const std::vector<int>& experts, Str
     for (int x : experts) expert_log_.emplace_back(layer, x);
 }
 
-void WeightStore::check_decode_errors() {
-#ifdef ECF8_HAVE_CUDA
-    if (!on_cuda()) return;
-    CUDA_CHECK(cudaDeviceSynchronize());
-    ecf8_decode_check_error(cuda_->error_flag, cuda_->load_stream, "weight store decode");
-#endif
+void WeightStore::check_decode_errors() { decoder_->check_now(); }
+
+void WeightStore::queue_decode_check(Stream& stream) {
+    if (mode_ == WeightMode::Ecf8) decoder_->queue_error_check(stream);
 }
 
-void WeightStore::queue_decode_check([[maybe_unused]] Stream& stream) {
-#ifdef ECF8_HAVE_CUDA
-    if (!on_cuda() || mode_ != WeightMode::Ecf8) return;
-    const auto s = static_cast<cudaStream_t>(stream.native_handle());
-    CUDA_CHECK(cudaMemcpyAsync(cuda_->error_host, cuda_->error_flag, sizeof(int), cudaMemcpyDeviceToHost, s));
-    CUDA_CHECK(cudaMemsetAsync(cuda_->error_flag, 0, sizeof(int), s));
-#endif
-}
-
-void WeightStore::throw_if_decode_failed() {
-#ifdef ECF8_HAVE_CUDA
-    if (!on_cuda() || *cuda_->error_host == 0) return;
-    *cuda_->error_host = 0;
-    throw Error(
-        "weight store decode: the GPU decoder found a corrupt ECF8 chunk in this step's weights "
-        "(the blob in memory no longer matches its checksum; ecf8 verify-shards checks the files)");
-#endif
-}
+void WeightStore::throw_if_decode_failed() { decoder_->throw_if_failed(); }
 
 bool WeightStore::layer_has_host_tensors(int layer) const { return layers_.at(layer).dense_host; }
 bool WeightStore::experts_in_host_tier(int layer) const { return layers_.at(layer).experts_host; }

@@ -110,11 +110,7 @@ private:
         bool dense_host = false, experts_host = false;  // any of them in the host tier
     };
 
-    struct CudaParts;  // the CUDA decoder's device blobs and error flag (weight_store.cpp)
-
-    WeightStore(Backend& backend, WeightMode mode);
-    bool on_cuda() const { return backend_.kind() == BackendKind::Cuda; }
-    void copy_bytes(void* dst, const void* src, uint64_t bytes, Stream& stream);
+    WeightStore(Backend& backend, WeightMode mode, size_t tensors);
     uint8_t* slot_base(int layer, bool expert_area) const;
     uint8_t* staging_base(int layer, bool expert_area) const;
     void copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream);
@@ -130,7 +126,7 @@ private:
     WeightStoreStats sizes_;
     std::atomic<uint64_t> layers_decoded_{0}, experts_decoded_{0}, bytes_decoded_{0}, bytes_copied_{0};
     std::atomic<int64_t> decode_ns_{0}, copy_ns_{0};
-    std::unique_ptr<CudaParts> cuda_;
+    std::unique_ptr<BlobDecoder> decoder_;  // the backend's decoder: placed blobs, batched decode, error flag
     mutable std::mutex log_mutex_;
     std::vector<std::pair<int, int>> expert_log_;
 };

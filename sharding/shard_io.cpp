@@ -205,16 +205,12 @@ struct WorkItem {
 // ---------------------------------------------------------------------------------------------------
 // Writer
 
-ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& options) {
-    const auto start = std::chrono::steady_clock::now();
-    deploy.validate();
-    options.encode.validate();
-    ECF8_CHECK(!deploy.output.empty(), deploy.source << ": 'output' is empty; say where the shards go");
-    const ModelConfig model = ModelConfig::load(deploy.config_json_path());
-    const ShardPlan plan = plan_shards(model, deploy.parallel);
-    const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(deploy.model);
+namespace {
 
-    // The checkpoint must hold every planned tensor as the model describes it, before anything is written.
+// Before anything is written: the checkpoint holds every planned tensor as the model describes it. Returns
+// how many checkpoint tensors the plan does not use (warning for those that are not MTP layers).
+size_t check_checkpoint(const DeployConfig& deploy, const ModelConfig& model, const ShardPlan& plan,
+                        const SafetensorsCheckpoint& ckpt) {
     std::vector<std::string> missing;
     for (const TensorSpec& t : plan.tensors) {
         if (!ckpt.has(t.name)) {
@@ -234,56 +230,53 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
         ECF8_FAIL(deploy.model << ": checkpoint lacks " << missing.size() << " tensor(s) that " << model.source
                                << " requires: " << os.str());
     }
-    ShardResult result;
-    {
-        std::set<std::string> planned;
-        for (const TensorSpec& t : plan.tensors) planned.insert(t.name);
-        for (const std::string& n : ckpt.tensor_names()) {
-            if (planned.count(n)) continue;
-            ++result.skipped;
-            if (!is_mtp_tensor(n, model))
-                LOG_WARN(deploy.model << ": tensor " << n << " is not part of the model description; not sharded");
-        }
+    std::set<std::string> planned;
+    for (const TensorSpec& t : plan.tensors) planned.insert(t.name);
+    size_t skipped = 0;
+    for (const std::string& n : ckpt.tensor_names()) {
+        if (planned.count(n)) continue;
+        ++skipped;
+        if (!is_mtp_tensor(n, model))
+            LOG_WARN(deploy.model << ": tensor " << n << " is not part of the model description; not sharded");
     }
+    return skipped;
+}
 
-    const int world = plan.world.world_size;
-    fs::create_directories(deploy.output);
-    for (const char* name : {"config.json", kManifestName})
-        check_output_path((fs::path(deploy.output) / name).string());  // published last, checked first
-    std::vector<std::unique_ptr<RankFileWriter>> writers;
-    for (int r = 0; r < world; ++r) {
-        writers.push_back(std::make_unique<RankFileWriter>(
-            (fs::path(deploy.output) / shard_file_name(r, world)).string(), plan.ranks[r], 256));
-    }
-
-    // Work items in checkpoint order: replicated tensors once for all ranks, split ones once per part.
+// Work items in checkpoint order: replicated tensors once for all ranks, split ones once per part.
+// items_left[t]: how many items of tensor t are still to be written.
+std::vector<WorkItem> make_work_items(const ShardPlan& plan, std::vector<size_t>* items_left) {
     std::vector<WorkItem> items;
-    std::vector<size_t> items_left(plan.tensors.size(), 0);
+    items_left->assign(plan.tensors.size(), 0);
     for (size_t ti = 0; ti < plan.tensors.size(); ++ti) {
         const auto& holders = plan.holders(plan.tensors[ti].name);
         const ShardTensor& first = plan.ranks[holders[0].first].tensors[holders[0].second];
         if (first.split_dim < 0) {
             items.push_back({ti, holders, first.raw_bytes(), {}, 0, 0});
-            items_left[ti] = 1;
+            (*items_left)[ti] = 1;
         } else {
             for (const auto& h : holders)
                 items.push_back({ti, {h}, plan.ranks[h.first].tensors[h.second].raw_bytes(), {}, 0, 0});
-            items_left[ti] = holders.size();
+            (*items_left)[ti] = holders.size();
         }
     }
+    return items;
+}
 
+// What the writing phase produces per rank and tensor part: its stored size and content hash.
+struct RankParts {
+    std::vector<std::vector<uint64_t>> stored, xxh;  // [rank][tensor]
+};
+
+// Encodes the items in waves (in parallel, then written in order, so the files are deterministic and at most
+// one wave of parts and blobs is in memory) into the rank files.
+void encode_and_write(const ShardPlan& plan, const SafetensorsCheckpoint& ckpt, const ShardOptions& options,
+                      std::vector<std::unique_ptr<RankFileWriter>>& writers, RankParts* parts, ShardResult* result) {
+    std::vector<size_t> items_left;
+    std::vector<WorkItem> items = make_work_items(plan, &items_left);
     ThreadPool pool(options.threads);
     uint64_t total_source = 0;
     for (const TensorSpec& t : plan.tensors) total_source += ckpt.info(t.name).nbytes();
     ProgressBar bar("shard", total_source, "B", options.progress);
-    std::vector<std::vector<uint64_t>> stored(world), xxh(world);
-    for (int r = 0; r < world; ++r) {
-        stored[r].assign(plan.ranks[r].tensors.size(), 0);
-        xxh[r].assign(plan.ranks[r].tensors.size(), 0);
-    }
-
-    // Waves of items: encoded in parallel, then written in order, so the files are deterministic and at
-    // most one wave of parts and blobs is in memory.
     const uint64_t wave_bytes = 512ull << 20;
     const size_t wave_items = static_cast<size_t>(16 * pool.size());  // slack for uneven item sizes
     for (size_t begin = 0; begin < items.size();) {
@@ -317,28 +310,32 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
                 rec.dtype = spec.dtype;
                 rec.shape = part.shape;
                 writers[r]->append(spec.name, it.blob, rec);
-                stored[r][i] = it.blob.size();
-                xxh[r][i] = it.xxh64;
-                result.raw_bytes += part.raw_bytes();
-                result.stored_bytes += it.blob.size();
+                parts->stored[r][i] = it.blob.size();
+                parts->xxh[r][i] = it.xxh64;
+                result->raw_bytes += part.raw_bytes();
+                result->stored_bytes += it.blob.size();
             }
             std::vector<uint8_t>().swap(it.blob);
             if (--items_left[it.tensor] == 0) {
                 ckpt.release(spec.name);
                 bar.advance(ckpt.info(spec.name).nbytes());
-                result.source_bytes += ckpt.info(spec.name).nbytes();
-                ++result.tensors;
+                result->source_bytes += ckpt.info(spec.name).nbytes();
+                ++result->tensors;
             }
         }
         begin = end;
     }
     bar.finish();
+}
 
-    // Tiers from the real compressed sizes.
+// Closes the rank files and describes them, with tiers from the real compressed sizes, in the manifest.
+json close_and_describe(const DeployConfig& deploy, const ShardPlan& plan, const RankParts& parts,
+                        std::vector<std::unique_ptr<RankFileWriter>>& writers, const ShardResult& result) {
+    const int world = plan.world.world_size;
     json ranks = json::array();
     for (int r = 0; r < world; ++r) {
         std::vector<Tier> tiers;
-        const RankMemory mem = plan_rank(plan, r, stored[r], WeightFormat::Ecf8, deploy, &tiers);
+        const RankMemory mem = plan_rank(plan, r, parts.stored[r], WeightFormat::Ecf8, deploy, &tiers);
         if (!mem.fits) LOG_WARN("rank " << r << " does not fit the memory plan: " << mem.why_not);
         writers[r]->close(
             {{"format", "pt"}, {"ecf8.rank", std::to_string(r)}, {"ecf8.world_size", std::to_string(world)}});
@@ -346,9 +343,9 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
         uint64_t raw = 0, st = 0;
         for (size_t i = 0; i < plan.ranks[r].tensors.size(); ++i) {
             const ShardTensor& t = plan.ranks[r].tensors[i];
-            tensors.push_back(tensor_json(t, tiers[i], stored[r][i], xxh[r][i]));
+            tensors.push_back(tensor_json(t, tiers[i], parts.stored[r][i], parts.xxh[r][i]));
             raw += t.raw_bytes();
-            st += stored[r][i];
+            st += parts.stored[r][i];
         }
         ranks.push_back({{"rank", r},
                          {"file", shard_file_name(r, world)},
@@ -359,24 +356,27 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
                          {"host_bytes", mem.host_weight_bytes},
                          {"tensors", std::move(tensors)}});
     }
-    json manifest = {{"format", "ecf8-shards"},
-                     {"version", kManifestVersion},
-                     {"source_model", deploy.model},
-                     {"parallel",
-                      {{"tensor_parallel_size", deploy.parallel.tensor_parallel_size},
-                       {"expert_parallel_size", deploy.parallel.expert_parallel_size},
-                       {"nodes", plan.world.nodes},
-                       {"gpus_per_node", plan.world.gpus_per_node}}},
-                     {"codec", {{"granularity", deploy.codec.granularity}}},
-                     {"totals",
-                      {{"tensors", result.tensors},
-                       {"raw_bytes", result.raw_bytes},
-                       {"stored_bytes", result.stored_bytes},
-                       {"ratio", result.raw_bytes ? double(result.stored_bytes) / double(result.raw_bytes) : 1.0}}},
-                     {"ranks", std::move(ranks)}};
+    return {{"format", "ecf8-shards"},
+            {"version", kManifestVersion},
+            {"source_model", deploy.model},
+            {"parallel",
+             {{"tensor_parallel_size", deploy.parallel.tensor_parallel_size},
+              {"expert_parallel_size", deploy.parallel.expert_parallel_size},
+              {"nodes", plan.world.nodes},
+              {"gpus_per_node", plan.world.gpus_per_node}}},
+            {"codec", {{"granularity", deploy.codec.granularity}}},
+            {"totals",
+             {{"tensors", result.tensors},
+              {"raw_bytes", result.raw_bytes},
+              {"stored_bytes", result.stored_bytes},
+              {"ratio", result.raw_bytes ? double(result.stored_bytes) / double(result.raw_bytes) : 1.0}}},
+            {"ranks", std::move(ranks)}};
+}
 
-    // Publish: drop the old manifest first (the directory stops looking complete), rename the rank files,
-    // remove stale rank files of another world size, then config.json and, last, the manifest.
+// Publish: drop the old manifest first (the directory stops looking complete), rename the rank files, remove
+// stale rank files of another world size, then config.json and, last, the manifest.
+void publish_shards(const DeployConfig& deploy, int world, std::vector<std::unique_ptr<RankFileWriter>>& writers,
+                    const json& manifest) {
     const fs::path out(deploy.output);
     fs::remove(out / kManifestName);
     fsync_dir(out.string());
@@ -390,6 +390,36 @@ ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& opt
     }
     write_file_atomic((out / "config.json").string(), read_file(deploy.config_json_path()));
     write_file_atomic((out / kManifestName).string(), manifest.dump(1) + "\n");
+}
+
+}  // namespace
+
+ShardResult shard_checkpoint(const DeployConfig& deploy, const ShardOptions& options) {
+    const auto start = std::chrono::steady_clock::now();
+    deploy.validate();
+    options.encode.validate();
+    ECF8_CHECK(!deploy.output.empty(), deploy.source << ": 'output' is empty; say where the shards go");
+    const ModelConfig model = ModelConfig::load(deploy.config_json_path());
+    const ShardPlan plan = plan_shards(model, deploy.parallel);
+    const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(deploy.model);
+    ShardResult result;
+    result.skipped = check_checkpoint(deploy, model, plan, ckpt);
+
+    const int world = plan.world.world_size;
+    fs::create_directories(deploy.output);
+    for (const char* name : {"config.json", kManifestName})
+        check_output_path((fs::path(deploy.output) / name).string());  // published last, checked first
+    std::vector<std::unique_ptr<RankFileWriter>> writers;
+    RankParts parts;
+    for (int r = 0; r < world; ++r) {
+        writers.push_back(std::make_unique<RankFileWriter>(
+            (fs::path(deploy.output) / shard_file_name(r, world)).string(), plan.ranks[r], 256));
+        parts.stored.emplace_back(plan.ranks[r].tensors.size(), 0);
+        parts.xxh.emplace_back(plan.ranks[r].tensors.size(), 0);
+    }
+    encode_and_write(plan, ckpt, options, writers, &parts, &result);
+    const json manifest = close_and_describe(deploy, plan, parts, writers, result);
+    publish_shards(deploy, world, writers, manifest);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;
 }

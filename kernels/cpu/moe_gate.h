@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/core/moe_route_core.h"
+
 namespace ecf8 {
 struct ModelConfig;
 }
@@ -26,6 +28,12 @@ struct GateParams {
 // reference normalises exactly when scoring is sigmoid, which agrees for every public DeepSeek config
 // (V3: sigmoid with norm_topk_prob true; V2: softmax with it false).
 GateParams gate_params(const ModelConfig& cfg);
+// Throws unless p describes a gate the router can run: groups dividing the experts, topk_group <= n_group,
+// and topk no more than the experts of the eligible groups. Both routers (CPU and CUDA) call it.
+void check_gate_params(const GateParams& p);
+// The shared router core's description of a gate (kernels/core/moe_route_core.h); checks p and the core's
+// size limits.
+core::RouteShape route_shape(const GateParams& p);
 
 // Routing from gate logits [n_tokens, n_experts] (x . W_gate^T). For each token:
 //   scores = sigmoid(logits) or softmax(logits) (float; sigmoid evaluated in double and rounded once);

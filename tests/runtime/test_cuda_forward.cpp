@@ -1,4 +1,4 @@
-// The whole forward on the GPU (gpu label; skips without a device): CudaModel driven by the Pipeline on the
+// The whole forward on the GPU (gpu label; skips without a device): the Model driven by the Pipeline on the
 // CUDA backend, over the tiny synthetic model (one rank), batched prefill of two prompts then greedy steps:
 //   - the CPU backend's forward over the same shard gives the same logits within float rounding
 //     (max |gpu - cpu| <= 1e-4 * max(1, max |cpu|) per step; GEMM summation orders differ); with the FP8
@@ -14,8 +14,9 @@
 #include <cstring>
 
 #include "kernels/cpu/sampling.h"
+#include "runtime/cpu_backend.h"
 #include "runtime/cuda_backend.h"
-#include "runtime/cuda_model.h"
+#include "runtime/model.h"
 #include "runtime/pipeline.h"
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
@@ -41,7 +42,7 @@ using StepInputs = std::vector<std::vector<std::vector<int32_t>>>;  // per step,
 // Every step's logits for the given inputs: step 0 the prompts, then one token per sequence, either
 // `inputs` (when given) or the greedy choice of the previous step. The inputs used are returned in *used.
 template <class Forward>
-Steps run_steps(const ForwardStages& model, Forward&& forward, const StepInputs* inputs, StepInputs* used) {
+Steps run_steps(Model& model, Forward&& forward, const StepInputs* inputs, StepInputs* used) {
     std::vector<KvCache> caches;
     for (size_t i = 0; i < kPrompts.size(); ++i) caches.push_back(model.new_cache());
     std::vector<KvCache*> ptrs;
@@ -75,8 +76,8 @@ GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false
     GpuRun out;
     {
         auto store = WeightStore::load(m, 0, backend, mode, nullptr);
-        CudaModel model(m.model, m.world(0), nullptr, nullptr, kMaxSeqLen, backend);
-        model.use_fp8_gemm(fp8_gemm);
+        Model model(m.model, m.world(0), nullptr, kMaxSeqLen, backend);
+        backend.ops().use_fp8_gemm(fp8_gemm);
         Pipeline pipeline(model, *store, backend);
         out.logits = run_steps(
             model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); }, nullptr, &out.inputs);
@@ -129,7 +130,8 @@ struct StepError {
 std::vector<StepError> errors_vs_cpu(const std::string& shards, const GpuRun& gpu) {
     const ShardManifest m = ShardManifest::load(shards);
     const auto resident = ResidentWeights::load(m, 0, nullptr);
-    Model model(m.model, m.world(0), nullptr, kMaxSeqLen);
+    CpuBackend cpu_backend;
+    Model model(m.model, m.world(0), nullptr, kMaxSeqLen, cpu_backend);
     const Steps cpu = run_steps(
         model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); }, &gpu.inputs, nullptr);
     std::vector<StepError> errors;

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "runtime/cpu_backend.h"
 #include "runtime/model.h"
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
@@ -55,13 +56,15 @@ fs::path ModelReference::root_;
 TEST_F(ModelReference, Tp1MatchesFloat64Reference) {
     const ShardManifest manifest = ShardManifest::load((root_ / "shards").string());
     const auto weights = ResidentWeights::load(manifest, 0, nullptr);
-    Model model(manifest.model, manifest.world(0), nullptr, kMaxSeqLen);
+    CpuBackend backend;
+    Model model(manifest.model, manifest.world(0), nullptr, kMaxSeqLen, backend);
     const auto ref = reference::ReferenceModel::load((root_ / "model").string(), kMaxSeqLen);
     const size_t vocab = static_cast<size_t>(manifest.model.vocab_size);
 
     // Two sequences of different lengths in one batch, every position's logits.
     const std::vector<std::vector<int32_t>> prompts = {{1, 17, 300, 5, 999, 42}, {7, 8, 1023}};
-    std::vector<KvCache> caches = {model.new_cache(), model.new_cache()};
+    std::vector<KvCache> caches;
+    for (int i = 0; i < 2; ++i) caches.push_back(model.new_cache());
     std::vector<KvCache*> ptrs = {&caches[0], &caches[1]};
     const std::vector<float> logits = model.forward(prompts, ptrs, *weights, /*all_positions=*/true);
     ASSERT_EQ(logits.size(), (prompts[0].size() + prompts[1].size()) * vocab);
@@ -97,7 +100,8 @@ TEST_F(ModelReference, Tp1MatchesFloat64Reference) {
 TEST_F(ModelReference, BadTokensAndOverlongSequencesAreErrors) {
     const ShardManifest manifest = ShardManifest::load((root_ / "shards").string());
     const auto weights = ResidentWeights::load(manifest, 0, nullptr);
-    Model model(manifest.model, manifest.world(0), nullptr, 8);
+    CpuBackend backend;
+    Model model(manifest.model, manifest.world(0), nullptr, 8, backend);
     KvCache cache = model.new_cache();
     std::vector<KvCache*> ptrs = {&cache};
     EXPECT_THROW(model.forward({{int32_t(manifest.model.vocab_size)}}, ptrs, *weights), Error);

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "kernels/cpu/sampling.h"
+#include "runtime/cpu_backend.h"
 #include "runtime/model.h"
 #include "runtime/mpi_communicator.h"
 #include "runtime/resident_weights.h"
@@ -106,7 +107,8 @@ TEST(ModelTensorParallel, AgreesWithOneRankWithAndWithoutExpertParallelism) {
     // The baseline: the whole model on this rank alone.
     const ShardManifest one = ShardManifest::load(layout(root, 1, 1).output);
     const auto one_weights = ResidentWeights::load(one, 0, nullptr);
-    Model one_model(one.model, one.world(0), nullptr, kMaxSeqLen);
+    CpuBackend backend;
+    Model one_model(one.model, one.world(0), nullptr, kMaxSeqLen, backend);
     const Generation base = generate(one_model, *one_weights, prompts);
 
     auto comm = MpiCommunicator::world();
@@ -116,7 +118,7 @@ TEST(ModelTensorParallel, AgreesWithOneRankWithAndWithoutExpertParallelism) {
         const ShardManifest m = ShardManifest::load(layout(root, tp, ep).output);
         ASSERT_EQ(m.world_size(), world);
         const auto weights = ResidentWeights::load(m, rank, nullptr);
-        Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen);
+        Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen, backend);
         const Generation run = generate(model, *weights, prompts);
         double worst = 0;
         for (int step = 0; step < kGreedySteps; ++step) {

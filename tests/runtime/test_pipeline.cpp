@@ -92,7 +92,7 @@ const std::vector<std::vector<int32_t>> kPrompts = {{3, 141, 59, 26, 535}, {89, 
 
 // Batched prefill then greedy decode steps; every step's logits.
 template <class Forward>
-std::vector<std::vector<float>> run(const Model& model, Forward&& forward) {
+std::vector<std::vector<float>> run(Model& model, Forward&& forward) {
     std::vector<KvCache> caches;
     for (size_t i = 0; i < kPrompts.size(); ++i) caches.push_back(model.new_cache());
     std::vector<KvCache*> ptrs;
@@ -138,7 +138,7 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     PipelineRun out;
     {
         auto store = WeightStore::load(m, rank, backend, mode, nullptr);
-        Model model(m.model, m.world(rank), comm, kMaxSeqLen);
+        Model model(m.model, m.world(rank), comm, kMaxSeqLen, backend);
         Pipeline pipeline(model, *store, backend);
         out.logits = run(model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); });
         out.stats = store->stats();
@@ -169,7 +169,8 @@ TEST(Pipeline, Ecf8RawAndResidentGiveBitIdenticalLogits) {
 
     const ShardManifest m = ShardManifest::load(root + "/device");
     const auto resident = ResidentWeights::load(m, rank, nullptr);
-    Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen);
+    CpuBackend backend;
+    Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen, backend);
     const auto plain = run(model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); });
     EXPECT_TRUE(same_bits(ecf8.logits, plain)) << "the pipeline differs from the plain forward";
     // ECF8 decoded every layer each step; raw-copy copied the same bytes; raw used them in place, no slots.
@@ -262,7 +263,8 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {
     const ShardManifest m = ShardManifest::load(root + "/device");
     const auto resident = ResidentWeights::load(m, rank, nullptr);
     RecordingWeights recorder(*resident);
-    Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen);
+    CpuBackend backend;
+    Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen, backend);
     run(model, [&](const auto& t, const auto& c) { return model.forward(t, c, recorder); });
     EXPECT_EQ(p.decoded_experts, recorder.picked);
     // Decode steps route 2 tokens x top-k experts: fewer than this rank's experts of every MoE layer.

@@ -1,0 +1,88 @@
+// The MoE router of one token (DeepSeek-V3's Gate.forward with sigmoid scoring: the correction bias, group-
+// limited top-k, normalized and scaled weights), written once for the CPU loop (kernels/cpu/moe_gate.cpp) and
+// the CUDA kernel (kernels/cuda/moe_route.cu). Plain float operations only, so with contraction off on both
+// sides (-ffp-contract=off on the host, --fmad=false for CUDA) the picks and weights are bit-identical.
+// Selection order: larger value first, lower index on ties.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/hd.h"
+
+namespace ecf8::core {
+
+inline constexpr int kRouteMaxExperts = 512;
+inline constexpr int kRouteMaxGroups = 64;
+inline constexpr int kRouteMaxTopk = 32;
+
+struct RouteShape {
+    int n_experts = 0;   // <= kRouteMaxExperts
+    int n_group = 1;     // divides n_experts, <= kRouteMaxGroups
+    int topk_group = 1;  // in [1, n_group]
+    int topk = 1;        // <= kRouteMaxTopk and <= the experts of topk_group groups
+    bool norm_topk_prob = true;
+    float scaling = 1.0f;  // routed_scaling_factor
+};
+
+// Index of the largest v[i] over i in [0, n) not yet taken (lower index on ties); marks it taken.
+ECF8_HD int take_largest(const float* v, int n, bool* taken) {
+    int best = -1;
+    for (int i = 0; i < n; ++i)
+        if (!taken[i] && (best < 0 || v[i] > v[best])) best = i;
+    taken[best] = true;
+    return best;
+}
+
+// Routes one token: logits [n_experts], bias [n_experts] or null; writes topk experts and weights. Returns
+// false, writing nothing, when a logit is NaN (the callers report it).
+ECF8_HD bool route_token_sigmoid(const float* logits, const float* bias, const RouteShape& p, float* weights,
+                                 int32_t* experts) {
+    float scores[kRouteMaxExperts], choice[kRouteMaxExperts];
+    bool taken[kRouteMaxExperts];
+    for (int e = 0; e < p.n_experts; ++e) {
+        if (logits[e] != logits[e]) return false;  // NaN
+        scores[e] = static_cast<float>(1.0 / (1.0 + exp(-static_cast<double>(logits[e]))));
+        choice[e] = bias != nullptr ? scores[e] + bias[e] : scores[e];
+        taken[e] = false;
+    }
+    if (p.n_group > 1) {
+        // A group's score: its largest choice, or with the bias the sum of its two largest (topk(2)).
+        const int per_group = p.n_experts / p.n_group;
+        float group_score[kRouteMaxGroups];
+        bool group_taken[kRouteMaxGroups], keep[kRouteMaxGroups];
+        for (int g = 0; g < p.n_group; ++g) {
+            const float* c = choice + g * per_group;
+            float a = -INFINITY, b = -INFINITY;
+            for (int i = 0; i < per_group; ++i) {
+                if (c[i] > a) {
+                    b = a;
+                    a = c[i];
+                } else if (c[i] > b) {
+                    b = c[i];
+                }
+            }
+            group_score[g] = bias != nullptr ? a + b : a;
+            group_taken[g] = keep[g] = false;
+        }
+        for (int i = 0; i < p.topk_group; ++i) keep[take_largest(group_score, p.n_group, group_taken)] = true;
+        for (int g = 0; g < p.n_group; ++g)  // the other groups' experts become -inf (masked_fill_)
+            if (!keep[g])
+                for (int i = 0; i < per_group; ++i) choice[g * per_group + i] = -INFINITY;
+    }
+    double sum = 0.0;
+    for (int k = 0; k < p.topk; ++k) {
+        const int e = take_largest(choice, p.n_experts, taken);
+        experts[k] = e;
+        weights[k] = scores[e];
+        sum += weights[k];
+    }
+    const float s = static_cast<float>(sum);
+    for (int k = 0; k < p.topk; ++k) {
+        const float w = p.norm_topk_prob ? weights[k] / s : weights[k];
+        weights[k] = w * p.scaling;
+    }
+    return true;
+}
+
+}  // namespace ecf8::core

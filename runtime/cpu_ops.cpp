@@ -1,0 +1,139 @@
+// CpuOps: runtime/ops.h over kernels/cpu. Every op is the kernel call the CPU forward made before the op
+// table existed, so the CPU backend's logits are unchanged bit for bit.
+#include "runtime/cpu_ops.h"
+
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/mla_attention.h"
+#include "kernels/cpu/mlp.h"
+#include "kernels/cpu/moe_gate.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "runtime/communicator.h"
+
+namespace ecf8 {
+namespace {
+
+class CpuBlobDecoder final : public BlobDecoder {
+public:
+    bool device_memory_is_host() const override { return true; }
+    uint64_t placed_bytes(const PreparedTensor&, uint64_t stored_bytes) const override { return stored_bytes; }
+    void place(uint32_t, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes,
+               Stream*) override {
+        if (blob != target) std::memcpy(target, blob, target_bytes);
+        t.rebase(target);
+    }
+    void upload(void* dst, const void* host, size_t bytes) override {
+        if (bytes > 0) std::memcpy(dst, host, bytes);
+    }
+    void decode(const std::vector<DecodeJob>& jobs, Stream&) override {
+        for (const DecodeJob& j : jobs) {
+            if (j.tensor != nullptr)
+                decode_all(*j.tensor, j.out, nullptr);  // one thread: the decode stream's
+            else if (j.bytes > 0)
+                std::memcpy(j.out, j.src, j.bytes);
+        }
+    }
+    void queue_error_check(Stream&) override {}  // the CPU decoder throws at once
+    void throw_if_failed() override {}
+    void check_now() override {}
+};
+
+class CpuOps final : public Ops {
+public:
+    CpuOps() { cpu::cpu_blas_ensure_init(); }
+
+    void to_device(void* dst, const void* host, size_t bytes, Stream&) override { copy_bytes(dst, host, bytes); }
+    void to_host(void* host, const void* src, size_t bytes, Stream&) override { copy_bytes(host, src, bytes); }
+    void fill_zero(void* dst, size_t bytes, Stream&) override {
+        if (bytes > 0) std::memset(dst, 0, bytes);
+    }
+    void copy(void* dst, const void* src, size_t bytes, Stream&) override { copy_bytes(dst, src, bytes); }
+    void copy_rows(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst, int64_t dst_stride,
+                   Stream&) override {
+        for (int64_t r = 0; r < rows; ++r)
+            std::memcpy(dst + r * dst_stride, src + r * src_stride, cols * sizeof(float));
+    }
+
+    void embedding(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
+                   int64_t vocab_end, int64_t dim, float* out, Stream&) override {
+        cpu::embedding_bf16(tokens, n_tokens, table, vocab_begin, vocab_end, dim, out);
+    }
+    void rmsnorm(const float* x, int64_t x_stride, const uint16_t* weight, int64_t rows, int64_t dim, float eps,
+                 float* out, int64_t out_stride, Stream&) override {
+        if (x_stride == dim && out_stride == dim) return cpu::rmsnorm(x, weight, rows, dim, eps, out);
+        for (int64_t r = 0; r < rows; ++r) cpu::rmsnorm(x + r * x_stride, weight, 1, dim, eps, out + r * out_stride);
+    }
+    void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
+              const int64_t* positions, const RopeTables& t, Stream&) override {
+        cpu::apply_rope(x, n_tokens, token_stride, n_heads, head_stride, t.rope_dim, positions, t.cos, t.sin,
+                        t.max_seq_len);
+    }
+    void add(const float* a, const float* b, int64_t n, float* out, Stream&) override { cpu::add(a, b, n, out); }
+    void silu_mul(const float* gate, const float* up, int64_t n, float* out, Stream&) override {
+        cpu::silu_mul(gate, up, n, out);
+    }
+
+    void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream& stream) override {
+        if (static_cast<int64_t>(scratch_.size()) < w.rows * w.cols) scratch_.resize(w.rows * w.cols);
+        dequantize(w, scratch_.data(), stream);
+        cpu::linear_f32(x, scratch_.data(), y, n_tokens, w.cols, w.rows);
+    }
+    void dequantize(const LinearWeight& w, float* out, Stream&) override {
+        if (w.dtype == DType::F8_E4M3) {
+            cpu::dequantize_fp8_block_to_float(w.data, w.scale_inv, w.rows, w.cols, out, w.block);
+        } else {
+            ECF8_CHECK(w.dtype == DType::BF16, "linear: weight dtype " << dtype_name(w.dtype) << " is not FP8 or BF16");
+            cpu::bf16_to_float_array(reinterpret_cast<const uint16_t*>(w.data), w.rows * w.cols, out);
+        }
+    }
+    void use_fp8_gemm(bool on) override {
+        ECF8_CHECK(!on, "the FP8 GEMM needs the CUDA backend (the CPU backend multiplies in FP32)");
+    }
+
+    int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const override {
+        return cpu::mla_attention_scratch_floats(d, n_tokens, start_pos);
+    }
+    void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
+                       const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
+                       float* out, Stream&) override {
+        cpu::mla_attention(q, kv_cache, pe_cache, wkv_b, d, n_tokens, start_pos, softmax_scale, scratch, out);
+    }
+
+    void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,
+                   int32_t* experts, Stream&) override {
+        cpu::moe_route(logits, bias, n_tokens, p, weights, experts);
+    }
+    void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out, Stream&) override {
+        for (int64_t r = 0; r < n_rows; ++r) std::memcpy(out + r * dim, src + rows[r] * dim, dim * sizeof(float));
+    }
+    void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows, int64_t dim,
+                                 float* out, Stream&) override {
+        for (int64_t r = 0; r < n_rows; ++r) cpu::add_scaled(y + r * dim, scales[r], dim, out + rows[r] * dim);
+    }
+
+    std::unique_ptr<BlobDecoder> make_blob_decoder(size_t) override { return std::make_unique<CpuBlobDecoder>(); }
+
+    void all_reduce_sum(Communicator& comm, float* buf, int64_t count, Stream&) override {
+        comm.all_reduce_sum(buf, static_cast<size_t>(count), ElemType::F32);
+    }
+    void all_gather(Communicator& comm, const float* send, float* recv, int64_t count_per_rank, Stream&) override {
+        comm.all_gather(send, recv, static_cast<size_t>(count_per_rank), ElemType::F32);
+    }
+
+private:
+    static void copy_bytes(void* dst, const void* src, size_t bytes) {
+        if (bytes > 0) std::memcpy(dst, src, bytes);
+    }
+    std::vector<float> scratch_;  // a dequantized weight (one linear at a time: ops on one stream)
+};
+
+}  // namespace
+
+std::unique_ptr<Ops> make_cpu_ops() { return std::make_unique<CpuOps>(); }
+
+}  // namespace ecf8

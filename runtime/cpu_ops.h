@@ -1,0 +1,13 @@
+// CpuOps: the op table (runtime/ops.h) on the CPU backend: each op runs its kernels/cpu function at once, on
+// the calling thread (a stream's work item, or a direct Model::forward); the stream argument orders nothing.
+#pragma once
+
+#include <memory>
+
+#include "runtime/ops.h"
+
+namespace ecf8 {
+
+std::unique_ptr<Ops> make_cpu_ops();
+
+}  // namespace ecf8

@@ -1,0 +1,169 @@
+// CudaOps: runtime/ops.h over kernels/cuda, enqueued on the caller's stream. The kernels round as their CPU
+// twins (kernels/cuda/ops.cuh says where they may differ); tests/runtime/test_backend_ops.cpp states each
+// op's tolerance.
+#include "runtime/cuda_ops.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "common/error.h"
+#include "kernels/cuda/fp8_gemm.cuh"
+#include "kernels/cuda/ops.cuh"
+#include "runtime/backend.h"
+#include "runtime/communicator.h"
+
+namespace ecf8 {
+namespace {
+
+cudaStream_t native(Stream& s) { return static_cast<cudaStream_t>(s.native_handle()); }
+
+class CudaOps final : public Ops {
+public:
+    explicit CudaOps(Backend& backend) : backend_(backend) {
+        CUDA_CHECK(cudaEventCreateWithFlags(&to_collective_, cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags(&from_collective_, cudaEventDisableTiming));
+    }
+    ~CudaOps() override {
+        cudaEventDestroy(to_collective_);
+        cudaEventDestroy(from_collective_);
+    }
+
+    void to_device(void* dst, const void* host, size_t bytes, Stream& stream) override {
+        if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, native(stream)));
+    }
+    void to_host(void* host, const void* src, size_t bytes, Stream& stream) override {
+        if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, native(stream)));
+        CUDA_CHECK(cudaStreamSynchronize(native(stream)));
+    }
+    void fill_zero(void* dst, size_t bytes, Stream& stream) override {
+        if (bytes > 0) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, native(stream)));
+    }
+    void copy(void* dst, const void* src, size_t bytes, Stream& stream) override {
+        if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, native(stream)));
+    }
+    void copy_rows(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst, int64_t dst_stride,
+                   Stream& stream) override {
+        if (rows <= 0 || cols <= 0) return;
+        CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_stride * sizeof(float), src, src_stride * sizeof(float),
+                                     cols * sizeof(float), rows, cudaMemcpyDeviceToDevice, native(stream)));
+    }
+
+    void embedding(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
+                   int64_t vocab_end, int64_t dim, float* out, Stream& stream) override {
+        cuda::embedding_bf16(tokens, n_tokens, table, vocab_begin, vocab_end, dim, out, native(stream));
+    }
+    void rmsnorm(const float* x, int64_t x_stride, const uint16_t* weight, int64_t rows, int64_t dim, float eps,
+                 float* out, int64_t out_stride, Stream& stream) override {
+        if (x_stride == dim && out_stride == dim) return cuda::rmsnorm(x, weight, rows, dim, eps, out, native(stream));
+        for (int64_t r = 0; r < rows; ++r)
+            cuda::rmsnorm(x + r * x_stride, weight, 1, dim, eps, out + r * out_stride, native(stream));
+    }
+    void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
+              const int64_t* positions, const RopeTables& t, Stream& stream) override {
+        cuda::apply_rope(x, n_tokens, token_stride, n_heads, head_stride, t.rope_dim, positions, t.cos, t.sin,
+                         native(stream));
+    }
+    void add(const float* a, const float* b, int64_t n, float* out, Stream& stream) override {
+        cuda::add(a, b, n, out, native(stream));
+    }
+    void silu_mul(const float* gate, const float* up, int64_t n, float* out, Stream& stream) override {
+        cuda::silu_mul(gate, up, n, out, native(stream));
+    }
+
+    void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream& stream) override {
+        if (fp8_gemm_ && w.dtype == DType::F8_E4M3 && w.block == 128 &&
+            cuda::Fp8BlockGemm::supported(n_tokens, w.cols, w.rows)) {
+            auto* xq = grow(act_q_, n_tokens * w.cols).as<uint8_t>();
+            auto* xs = grow(act_scales_, n_tokens * (w.cols / 128) * sizeof(float)).as<float>();
+            cuda::quantize_activations_fp8(x, n_tokens, w.cols, xq, xs, native(stream));
+            fp8_gemm_->linear(xq, xs, w.data, w.scale_inv, y, n_tokens, w.cols, w.rows, native(stream));
+            return;
+        }
+        float* wf = grow(weight_, w.rows * w.cols * sizeof(float)).as<float>();
+        dequantize(w, wf, stream);
+        gemm_.linear_f32(x, wf, y, n_tokens, w.cols, w.rows, native(stream));
+    }
+    void dequantize(const LinearWeight& w, float* out, Stream& stream) override {
+        if (w.dtype == DType::F8_E4M3) {
+            cuda::dequantize_fp8_block_to_float(w.data, w.scale_inv, w.rows, w.cols, out, w.block, native(stream));
+        } else {
+            ECF8_CHECK(w.dtype == DType::BF16, "linear: weight dtype " << dtype_name(w.dtype) << " is not FP8 or BF16");
+            cuda::widen_bf16(reinterpret_cast<const uint16_t*>(w.data), w.rows * w.cols, out, native(stream));
+        }
+    }
+    void use_fp8_gemm(bool on) override { fp8_gemm_ = on ? std::make_unique<cuda::Fp8BlockGemm>() : nullptr; }
+
+    int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const override {
+        return cuda::mla_attention_scratch_floats(d, n_tokens, start_pos);
+    }
+    void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
+                       const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
+                       float* out, Stream& stream) override {
+        cuda::mla_attention(gemm_, q, kv_cache, pe_cache, wkv_b, d, n_tokens, start_pos, softmax_scale, scratch, out,
+                            native(stream));
+    }
+
+    void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,
+                   int32_t* experts, Stream& stream) override {
+        cuda::moe_route(logits, bias, n_tokens, p, weights, experts, native(stream));
+    }
+    void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out,
+                     Stream& stream) override {
+        cuda::gather_rows(src, rows, n_rows, dim, out, native(stream));
+    }
+    void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows, int64_t dim,
+                                 float* out, Stream& stream) override {
+        cuda::scatter_add_scaled_rows(y, rows, scales, n_rows, dim, out, native(stream));
+    }
+
+    std::unique_ptr<BlobDecoder> make_blob_decoder(size_t blobs) override {
+        return make_cuda_blob_decoder(backend_, blobs);
+    }
+
+    void all_reduce_sum(Communicator& comm, float* buf, int64_t count, Stream& stream) override {
+        on_collective_stream(comm, stream, [&] { comm.all_reduce_sum(buf, count, ElemType::F32); });
+    }
+    void all_gather(Communicator& comm, const float* send, float* recv, int64_t count_per_rank,
+                    Stream& stream) override {
+        on_collective_stream(comm, stream, [&] { comm.all_gather(send, recv, count_per_rank, ElemType::F32); });
+    }
+
+private:
+    // NCCL runs on the communicator's own stream: it waits for `stream`, and `stream` waits for it.
+    template <class Fn>
+    void on_collective_stream(Communicator& comm, Stream& stream, Fn&& enqueue) {
+        const auto collective = static_cast<cudaStream_t>(comm.native_stream());
+        ECF8_CHECK(collective != nullptr, "the CUDA backend needs a communicator on device buffers (NCCL)");
+        CUDA_CHECK(cudaEventRecord(to_collective_, native(stream)));
+        CUDA_CHECK(cudaStreamWaitEvent(collective, to_collective_, 0));
+        enqueue();
+        CUDA_CHECK(cudaEventRecord(from_collective_, collective));
+        CUDA_CHECK(cudaStreamWaitEvent(native(stream), from_collective_, 0));
+    }
+    // Grows a scratch buffer; freeing the old one waits for the device (as cudaFree), which happens only
+    // while the buffers first reach their working size.
+    Buffer& grow(Buffer& b, size_t bytes) {
+        if (b.size() < bytes) {
+            b.reset();
+            b = backend_.buffer(bytes, MemoryKind::Device, "gemm_scratch");
+        }
+        return b;
+    }
+
+    Backend& backend_;
+    cuda::Sgemm gemm_;
+    std::unique_ptr<cuda::Fp8BlockGemm> fp8_gemm_;  // set by use_fp8_gemm(true)
+    Buffer weight_, act_q_, act_scales_;
+    cudaEvent_t to_collective_ = nullptr, from_collective_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Ops> make_cuda_ops(Backend& backend) {
+    ECF8_CHECK(backend.kind() == BackendKind::Cuda, "make_cuda_ops needs the CUDA backend, got " << backend.name());
+    return std::make_unique<CudaOps>(backend);
+}
+
+}  // namespace ecf8

@@ -1,0 +1,152 @@
+// Ops: the DeepSeek-V3 forward's ops as one table per backend, in the spirit of ggml's ggml_backend_i. The
+// forward (runtime/model.h) is written once against it; CpuOps (runtime/cpu_ops.cpp) runs the kernels/cpu
+// loops and CudaOps (runtime/cuda_ops.cpp) enqueues their kernels/cuda twins. Each backend owns its table
+// (Backend::ops()).
+//
+// The contract, shared by every implementation:
+//   - Pointers are the backend's MemoryKind::Device memory (plain host memory on the CPU backend), except
+//     where an argument says "host".
+//   - Every op runs in stream order on `stream`: CpuOps does the work now (its caller is that stream's work
+//     item, or the host thread of a direct Model::forward), CudaOps enqueues it on the stream's cudaStream_t
+//     and returns. Only to_host() waits.
+//   - Each op rounds as its kernels/cpu twin: the CUDA side is compared with the CPU side by
+//     tests/runtime/test_backend_ops.cpp, with a stated tolerance per op.
+//
+// Adding an op: declare it here, implement it in cpu_ops.cpp (calling kernels/cpu) and cuda_ops.cpp (calling
+// kernels/cuda), and add a case to test_backend_ops.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "codec/decoder.h"
+#include "codec/dtype.h"
+#include "kernels/cpu/mla_attention.h"
+#include "kernels/cpu/moe_gate.h"
+
+namespace ecf8 {
+
+class Communicator;
+class Stream;
+
+// A weight matrix [rows, cols] in backend memory, FP8 e4m3 with its block scales or BF16.
+struct LinearWeight {
+    const uint8_t* data = nullptr;
+    DType dtype = DType::BF16;         // F8_E4M3 or BF16
+    int64_t rows = 0, cols = 0;        // out_features, in_features
+    const float* scale_inv = nullptr;  // FP8: [ceil(rows / block), ceil(cols / block)]
+    int64_t block = 128;               // FP8 scale block (weight_block_size)
+};
+
+// The rotary tables in backend memory: cos and sin, [max_seq_len, pairs] each (cpu::RopeTable's rows).
+struct RopeTables {
+    const float* cos = nullptr;
+    const float* sin = nullptr;
+    int64_t max_seq_len = 0;
+    int64_t rope_dim = 0;
+};
+
+// One tensor for BlobDecoder::decode: an ECF8 blob placed by BlobDecoder::place, or (tensor null) a raw copy.
+struct DecodeJob {
+    uint32_t blob = 0;                       // the placed blob's id
+    const PreparedTensor* tensor = nullptr;  // the blob, parsed; null: copy `bytes` bytes from src
+    const uint8_t* src = nullptr;            // raw copy source (backend memory)
+    uint64_t bytes = 0;                      // decoded bytes
+    uint8_t* out = nullptr;                  // backend memory
+};
+
+// The ECF8 decoder of a backend, for one WeightStore: blobs are placed in backend memory in the form the
+// backend decodes from (CPU: as stored; CUDA: a device layout with its decode tables), then decoded in
+// batches. Made by Ops::make_blob_decoder.
+class BlobDecoder {
+public:
+    virtual ~BlobDecoder() = default;
+    // True when the backend's Device memory is host memory (the CPU): loaders may write into it directly.
+    virtual bool device_memory_is_host() const = 0;
+    // Bytes the placed form of t takes (t's blob is stored_bytes long).
+    virtual uint64_t placed_bytes(const PreparedTensor& t, uint64_t stored_bytes) const = 0;
+    // Places blob `id` (t's stored bytes at `blob`, host-visible memory) at target (placed_bytes of backend
+    // memory), and points the decoder's view of it there: in `stream` order, or at once when stream is null.
+    virtual void place(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes,
+                       Stream* stream) = 0;
+    // Copies host bytes into backend memory at once (load time).
+    virtual void upload(void* dst, const void* host, size_t bytes) = 0;
+    // Decodes every job in `stream` order (CUDA: in one launch). A corrupt chunk throws at once on the CPU;
+    // on CUDA it sets the decoder's error flag, which the three calls below read.
+    virtual void decode(const std::vector<DecodeJob>& jobs, Stream& stream) = 0;
+    // Enqueues on `stream` a read-back of the error flag and its reset; throw_if_failed, called once the host
+    // has synchronized with that work, throws when the flag was set. check_now waits for the device itself.
+    virtual void queue_error_check(Stream& stream) = 0;
+    virtual void throw_if_failed() = 0;
+    virtual void check_now() = 0;
+};
+
+class Ops {
+public:
+    virtual ~Ops() = default;
+
+    // Copies between host memory and backend memory. to_device may read `host` until it returns only (CUDA
+    // stages pageable memory before returning). to_host waits until the stream has produced the bytes: on
+    // CUDA it synchronizes the stream (the one host stop of an MoE layer's routing and of the logits).
+    virtual void to_device(void* dst, const void* host, size_t bytes, Stream& stream) = 0;
+    virtual void to_host(void* host, const void* src, size_t bytes, Stream& stream) = 0;
+    virtual void fill_zero(void* dst, size_t bytes, Stream& stream) = 0;
+    // Copies bytes between any memory of the backend (Device, PinnedHost, Host).
+    virtual void copy(void* dst, const void* src, size_t bytes, Stream& stream) = 0;
+    // Rows of `cols` floats from src (row stride src_stride) to dst (row stride dst_stride).
+    virtual void copy_rows(const float* src, int64_t src_stride, int64_t rows, int64_t cols, float* dst,
+                           int64_t dst_stride, Stream& stream) = 0;
+
+    // Vocab-parallel embedding: rows of tokens outside [vocab_begin, vocab_end) are zero. Token ids and
+    // positions live in backend memory, so the caller checks them on the host (plan_forward_step): the CPU
+    // ops throw on a bad one, the CUDA kernels do not look.
+    virtual void embedding(const int32_t* tokens, int64_t n_tokens, const uint16_t* table, int64_t vocab_begin,
+                           int64_t vocab_end, int64_t dim, float* out, Stream& stream) = 0;
+    // RMSNorm of `rows` rows of dim floats with a BF16 weight; row r at x + r * x_stride, out + r * out_stride.
+    virtual void rmsnorm(const float* x, int64_t x_stride, const uint16_t* weight, int64_t rows, int64_t dim, float eps,
+                         float* out, int64_t out_stride, Stream& stream) = 0;
+    // Rotates the rope part of n_heads heads of n_tokens tokens in place (cpu::apply_rope).
+    virtual void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
+                      const int64_t* positions, const RopeTables& tables, Stream& stream) = 0;
+    virtual void add(const float* a, const float* b, int64_t n, float* out, Stream& stream) = 0;
+    virtual void silu_mul(const float* gate, const float* up, int64_t n, float* out, Stream& stream) = 0;
+
+    // y[T, rows] = x[T, cols] . W^T. FP8 weights: dequantized with their block scales and multiplied in FP32,
+    // or (CUDA, use_fp8_gemm) cuBLASLt's block-scaled FP8 GEMM where it applies.
+    virtual void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream& stream) = 0;
+    // W as float [rows, cols] in out.
+    virtual void dequantize(const LinearWeight& w, float* out, Stream& stream) = 0;
+    // The CPU backend multiplies in FP32 only, and refuses on.
+    virtual void use_fp8_gemm(bool on) = 0;
+
+    // Absorbed MLA attention of n_tokens new tokens of one sequence over its latent cache.
+    virtual int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const = 0;
+    virtual void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
+                               const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale,
+                               float* scratch, float* out, Stream& stream) = 0;
+
+    // MoE routing: sigmoid scores, group-limited top-k with the correction bias (may be null); weights and
+    // experts [n_tokens, topk].
+    virtual void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p,
+                           float* weights, int32_t* experts, Stream& stream) = 0;
+    // out[r] = src[rows[r]] and out[rows[r]] += scales[r] * y[r] (rows distinct), rows of dim floats.
+    virtual void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out,
+                             Stream& stream) = 0;
+    virtual void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows,
+                                         int64_t dim, float* out, Stream& stream) = 0;
+
+    // A decoder for one WeightStore's blobs, with room for `blobs` placed blobs (ids 0 .. blobs - 1).
+    virtual std::unique_ptr<BlobDecoder> make_blob_decoder(size_t blobs) = 0;
+
+    // Collectives on backend memory, ordered with `stream` (CUDA: through the communicator's own stream).
+    virtual void all_reduce_sum(Communicator& comm, float* buf, int64_t count, Stream& stream) = 0;
+    virtual void all_gather(Communicator& comm, const float* send, float* recv, int64_t count_per_rank,
+                            Stream& stream) = 0;
+
+protected:
+    Ops() = default;
+};
+
+}  // namespace ecf8
