@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bins=(tests/kernels/test_ecf8_decode_gpu tests/kernels/test_kernels_cuda tests/kernels/test_fp8_gemm_cuda
       bench/fp8_gemm_bench tests/runtime/test_cuda_backend
-      tests/runtime/test_weight_store_gpu tests/runtime/test_cuda_forward tests/runtime/test_nccl_communicator bench/gpu_decode
+      tests/runtime/test_weight_store_gpu tests/runtime/test_cuda_forward tests/runtime/test_nccl_communicator
+      tests/runtime/test_backend_ops bench/gpu_decode
       bench/weight_store_bench launcher/ecf8)
 rm -rf devkit && mkdir -p devkit/bin devkit/lib
 for b in "${bins[@]}"; do

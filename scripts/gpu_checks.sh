@@ -25,7 +25,7 @@ export LD_LIBRARY_PATH="$PWD/devkit/lib:/usr/local/cuda/lib64:${wheel_libs}:${LD
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1 && head -15 "$out/nvidia-smi.txt"
 failed=0
 for t in test_ecf8_decode_gpu test_kernels_cuda test_fp8_gemm_cuda test_cuda_backend test_weight_store_gpu \
-    test_cuda_forward test_nccl_communicator; do
+    test_cuda_forward test_nccl_communicator test_backend_ops; do
     [ -x "devkit/bin/$t" ] || continue
     if devkit/bin/$t --gtest_color=no >"$out/$t.log" 2>&1; then
         echo "ok   $t: $(grep -E '^\[  PASSED  \]|SKIPPED \]' "$out/$t.log" | head -1)"
