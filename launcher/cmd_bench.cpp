@@ -119,6 +119,64 @@ void zstd_decompress(const ZstdCoded& z, std::vector<uint8_t>& back) {
 
 }  // namespace
 
+// What `ecf8 bench decode` measured, for the JSON and the text report.
+struct DecodeBench {
+    std::string path;
+    size_t tensors = 0;
+    uint64_t raw_bytes = 0;
+    int repeat = 0, threads = 1;
+    double ratio = 0, enc1 = 0, dec1 = 0, decn = 0;
+    Spread scaling;
+    bool measure_ceiling = false;
+    std::vector<double> ceilings;  // per round, when measured
+    ZstdCoded z3, z19;
+};
+
+void print_bench_json(const DecodeBench& b) {
+    nlohmann::json j = {{"file", b.path},
+                        {"raw_bytes", b.raw_bytes},
+                        {"repeat", b.repeat},
+                        {"ecf8",
+                         {{"ratio", b.ratio},
+                          {"decode_gbs_1thread", b.dec1},
+                          {"decode_gbs_nthreads", b.decn},
+                          {"threads", b.threads},
+                          {"scaling_per_round", to_json(b.scaling)},
+                          {"ceiling_per_round", b.measure_ceiling ? to_json(spread_of(b.ceilings)) : nlohmann::json()},
+                          {"encode_gbs_1thread", b.enc1}}},
+                        {"zstd", nlohmann::json::array()}};
+    for (const ZstdCoded* z : {&b.z3, &b.z19})
+        j["zstd"].push_back({{"level", z->level},
+                             {"ratio", z->ratio},
+                             {"compress_gbs", z->compress_gbs},
+                             {"decompress_gbs_1thread", z->decompress_gbs}});
+    std::printf("%s\n", j.dump(2).c_str());
+}
+
+void print_bench_text(const DecodeBench& b) {
+    const double gb = static_cast<double>(b.raw_bytes) / 1e9;
+    std::printf("%s: %zu coded tensors, %.1f MB raw, median of %d runs\n", b.path.c_str(), b.tensors, gb * 1e3,
+                b.repeat);
+    std::printf("%-10s %8s %14s %16s %16s\n", "codec", "ratio", "encode GB/s", "decode GB/s(1t)", "decode GB/s(Nt)");
+    std::printf("%-10s %8.4f %14.3f %16.3f %12.3f (%dt)\n", "ecf8", b.ratio, b.enc1, b.dec1, b.decn, b.threads);
+    for (const ZstdCoded* z : {&b.z3, &b.z19})
+        std::printf("zstd -%-3d %8.4f %14.3f %16.3f %16s\n", z->level, z->ratio, z->compress_gbs, z->decompress_gbs,
+                    "-");
+    std::printf("ecf8 is %.2f%% smaller than zstd -19; decode %.2fx zstd -d (1 thread)\n",
+                100.0 * (1.0 - b.ratio / b.z19.ratio), b.dec1 / b.z19.decompress_gbs);
+    if (b.threads == 1) return;
+    std::printf("%d threads / 1 thread: %.2fx; round by round: median %.2fx, range %.2f-%.2fx\n", b.threads,
+                b.decn / b.dec1, b.scaling.median, b.scaling.min, b.scaling.max);
+    if (b.measure_ceiling) {
+        const Spread c = spread_of(b.ceilings);
+        std::printf("%d independent 1-thread decodes / 1 (this machine's ceiling): median %.2fx, range %.2f-%.2fx\n",
+                    b.threads, c.median, c.min, c.max);
+    } else {
+        std::printf("machine ceiling not measured: %d copies of the output would exceed %.0f GiB\n", b.threads - 1,
+                    static_cast<double>(kCeilingExtraBytes) / (1 << 30));
+    }
+}
+
 int cmd_bench(const CommandArgs& argv) {
     Args args(argv, {"threads", "repeat"}, {"json"}, "bench");
     args.expect_positional(2, "ecf8 bench decode FILE [--threads N] [--repeat R] [--json]");
@@ -167,15 +225,22 @@ int cmd_bench(const CommandArgs& argv) {
         off += w.raw[i].size();
     }
     const double gb = static_cast<double>(w.raw_bytes) / 1e9;
-    double enc1 =
-        gb / median_seconds(3, [&] {
-            for (size_t i = 0; i < w.raw.size(); ++i)
-                encode_tensor(prepared[i].dtype(), w.raw[i].data(), prepared[i].numel(), EncodeOptions{}, nullptr);
-        });
+    DecodeBench b;
+    b.path = path;
+    b.tensors = w.names.size();
+    b.raw_bytes = w.raw_bytes;
+    b.repeat = repeat;
+    b.threads = threads;
+    b.measure_ceiling = measure_ceiling;
+    b.enc1 = gb / median_seconds(3, [&] {
+                 for (size_t i = 0; i < w.raw.size(); ++i)
+                     encode_tensor(prepared[i].dtype(), w.raw[i].data(), prepared[i].numel(), EncodeOptions{}, nullptr);
+             });
     std::vector<uint8_t> all;
     all.reserve(w.raw_bytes);
     for (const auto& r : w.raw) all.insert(all.end(), r.begin(), r.end());
-    ZstdCoded z3 = zstd_compress(all, 3), z19 = zstd_compress(all, 19);
+    b.z3 = zstd_compress(all, 3);
+    b.z19 = zstd_compress(all, 19);
     std::vector<uint8_t> back(all.size());
     // Decoders take turns within each round, so a noisy machine slows all of them alike and the ratios
     // between them stay meaningful.
@@ -184,64 +249,28 @@ int cmd_bench(const CommandArgs& argv) {
         t1.push_back(seconds_of([&] { decode_everything(&single); }));
         tn.push_back(seconds_of([&] { decode_everything(&pool); }));
         if (measure_ceiling) tc.push_back(seconds_of(decode_independently));
-        t3.push_back(seconds_of([&] { zstd_decompress(z3, back); }));
-        t19.push_back(seconds_of([&] { zstd_decompress(z19, back); }));
+        t3.push_back(seconds_of([&] { zstd_decompress(b.z3, back); }));
+        t19.push_back(seconds_of([&] { zstd_decompress(b.z19, back); }));
     }
     ECF8_CHECK(back == all, "zstd round trip differs");
     for (const auto& c : copies) ECF8_CHECK(c == out, "concurrent decodes of one batch differ");
-    const double dec1 = gb / median(t1), decn = gb / median(tn);
+    b.dec1 = gb / median(t1);
+    b.decn = gb / median(tn);
     // Each round's own N-thread speed-up and ceiling: their spread shows how steady the machine was.
-    std::vector<double> speedups, ceilings;
+    std::vector<double> speedups;
     for (int r = 0; r < repeat; ++r) {
         speedups.push_back(t1[r] / tn[r]);
-        if (measure_ceiling) ceilings.push_back(threads * t1[r] / tc[r]);
+        if (measure_ceiling) b.ceilings.push_back(threads * t1[r] / tc[r]);
     }
-    const Spread scaling = spread_of(speedups);
-    z3.decompress_gbs = gb / median(t3);
-    z19.decompress_gbs = gb / median(t19);
-    double ratio = static_cast<double>(w.blob_bytes) / static_cast<double>(w.raw_bytes);
+    b.scaling = spread_of(speedups);
+    b.z3.decompress_gbs = gb / median(t3);
+    b.z19.decompress_gbs = gb / median(t19);
+    b.ratio = static_cast<double>(w.blob_bytes) / static_cast<double>(w.raw_bytes);
 
-    if (args.has("json")) {
-        nlohmann::json j = {{"file", path},
-                            {"raw_bytes", w.raw_bytes},
-                            {"repeat", repeat},
-                            {"ecf8",
-                             {{"ratio", ratio},
-                              {"decode_gbs_1thread", dec1},
-                              {"decode_gbs_nthreads", decn},
-                              {"threads", threads},
-                              {"scaling_per_round", to_json(scaling)},
-                              {"ceiling_per_round", measure_ceiling ? to_json(spread_of(ceilings)) : nlohmann::json()},
-                              {"encode_gbs_1thread", enc1}}},
-                            {"zstd", nlohmann::json::array()}};
-        for (const ZstdCoded* z : {&z3, &z19})
-            j["zstd"].push_back({{"level", z->level},
-                                 {"ratio", z->ratio},
-                                 {"compress_gbs", z->compress_gbs},
-                                 {"decompress_gbs_1thread", z->decompress_gbs}});
-        std::printf("%s\n", j.dump(2).c_str());
-        return 0;
-    }
-    std::printf("%s: %zu coded tensors, %.1f MB raw, median of %d runs\n", path.c_str(), w.names.size(), gb * 1e3,
-                repeat);
-    std::printf("%-10s %8s %14s %16s %16s\n", "codec", "ratio", "encode GB/s", "decode GB/s(1t)", "decode GB/s(Nt)");
-    std::printf("%-10s %8.4f %14.3f %16.3f %12.3f (%dt)\n", "ecf8", ratio, enc1, dec1, decn, threads);
-    for (const ZstdCoded* z : {&z3, &z19})
-        std::printf("zstd -%-3d %8.4f %14.3f %16.3f %16s\n", z->level, z->ratio, z->compress_gbs, z->decompress_gbs,
-                    "-");
-    std::printf("ecf8 is %.2f%% smaller than zstd -19; decode %.2fx zstd -d (1 thread)\n",
-                100.0 * (1.0 - ratio / z19.ratio), dec1 / z19.decompress_gbs);
-    if (threads == 1) return 0;
-    std::printf("%d threads / 1 thread: %.2fx; round by round: median %.2fx, range %.2f-%.2fx\n", threads, decn / dec1,
-                scaling.median, scaling.min, scaling.max);
-    if (measure_ceiling) {
-        const Spread c = spread_of(ceilings);
-        std::printf("%d independent 1-thread decodes / 1 (this machine's ceiling): median %.2fx, range %.2f-%.2fx\n",
-                    threads, c.median, c.min, c.max);
-    } else {
-        std::printf("machine ceiling not measured: %d copies of the output would exceed %.0f GiB\n", threads - 1,
-                    static_cast<double>(kCeilingExtraBytes) / (1 << 30));
-    }
+    if (args.has("json"))
+        print_bench_json(b);
+    else
+        print_bench_text(b);
     return 0;
 }
 

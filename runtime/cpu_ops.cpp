@@ -30,8 +30,8 @@ public:
     void upload(void* dst, const void* host, size_t bytes) override {
         if (bytes > 0) std::memcpy(dst, host, bytes);
     }
-    void decode(const std::vector<DecodeJob>& jobs, Stream&) override {
-        for (const DecodeJob& j : jobs) {
+    void decode(const std::vector<BlobJob>& jobs, Stream&) override {
+        for (const BlobJob& j : jobs) {
             if (j.tensor != nullptr)
                 decode_all(*j.tensor, j.out, nullptr);  // one thread: the decode stream's
             else if (j.bytes > 0)

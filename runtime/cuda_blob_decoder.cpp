@@ -48,9 +48,9 @@ public:
         if (bytes > 0) CUDA_CHECK(cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice));
     }
 
-    void decode(const std::vector<DecodeJob>& jobs, Stream& stream) override {
+    void decode(const std::vector<BlobJob>& jobs, Stream& stream) override {
         std::vector<DecodeTask> tasks;  // raw copies ride along as raw blobs
-        for (const DecodeJob& j : jobs) {
+        for (const BlobJob& j : jobs) {
             DeviceBlob blob{};
             if (j.tensor != nullptr) {
                 ECF8_CHECK(j.blob < blobs_.size(), "blob id " << j.blob << " was never placed");

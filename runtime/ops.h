@@ -49,7 +49,7 @@ struct RopeTables {
 };
 
 // One tensor for BlobDecoder::decode: an ECF8 blob placed by BlobDecoder::place, or (tensor null) a raw copy.
-struct DecodeJob {
+struct BlobJob {
     uint32_t blob = 0;                       // the placed blob's id
     const PreparedTensor* tensor = nullptr;  // the blob, parsed; null: copy `bytes` bytes from src
     const uint8_t* src = nullptr;            // raw copy source (backend memory)
@@ -75,7 +75,7 @@ public:
     virtual void upload(void* dst, const void* host, size_t bytes) = 0;
     // Decodes every job in `stream` order (CUDA: in one launch). A corrupt chunk throws at once on the CPU;
     // on CUDA it sets the decoder's error flag, which the three calls below read.
-    virtual void decode(const std::vector<DecodeJob>& jobs, Stream& stream) = 0;
+    virtual void decode(const std::vector<BlobJob>& jobs, Stream& stream) = 0;
     // Enqueues on `stream` a read-back of the error flag and its reset; throw_if_failed, called once the host
     // has synchronized with that work, throws when the flag was set. check_now waits for the device itself.
     virtual void queue_error_check(Stream& stream) = 0;

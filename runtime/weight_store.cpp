@@ -57,33 +57,38 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     ECF8_CHECK(rank >= 0 && rank < manifest.world_size(),
                manifest.dir << ": rank " << rank << " is outside the shards' world of " << manifest.world_size());
     const CompressedFile file = manifest.open_rank(rank);
-    const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
     std::unique_ptr<WeightStore> store(new WeightStore(backend, mode, manifest.ranks[rank].tensors.size()));
-    WeightStore& s = *store;
-    BlobDecoder& decoder = *s.decoder_;
-    s.layers_.resize(manifest.model.num_hidden_layers);
+    store->layers_.resize(manifest.model.num_hidden_layers);
+    const std::vector<uint64_t> tier_offset = store->lay_out(manifest, rank, file);
+    store->fill(manifest, rank, file, tier_offset, pool);
+    return store;
+}
 
-    // Pass 1: verify and parse every blob; where each tensor lives in its tier, its slot and its staging area.
+// Pass 1: verify and parse every blob; where each tensor lives in its tier, its slot and its staging area;
+// the tiers, slots and staging allocated. Returns each tensor's offset in its tier, in manifest order.
+std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int rank, const CompressedFile& file) {
+    const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
+    BlobDecoder& decoder = *decoder_;
     uint64_t device = 0, host = 0, resident = 0;
-    std::vector<uint64_t> dense(s.layers_.size()), expert(s.layers_.size());
-    std::vector<uint64_t> dense_staging(s.layers_.size()), expert_staging(s.layers_.size());
+    std::vector<uint64_t> dense(layers_.size()), expert(layers_.size());
+    std::vector<uint64_t> dense_staging(layers_.size()), expert_staging(layers_.size());
     std::vector<uint64_t> tier_offset;  // per tensor, in manifest order
     for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
         const TensorRecord& rec = file.record(t.name);
-        Entry& e = s.tensors_[t.name];
+        Entry& e = tensors_[t.name];
         e.meta = t;
         e.index = tier_offset.size();
-        s.sizes_.raw_bytes += rec.raw_bytes();
+        sizes_.raw_bytes += rec.raw_bytes();
         if (t.layer < 0) {
             tier_offset.push_back(resident);
             resident += aligned(rec.raw_bytes());
             continue;
         }
-        ECF8_CHECK(t.layer < static_cast<int>(s.layers_.size()), path << ": tensor " << t.name << " names layer "
-                                                                      << t.layer << " of a " << s.layers_.size()
-                                                                      << "-layer model");
+        ECF8_CHECK(t.layer < static_cast<int>(layers_.size()), path << ": tensor " << t.name << " names layer "
+                                                                    << t.layer << " of a " << layers_.size()
+                                                                    << "-layer model");
         const bool on_host = t.tier == Tier::Host;
-        if (mode != WeightMode::Ecf8) {
+        if (mode_ != WeightMode::Ecf8) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
             // Header, codebooks and chunk offsets only: the blob is read, and its checksum checked, once, in
@@ -97,11 +102,11 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         uint64_t& tier = on_host ? host : device;
         tier_offset.push_back(tier);
         tier += aligned(e.stored_bytes);
-        Layer& layer = s.layers_[t.layer];
+        Layer& layer = layers_[t.layer];
         const bool is_expert = t.expert >= 0;
         uint64_t& slot = is_expert ? expert[t.layer] : dense[t.layer];
         e.slot_offset = slot;
-        if (mode != WeightMode::Raw) slot += aligned(rec.raw_bytes());  // Raw: used where it is stored
+        if (mode_ != WeightMode::Raw) slot += aligned(rec.raw_bytes());  // Raw: used where it is stored
         if (on_host) {
             uint64_t& staging = is_expert ? expert_staging[t.layer] : dense_staging[t.layer];
             e.staging_offset = staging;
@@ -115,45 +120,51 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
             layer.dense_host |= on_host;
         }
     }
-    for (size_t l = 0; l < s.layers_.size(); ++l) {
-        s.dense_area_ = std::max(s.dense_area_, dense[l]);
-        s.expert_area_ = std::max(s.expert_area_, expert[l]);
-        s.dense_staging_area_ = std::max(s.dense_staging_area_, dense_staging[l]);
-        s.expert_staging_area_ = std::max(s.expert_staging_area_, expert_staging[l]);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+        dense_area_ = std::max(dense_area_, dense[l]);
+        expert_area_ = std::max(expert_area_, expert[l]);
+        dense_staging_area_ = std::max(dense_staging_area_, dense_staging[l]);
+        expert_staging_area_ = std::max(expert_staging_area_, expert_staging[l]);
     }
-    s.device_tier_ = backend.buffer(device, MemoryKind::Device, "weights");
-    s.host_tier_ = backend.buffer(host, MemoryKind::PinnedHost, "weights_host_tier");
-    s.resident_ = backend.buffer(resident, MemoryKind::Device, "weights_resident");
-    s.slots_ = backend.buffer(kDecodeSlots * s.dense_area_ + s.expert_area_, MemoryKind::Device, "decode_slots");
-    s.staging_ =
-        backend.buffer(kDecodeSlots * s.dense_staging_area_ + s.expert_staging_area_, MemoryKind::Device, "staging");
-    s.sizes_.device_bytes = device;
-    s.sizes_.host_bytes = host;
-    s.sizes_.resident_bytes = resident;
-    s.sizes_.slot_bytes = s.slots_.size();
-    s.sizes_.staging_bytes = s.staging_.size();
+    device_tier_ = backend_.buffer(device, MemoryKind::Device, "weights");
+    host_tier_ = backend_.buffer(host, MemoryKind::PinnedHost, "weights_host_tier");
+    resident_ = backend_.buffer(resident, MemoryKind::Device, "weights_resident");
+    slots_ = backend_.buffer(kDecodeSlots * dense_area_ + expert_area_, MemoryKind::Device, "decode_slots");
+    staging_ =
+        backend_.buffer(kDecodeSlots * dense_staging_area_ + expert_staging_area_, MemoryKind::Device, "staging");
+    sizes_.device_bytes = device;
+    sizes_.host_bytes = host;
+    sizes_.resident_bytes = resident;
+    sizes_.slot_bytes = slots_.size();
+    sizes_.staging_bytes = staging_.size();
 
-    // Pass 2: fill the tiers, one tensor at a time, releasing its file pages after. Decoding at load
-    // (resident tensors, raw modes) checks both checksums; a stored blob is checked as it was copied.
+    return tier_offset;
+}
+
+// Pass 2: fill the tiers, one tensor at a time, releasing its file pages after. Decoding at load (resident
+// tensors, raw modes) checks both checksums; a stored blob is checked as it was copied.
+void WeightStore::fill(const ShardManifest& manifest, int rank, const CompressedFile& file,
+                       const std::vector<uint64_t>& tier_offset, ThreadPool* pool) {
+    BlobDecoder& decoder = *decoder_;
     ProgressBar bar("load rank " + std::to_string(rank), manifest.ranks[rank].file_bytes, "B",
                     rank == 0 && ProgressBar::enabled_for_stderr());
     std::vector<uint8_t> host_copy;  // decoded bytes on their way to device memory (CUDA)
     const bool host_visible = decoder.device_memory_is_host();
     for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
-        Entry& e = s.tensors_.at(t.name);
+        Entry& e = tensors_.at(t.name);
         const TensorRecord& rec = file.record(t.name);
         const TensorInfo& info = file.file().get(t.name);
         const uint64_t offset = tier_offset[e.index];
         const bool on_host = t.tier == Tier::Host;
         uint8_t* target = nullptr;
         if (t.layer < 0) {
-            target = s.resident_.as<uint8_t>() + offset;
+            target = resident_.as<uint8_t>() + offset;
             e.resident = target;
         } else {
-            target = (on_host ? s.host_tier_ : s.device_tier_).as<uint8_t>() + offset;
+            target = (on_host ? host_tier_ : device_tier_).as<uint8_t>() + offset;
             e.stored = target;
         }
-        const bool decode_now = t.layer < 0 || mode != WeightMode::Ecf8;
+        const bool decode_now = t.layer < 0 || mode_ != WeightMode::Ecf8;
         if (decode_now && (host_visible || (t.layer >= 0 && on_host))) {
             file.decode(rec, target, pool);  // host-visible memory
         } else if (decode_now) {
@@ -165,7 +176,7 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
             std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
             file.check_stored(rec, target);
             decoder.place(static_cast<uint32_t>(e.index), *e.prepared, target,
-                          s.staging_base(t.layer, t.expert >= 0) + e.staging_offset, e.staging_bytes, nullptr);
+                          staging_base(t.layer, t.expert >= 0) + e.staging_offset, e.staging_bytes, nullptr);
         } else {
             const uint8_t* blob = file.file().tensor_data(info);
             file.check_stored(rec, blob);  // the placed copy is made from these mapped bytes
@@ -175,7 +186,6 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         bar.advance(info.nbytes());
     }
     bar.finish();
-    return store;
 }
 
 // Layer tensors alternate between kDecodeSlots dense areas; all layers share one expert area (and one
@@ -224,11 +234,11 @@ void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, 
     ScopedTimer timer(decode_ns_);
     uint8_t* slot = slot_base(layer, expert_area);
     const uint8_t* staging = staging_base(layer, expert_area);
-    std::vector<DecodeJob> jobs;  // CUDA: all of them in one launch; RawCopy's copies ride along
+    std::vector<BlobJob> jobs;  // CUDA: all of them in one launch; RawCopy's copies ride along
     for (const Entry* e : entries) {
         const uint64_t bytes = e->prepared ? e->prepared->decoded_bytes() : e->stored_bytes;
         const uint8_t* stored = e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored;
-        DecodeJob job;
+        BlobJob job;
         job.blob = static_cast<uint32_t>(e->index);
         job.tensor = mode_ == WeightMode::Ecf8 ? &*e->prepared : nullptr;
         job.src = stored;

@@ -111,6 +111,10 @@ private:
     };
 
     WeightStore(Backend& backend, WeightMode mode, size_t tensors);
+    // load()'s two passes over the rank file.
+    std::vector<uint64_t> lay_out(const ShardManifest& manifest, int rank, const CompressedFile& file);
+    void fill(const ShardManifest& manifest, int rank, const CompressedFile& file,
+              const std::vector<uint64_t>& tier_offset, ThreadPool* pool);
     uint8_t* slot_base(int layer, bool expert_area) const;
     uint8_t* staging_base(int layer, bool expert_area) const;
     void copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream);

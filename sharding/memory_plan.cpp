@@ -141,55 +141,45 @@ CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_samp
 // ---------------------------------------------------------------------------------------------------
 // One rank
 
-RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
-                     const DeployConfig& deploy, std::vector<Tier>* tiers_out) {
-    const RankShard& shard = plan.ranks.at(rank);
-    const std::vector<ShardTensor>& ts = shard.tensors;
-    ECF8_CHECK(bytes.size() == ts.size(), "plan_rank: " << bytes.size() << " sizes for " << ts.size() << " tensors");
-    const ModelConfig& m = plan.model;
-    const KvCacheConfig& kv = deploy.kv_cache;
-    WorldConfig w = plan.world;
-    w.rank = rank;
+namespace {
 
-    RankMemory rm;
-    rm.rank = rank;
-    // Decoded bytes per group (non-routed) and per (layer, expert); the local expert count per layer.
-    std::map<int, uint64_t> group_decoded;
-    std::map<std::pair<int, int>, uint64_t> expert_decoded;
+// A rank's weight bytes and parameters (into rm) and the decode slots it needs (the largest group of a layer
+// twice, plus the largest set of picked experts one step can route to).
+uint64_t weights_and_decode_scratch(const ShardPlan& plan, const std::vector<ShardTensor>& ts,
+                                    const std::vector<uint64_t>& bytes, WeightFormat format, const KvCacheConfig& kv,
+                                    RankMemory* rm) {
+    std::map<int, uint64_t> group_decoded;                   // decoded bytes per group (non-routed)
+    std::map<std::pair<int, int>, uint64_t> expert_decoded;  // per (layer, expert)
     for (size_t i = 0; i < ts.size(); ++i) {
         const TensorSpec& s = *ts[i].spec;
-        if (s.role != TensorRole::BlockScale) rm.params += static_cast<uint64_t>(ts[i].numel());
+        if (s.role != TensorRole::BlockScale) rm->params += static_cast<uint64_t>(ts[i].numel());
         // The runtime decodes the model-level tensors (embedding, final norm, lm_head) once at load.
-        rm.weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
+        rm->weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
         if (s.expert >= 0)
             expert_decoded[{s.layer, s.expert}] += ts[i].raw_bytes();
         else if (group_of(s) != kNoGroup)
             group_decoded[group_of(s)] += ts[i].raw_bytes();
     }
-    uint64_t decode_scratch = 0;
-    if (format == WeightFormat::Ecf8) {
-        uint64_t max_group = 0;
-        for (const auto& [g, b] : group_decoded) max_group = std::max(max_group, b);
-        std::map<int, std::pair<uint64_t, uint64_t>> experts_per_layer;  // layer -> (count, max bytes)
-        for (const auto& [key, b] : expert_decoded) {
-            auto& [count, largest] = experts_per_layer[key.first];
-            ++count;
-            largest = std::max(largest, b);
-        }
-        const uint64_t picks = static_cast<uint64_t>(step_tokens(kv)) * static_cast<uint64_t>(m.num_experts_per_tok);
-        uint64_t max_experts = 0;
-        for (const auto& [layer, cl] : experts_per_layer)
-            max_experts = std::max(max_experts, std::min(cl.first, picks) * cl.second);
-        decode_scratch = kDecodeSlots * max_group + max_experts;
+    if (format != WeightFormat::Ecf8) return 0;
+    uint64_t max_group = 0;
+    for (const auto& [g, b] : group_decoded) max_group = std::max(max_group, b);
+    std::map<int, std::pair<uint64_t, uint64_t>> experts_per_layer;  // layer -> (count, max bytes)
+    for (const auto& [key, b] : expert_decoded) {
+        auto& [count, largest] = experts_per_layer[key.first];
+        ++count;
+        largest = std::max(largest, b);
     }
-    rm.workspace_bytes = workspace_bytes(m, w, kv);
-    const uint64_t kv_token = kv_bytes_per_token(m, kv);
-    const double budget = deploy.gpu_budget_bytes();
-    const double host_budget = deploy.host_budget_bytes();
-    const double min_kv = double(kv.min_tokens()) * double(kv_token);
+    const uint64_t picks =
+        static_cast<uint64_t>(step_tokens(kv)) * static_cast<uint64_t>(plan.model.num_experts_per_tok);
+    uint64_t max_experts = 0;
+    for (const auto& [layer, cl] : experts_per_layer)
+        max_experts = std::max(max_experts, std::min(cl.first, picks) * cl.second);
+    return kDecodeSlots * max_group + max_experts;
+}
 
-    // Eviction order: routed experts (last layer, last expert first), then other layer tensors, last layer
-    // first. Model-level tensors (embedding, final norm, lm_head) stay on the GPU.
+// Eviction order: routed experts (last layer, last expert first), then other layer tensors, last layer first.
+// Model-level tensors (embedding, final norm, lm_head) stay on the GPU.
+std::vector<size_t> eviction_order(const std::vector<ShardTensor>& ts) {
     std::vector<size_t> order;
     for (size_t i = 0; i < ts.size(); ++i)
         if (ts[i].spec->layer >= 0) order.push_back(i);
@@ -201,6 +191,68 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         if (x.expert != y.expert) return x.expert > y.expert;
         return a > b;
     });
+    return order;
+}
+
+// "routed experts of layers 40-60 (123 tensors)": what the host tier holds.
+std::string host_summary(const std::vector<ShardTensor>& ts, const std::vector<Tier>& tiers, uint64_t host_tensors) {
+    int lo = INT32_MAX, hi = -1;
+    bool experts_only = true;
+    for (size_t i = 0; i < ts.size(); ++i) {
+        if (tiers[i] != Tier::Host) continue;
+        lo = std::min(lo, ts[i].spec->layer);
+        hi = std::max(hi, ts[i].spec->layer);
+        experts_only = experts_only && ts[i].spec->expert >= 0;
+    }
+    return std::string(experts_only ? "routed experts" : "routed experts and other weights") + " of layers " +
+           std::to_string(lo) + "-" + std::to_string(hi) + " (" + std::to_string(host_tensors) + " tensors)";
+}
+
+// The KV cache the budget leaves after weights, scratch and workspace, and whether the rank fits.
+void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, double host_budget, RankMemory* rm) {
+    const double min_kv = double(kv.min_tokens()) * double(kv_token);
+    const double used = double(rm->device_weight_bytes + rm->scratch_bytes + rm->workspace_bytes);
+    const double left = budget - used;
+    rm->kv_bytes = left > 0 ? static_cast<uint64_t>(left) : 0;
+    rm->kv_tokens = kv_token ? static_cast<int64_t>(rm->kv_bytes / kv_token) : 0;
+    rm->max_batch = rm->kv_tokens / kv.max_model_len;
+    const bool host_ok = double(rm->host_weight_bytes) <= host_budget;
+    rm->fits = host_ok && rm->kv_tokens >= kv.min_tokens();
+    if (!host_ok) {
+        rm->why_not = "host tier needs " + format_bytes(double(rm->host_weight_bytes)) + " but cpu_offload_gb gives " +
+                      format_bytes(host_budget);
+    } else if (!rm->fits && left <= 0) {
+        rm->why_not = "weights on the GPU, scratch and workspace need " + format_bytes(used) + " of the " +
+                      format_bytes(budget) + " budget, before any KV cache" +
+                      (host_budget > 0 ? "" : " (cpu_offload_gb is 0)");
+    } else if (!rm->fits) {
+        rm->why_not = "KV cache room for " + std::to_string(rm->kv_tokens) + " tokens < min_kv_tokens " +
+                      std::to_string(kv.min_tokens()) + " (short by " + format_bytes(min_kv - left) + ")";
+    }
+}
+
+}  // namespace
+
+RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
+                     const DeployConfig& deploy, std::vector<Tier>* tiers_out) {
+    const RankShard& shard = plan.ranks.at(rank);
+    const std::vector<ShardTensor>& ts = shard.tensors;
+    ECF8_CHECK(bytes.size() == ts.size(), "plan_rank: " << bytes.size() << " sizes for " << ts.size() << " tensors");
+    const KvCacheConfig& kv = deploy.kv_cache;
+    WorldConfig w = plan.world;
+    w.rank = rank;
+
+    RankMemory rm;
+    rm.rank = rank;
+    const uint64_t decode_scratch = weights_and_decode_scratch(plan, ts, bytes, format, kv, &rm);
+    rm.workspace_bytes = workspace_bytes(plan.model, w, kv);
+    const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
+    const double budget = deploy.gpu_budget_bytes();
+    const double host_budget = deploy.host_budget_bytes();
+    const double min_kv = double(kv.min_tokens()) * double(kv_token);
+
+    // Move layer tensors to the host tier, in eviction order, until the device budget holds the rest.
+    const std::vector<size_t> order = eviction_order(ts);
     std::vector<Tier> tiers(ts.size(), Tier::Device);
     std::map<int, uint64_t> host_per_layer;
     uint64_t max_host_layer = 0;
@@ -218,38 +270,9 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         ++rm.host_tensors;
         max_host_layer = std::max(max_host_layer, host_per_layer[ts[i].spec->layer] += bytes[i]);
     }
-    if (rm.host_tensors > 0) {
-        int lo = INT32_MAX, hi = -1;
-        bool experts_only = true;
-        for (size_t i = 0; i < ts.size(); ++i) {
-            if (tiers[i] != Tier::Host) continue;
-            lo = std::min(lo, ts[i].spec->layer);
-            hi = std::max(hi, ts[i].spec->layer);
-            experts_only = experts_only && ts[i].spec->expert >= 0;
-        }
-        rm.host_summary = std::string(experts_only ? "routed experts" : "routed experts and other weights") +
-                          " of layers " + std::to_string(lo) + "-" + std::to_string(hi) + " (" +
-                          std::to_string(rm.host_tensors) + " tensors)";
-    }
+    if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     rm.scratch_bytes = decode_scratch + staging();
-    const double used = double(rm.device_weight_bytes + rm.scratch_bytes + rm.workspace_bytes);
-    const double left = budget - used;
-    rm.kv_bytes = left > 0 ? static_cast<uint64_t>(left) : 0;
-    rm.kv_tokens = kv_token ? static_cast<int64_t>(rm.kv_bytes / kv_token) : 0;
-    rm.max_batch = rm.kv_tokens / kv.max_model_len;
-    const bool host_ok = double(rm.host_weight_bytes) <= host_budget;
-    rm.fits = host_ok && rm.kv_tokens >= kv.min_tokens();
-    if (!host_ok) {
-        rm.why_not = "host tier needs " + format_bytes(double(rm.host_weight_bytes)) + " but cpu_offload_gb gives " +
-                     format_bytes(host_budget);
-    } else if (!rm.fits && left <= 0) {
-        rm.why_not = "weights on the GPU, scratch and workspace need " + format_bytes(used) + " of the " +
-                     format_bytes(budget) + " budget, before any KV cache" +
-                     (host_budget > 0 ? "" : " (cpu_offload_gb is 0)");
-    } else if (!rm.fits) {
-        rm.why_not = "KV cache room for " + std::to_string(rm.kv_tokens) + " tokens < min_kv_tokens " +
-                     std::to_string(kv.min_tokens()) + " (short by " + format_bytes(min_kv - left) + ")";
-    }
+    kv_and_verdict(kv, kv_token, budget, host_budget, &rm);
     if (tiers_out) *tiers_out = std::move(tiers);
     return rm;
 }

@@ -34,6 +34,21 @@ ECF8_HD int take_largest(const float* v, int n, bool* taken) {
     return best;
 }
 
+// A group's score: its largest choice, or (sum_top2, with the correction bias) the sum of its two largest,
+// as the reference's topk(2).sum.
+ECF8_HD float group_score(const float* choice, int n, bool sum_top2) {
+    float a = -INFINITY, b = -INFINITY;
+    for (int i = 0; i < n; ++i) {
+        if (choice[i] > a) {
+            b = a;
+            a = choice[i];
+        } else if (choice[i] > b) {
+            b = choice[i];
+        }
+    }
+    return sum_top2 ? a + b : a;
+}
+
 // Routes one token: logits [n_experts], bias [n_experts] or null; writes topk experts and weights. Returns
 // false, writing nothing, when a logit is NaN (the callers report it).
 ECF8_HD bool route_token_sigmoid(const float* logits, const float* bias, const RouteShape& p, float* weights,
@@ -47,25 +62,14 @@ ECF8_HD bool route_token_sigmoid(const float* logits, const float* bias, const R
         taken[e] = false;
     }
     if (p.n_group > 1) {
-        // A group's score: its largest choice, or with the bias the sum of its two largest (topk(2)).
         const int per_group = p.n_experts / p.n_group;
-        float group_score[kRouteMaxGroups];
+        float scores_of_groups[kRouteMaxGroups];
         bool group_taken[kRouteMaxGroups], keep[kRouteMaxGroups];
         for (int g = 0; g < p.n_group; ++g) {
-            const float* c = choice + g * per_group;
-            float a = -INFINITY, b = -INFINITY;
-            for (int i = 0; i < per_group; ++i) {
-                if (c[i] > a) {
-                    b = a;
-                    a = c[i];
-                } else if (c[i] > b) {
-                    b = c[i];
-                }
-            }
-            group_score[g] = bias != nullptr ? a + b : a;
+            scores_of_groups[g] = group_score(choice + g * per_group, per_group, bias != nullptr);
             group_taken[g] = keep[g] = false;
         }
-        for (int i = 0; i < p.topk_group; ++i) keep[take_largest(group_score, p.n_group, group_taken)] = true;
+        for (int i = 0; i < p.topk_group; ++i) keep[take_largest(scores_of_groups, p.n_group, group_taken)] = true;
         for (int g = 0; g < p.n_group; ++g)  // the other groups' experts become -inf (masked_fill_)
             if (!keep[g])
                 for (int i = 0; i < per_group; ++i) choice[g * per_group + i] = -INFINITY;

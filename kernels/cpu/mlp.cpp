@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "kernels/core/elementwise_core.h"
 
 namespace ecf8::cpu {
 
@@ -13,9 +14,7 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
     if (n == 0) return;
     ECF8_CHECK(gate != nullptr && up != nullptr && out != nullptr, "silu_mul: null gate, up or out");
     for (int64_t i = 0; i < n; ++i) {
-        const double g = gate[i];
-        const float s = static_cast<float>(g / (1.0 + std::exp(-g)));
-        out[i] = s * up[i];
+        out[i] = core::silu_mul_one(gate[i], up[i]);
     }
 }
 
@@ -23,19 +22,14 @@ void add(const float* a, const float* b, int64_t n, float* out) {
     ECF8_CHECK(n >= 0, "add: n " << n << " is negative");
     if (n == 0) return;
     ECF8_CHECK(a != nullptr && b != nullptr && out != nullptr, "add: null a, b or out");
-    for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+    for (int64_t i = 0; i < n; ++i) out[i] = core::add_one(a[i], b[i]);
 }
 
 void add_scaled(const float* x, float scale, int64_t n, float* out) {
     ECF8_CHECK(n >= 0, "add_scaled: n " << n << " is negative");
     if (n == 0) return;
     ECF8_CHECK(x != nullptr && out != nullptr, "add_scaled: null x or out");
-    for (int64_t i = 0; i < n; ++i) {
-        // The product in double is exact, so rounding it to float is the reference's float multiply; the
-        // conversion also keeps the compiler from contracting the two operations into an FMA.
-        const float prod = static_cast<float>(static_cast<double>(x[i]) * scale);
-        out[i] += prod;
-    }
+    for (int64_t i = 0; i < n; ++i) out[i] = core::add_scaled_one(out[i], x[i], scale);
 }
 
 }  // namespace ecf8::cpu

@@ -29,7 +29,7 @@ void route_softmax(const float* logits, const float* bias, int64_t n_tokens, con
     const int64_t E = p.n_experts, G = p.n_group, per_group = E / G;
     constexpr float kNegInf = -std::numeric_limits<float>::infinity();
     std::vector<float> scores(static_cast<size_t>(E)), choice(static_cast<size_t>(E)),
-        group_score(static_cast<size_t>(G));
+        group_scores(static_cast<size_t>(G));
     std::vector<int32_t> order(static_cast<size_t>(E)), group_order(static_cast<size_t>(G));
     for (int64_t t = 0; t < n_tokens; ++t) {
         const float* lg = logits + t * E;
@@ -38,22 +38,12 @@ void route_softmax(const float* logits, const float* bias, int64_t n_tokens, con
         softmax(lg, E, scores.data());
         for (int64_t e = 0; e < E; ++e) choice[e] = bias != nullptr ? scores[e] + bias[e] : scores[e];
         if (G > 1) {
-            for (int64_t g = 0; g < G; ++g) {
-                const float* c = choice.data() + g * per_group;
-                float a = kNegInf, b = kNegInf;
-                for (int64_t i = 0; i < per_group; ++i) {
-                    if (c[i] > a) {
-                        b = a;
-                        a = c[i];
-                    } else if (c[i] > b) {
-                        b = c[i];
-                    }
-                }
-                group_score[g] = bias != nullptr ? a + b : a;
-            }
+            for (int64_t g = 0; g < G; ++g)
+                group_scores[g] =
+                    core::group_score(choice.data() + g * per_group, static_cast<int>(per_group), bias != nullptr);
             std::iota(group_order.begin(), group_order.end(), 0);
             std::partial_sort(group_order.begin(), group_order.begin() + p.topk_group, group_order.end(),
-                              ByValueThenIndex{group_score.data()});
+                              ByValueThenIndex{group_scores.data()});
             std::vector<bool> keep(static_cast<size_t>(G), false);
             for (int64_t i = 0; i < p.topk_group; ++i) keep[static_cast<size_t>(group_order[i])] = true;
             for (int64_t g = 0; g < G; ++g)

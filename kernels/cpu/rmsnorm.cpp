@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/float_formats.h"
+#include "kernels/core/elementwise_core.h"
 
 namespace ecf8::cpu {
 
@@ -19,10 +20,8 @@ void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t d
         float* yr = out + t * dim;
         double ss = 0.0;
         for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-        const float mean = static_cast<float>(ss / static_cast<double>(dim));
-        // rsqrt of the float (mean + eps), rounded once from double so the CUDA twin can match it.
-        const float r = static_cast<float>(1.0 / std::sqrt(static_cast<double>(mean + eps)));
-        for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * r) * bf16_to_float(w_bf16[i]);
+        const float r = core::rms_factor(ss, dim, eps);
+        for (int64_t i = 0; i < dim; ++i) yr[i] = core::rms_scale_one(xr[i], r, w_bf16[i]);
     }
 }
 

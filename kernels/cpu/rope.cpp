@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "common/error.h"
+#include "kernels/core/elementwise_core.h"
 #include "sharding/model_config.h"
 
 namespace ecf8::cpu {
@@ -125,11 +126,7 @@ void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head
         const float* s = sin + pos * half;
         for (int64_t h = 0; h < n_heads; ++h) {
             float* v = x + t * token_stride + h * head_stride;
-            for (int64_t i = 0; i < half; ++i) {
-                const double a = v[2 * i], b = v[2 * i + 1];
-                v[2 * i] = static_cast<float>(a * c[i] - b * s[i]);
-                v[2 * i + 1] = static_cast<float>(a * s[i] + b * c[i]);
-            }
+            for (int64_t i = 0; i < half; ++i) core::rotate_pair(v + 2 * i, c[i], s[i]);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/float_formats.h"
+#include "kernels/core/elementwise_core.h"
 #include "kernels/cuda/ops.cuh"
 
 namespace ecf8::cuda {
@@ -17,20 +18,18 @@ unsigned blocks_for(int64_t n) {
 
 __global__ void silu_mul_kernel(const float* gate, const float* up, int64_t n, float* out) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
-        const double g = gate[i];
-        const float s = static_cast<float>(__ddiv_rn(g, __dadd_rn(1.0, exp(-g))));
-        out[i] = __fmul_rn(s, up[i]);
+        out[i] = core::silu_mul_one(gate[i], up[i]);
     }
 }
 
 __global__ void add_kernel(const float* a, const float* b, int64_t n, float* out) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-        out[i] = __fadd_rn(a[i], b[i]);
+        out[i] = core::add_one(a[i], b[i]);
 }
 
 __global__ void add_scaled_kernel(const float* x, float scale, int64_t n, float* out) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-        out[i] = __fadd_rn(out[i], static_cast<float>(__dmul_rn(static_cast<double>(x[i]), scale)));
+        out[i] = core::add_scaled_one(out[i], x[i], scale);
 }
 
 __global__ void bf16_to_float_kernel(const uint16_t* in, int64_t n, float* out) {
@@ -51,7 +50,7 @@ __global__ void scatter_add_scaled_rows_kernel(const float* y, const int32_t* ro
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
         const int64_t r = i / dim;
         float* dst = out + rows[r] * dim + i % dim;
-        *dst = __fadd_rn(*dst, static_cast<float>(__dmul_rn(static_cast<double>(y[i]), scales[r])));
+        *dst = core::add_scaled_one(*dst, y[i], scales[r]);
     }
 }
 

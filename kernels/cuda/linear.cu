@@ -13,7 +13,7 @@ __global__ void dequant_kernel(const uint8_t* w, const float* scale_inv, int64_t
     const int64_t total = rows * cols;
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
         const int64_t r = i / cols, c = i % cols;
-        out[i] = __fmul_rn(fp8_e4m3_to_float(w[i]), scale_inv[(r / block) * scale_cols + c / block]);
+        out[i] = fp8_e4m3_to_float(w[i]) * scale_inv[(r / block) * scale_cols + c / block];
     }
 }
 

@@ -21,7 +21,7 @@ __global__ void causal_softmax_kernel(float* scores, int64_t heads, int64_t end_
     const int64_t keys = start_pos + t + 1;
     float* s = scores + row * end_pos;
     float m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < keys; i += kThreads) m = fmaxf(m, __fmul_rn(s[i], scale));
+    for (int64_t i = threadIdx.x; i < keys; i += kThreads) m = fmaxf(m, s[i] * scale);
     max_part[threadIdx.x] = m;
     __syncthreads();
     for (int half = kThreads / 2; half > 0; half /= 2) {
@@ -30,8 +30,7 @@ __global__ void causal_softmax_kernel(float* scores, int64_t heads, int64_t end_
     }
     m = max_part[0];
     double sum = 0.0;
-    for (int64_t i = threadIdx.x; i < keys; i += kThreads)
-        sum += exp(static_cast<double>(__fsub_rn(__fmul_rn(s[i], scale), m)));
+    for (int64_t i = threadIdx.x; i < keys; i += kThreads) sum += exp(static_cast<double>(s[i] * scale - m));
     sum_part[threadIdx.x] = sum;
     __syncthreads();
     for (int half = kThreads / 2; half > 0; half /= 2) {
@@ -40,8 +39,7 @@ __global__ void causal_softmax_kernel(float* scores, int64_t heads, int64_t end_
     }
     sum = sum_part[0];
     for (int64_t i = threadIdx.x; i < end_pos; i += kThreads)
-        s[i] =
-            i < keys ? static_cast<float>(exp(static_cast<double>(__fsub_rn(__fmul_rn(s[i], scale), m))) / sum) : 0.0f;
+        s[i] = i < keys ? static_cast<float>(exp(static_cast<double>(s[i] * scale - m)) / sum) : 0.0f;
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // The model's element-wise and small ops on the GPU, each the twin of a kernels/cpu function with the same
-// name and arguments plus the stream they are enqueued on (all pointers are device pointers). They round
-// as their CPU twins do (double where the twin uses double, explicit _rn intrinsics where a fused
-// multiply-add would change the result), so most outputs are bit-identical; rmsnorm's sum of squares is
-// added in a different order (a tree in double), so it may differ in the last bit of the float result.
+// name and arguments plus the stream they are enqueued on (all pointers are device pointers). The per-element
+// math is the CPU's own (kernels/core/*.h, ECF8_HD), compiled with --fmad=false as the host compiles with
+// -ffp-contract=off, so most outputs are bit-identical; rmsnorm's sum of squares is added in a different
+// order (a tree in double), so it may differ in the last bit of the float result.
 // tests/kernels/test_kernels_cuda.cu compares each with its twin and states the tolerance.
 #pragma once
 

@@ -1,6 +1,7 @@
 // CUDA twin of kernels/cpu/rmsnorm.h: one block per token, the sum of squares in double.
 #include "common/error.h"
 #include "common/float_formats.h"
+#include "kernels/core/elementwise_core.h"
 #include "kernels/cuda/ops.cuh"
 
 namespace ecf8::cuda {
@@ -13,16 +14,15 @@ __global__ void rmsnorm_kernel(const float* x, const uint16_t* w, int64_t dim, f
     const float* xr = x + blockIdx.x * dim;
     float* yr = out + blockIdx.x * dim;
     double ss = 0.0;
-    for (int64_t i = threadIdx.x; i < dim; i += kThreads) ss = __dadd_rn(ss, __dmul_rn(xr[i], xr[i]));
+    for (int64_t i = threadIdx.x; i < dim; i += kThreads) ss += static_cast<double>(xr[i]) * xr[i];
     partial[threadIdx.x] = ss;
     __syncthreads();
     for (int half = kThreads / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) partial[threadIdx.x] = __dadd_rn(partial[threadIdx.x], partial[threadIdx.x + half]);
+        if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
         __syncthreads();
     }
-    const float mean = static_cast<float>(partial[0] / static_cast<double>(dim));
-    const float r = static_cast<float>(1.0 / sqrt(static_cast<double>(__fadd_rn(mean, eps))));
-    for (int64_t i = threadIdx.x; i < dim; i += kThreads) yr[i] = __fmul_rn(__fmul_rn(xr[i], r), bf16_to_float(w[i]));
+    const float r = core::rms_factor(partial[0], dim, eps);
+    for (int64_t i = threadIdx.x; i < dim; i += kThreads) yr[i] = core::rms_scale_one(xr[i], r, w[i]);
 }
 
 }  // namespace

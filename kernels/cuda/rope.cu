@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "kernels/core/elementwise_core.h"
 #include "kernels/cuda/ops.cuh"
 
 namespace ecf8::cuda {
@@ -15,9 +16,7 @@ __global__ void rope_kernel(float* x, int64_t n_tokens, int64_t token_stride, in
         const int64_t pos = positions[t];
         const double c = cos[pos * half + i], s = sin[pos * half + i];
         float* v = x + t * token_stride + h * head_stride;
-        const double a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = static_cast<float>(__dsub_rn(__dmul_rn(a, c), __dmul_rn(b, s)));
-        v[2 * i + 1] = static_cast<float>(__dadd_rn(__dmul_rn(a, s), __dmul_rn(b, c)));
+        core::rotate_pair(v + 2 * i, c, s);
     }
 }
 
