@@ -254,10 +254,13 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     // Move layer tensors to the host tier, in eviction order, until the device budget holds the rest.
     const std::vector<size_t> order = eviction_order(ts);
     std::vector<Tier> tiers(ts.size(), Tier::Device);
-    std::map<int, uint64_t> host_per_layer;
-    uint64_t max_host_layer = 0;
+    // Staging, as the WeightStore lays it out: a layer's host-tier non-expert weights in each of the
+    // kDecodeSlots slots, and one area, shared by all layers, for a layer's host-tier routed experts (they
+    // are fetched only after routing, when the previous layer's experts are done).
+    std::map<int, uint64_t> dense_host, expert_host;  // per layer
+    uint64_t max_dense_host = 0, max_expert_host = 0;
     rm.device_weight_bytes = rm.weight_bytes;
-    auto staging = [&] { return static_cast<uint64_t>(kDecodeSlots) * max_host_layer; };
+    auto staging = [&] { return static_cast<uint64_t>(kDecodeSlots) * max_dense_host + max_expert_host; };
     auto device_need = [&] {
         return double(rm.device_weight_bytes) + double(decode_scratch + staging() + rm.workspace_bytes) + min_kv;
     };
@@ -268,7 +271,10 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         rm.device_weight_bytes -= bytes[i];
         rm.host_weight_bytes += bytes[i];
         ++rm.host_tensors;
-        max_host_layer = std::max(max_host_layer, host_per_layer[ts[i].spec->layer] += bytes[i]);
+        if (ts[i].spec->expert >= 0)
+            max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
+        else
+            max_dense_host = std::max(max_dense_host, dense_host[ts[i].spec->layer] += bytes[i]);
     }
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     rm.scratch_bytes = decode_scratch + staging();

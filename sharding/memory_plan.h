@@ -10,7 +10,8 @@
 //                then the other layer weights, last layer first, move to pinned host memory (cpu_offload_gb)
 //   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus decoded
 //                space for the routed experts one layer can pick (min(local experts, tokens x top-k)).
-//                FP8: staging for host-tier weights only.
+//                Both formats: staging for host-tier weights (kDecodeSlots x a layer's non-expert part, plus
+//                one shared area for a layer's routed experts), as runtime/weight_store.h lays it out.
 //   workspace    activations of one forward step of max(max_num_seqs, prefill chunk) tokens, plus the
 //                gathered logits of max_num_seqs rows; attention is computed in tiles, so no score matrix
 //   KV cache     MLA caches one latent (kv_lora_rank) and one rope key (qk_rope_head_dim) per token and layer,

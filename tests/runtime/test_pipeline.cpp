@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "common/error.h"
@@ -73,6 +74,7 @@ void prepare(const std::string& root, int world) {
             const ShardManifest m = ShardManifest::load(d.output);
             found = true;
             for (const ManifestRank& r : m.ranks) found = found && r.host_bytes > 0;
+            if (found) std::ofstream(root + "/offload_mib") << mib;
         }
         if (!found) std::fprintf(stderr, "no GPU budget put weights of every rank on the host tier\n");
     }
@@ -147,6 +149,14 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     backend.set_tracer(nullptr);
     out.trace = tracer.data();
     return out;
+}
+
+// The memory plan (sharding/memory_plan.h) of a rank of the shards in dir, with the YAML they were made with.
+RankMemory plan_of(const ShardManifest& m, const DeployConfig& d, int rank) {
+    const ShardPlan plan = plan_shards(m.model, d.parallel);
+    std::vector<uint64_t> stored;
+    for (const ManifestTensor& t : m.ranks[rank].tensors) stored.push_back(t.stored_bytes);
+    return plan_rank(plan, rank, stored, WeightFormat::Ecf8, d, nullptr);
 }
 
 bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
@@ -275,6 +285,41 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {
     if (rank == 0)
         std::printf("rank 0 decoded %llu of %d local experts x %d MoE layers x %d steps\n",
                     static_cast<unsigned long long>(p.stats.experts_decoded), local, moe_layers, kDecodeSteps + 1);
+}
+
+// The plan is what the runtime allocates: per rank, the weight tiers, the decode slots and the staging area
+// that WeightStore allocates (backend tags "weights" + "weights_resident", "weights_host_tier",
+// "decode_slots" + "staging") equal the plan's device weights, host weights and scratch, up to the 256-byte
+// alignment of each tensor in the runtime's layout, in the all-device and the host-tier layouts. (The plan's
+// workspace and KV pool are not compared yet: the runtime's KV cache is a float32 slab per sequence and its
+// prefill is not chunked, so neither is the plan's model of them; the serving-core issue makes them one.)
+TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
+    const std::string root = root_dir();
+    const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
+    int offload_mib = 0;
+    std::ifstream(root + "/offload_mib") >> offload_mib;
+    ASSERT_GT(offload_mib, 0) << "prepare() found no host-tier layout";
+    for (const auto& [name, gpu_gb] :
+         {std::pair<std::string, double>{"device", 1.0}, {"offload", offload_mib / 1024.0}}) {
+        SCOPED_TRACE(name);
+        const DeployConfig d = layout(root, name, world, gpu_gb);
+        const ShardManifest m = ShardManifest::load(d.output);
+        const RankMemory plan = plan_of(m, d, rank);
+        CpuBackend backend;
+        auto store = WeightStore::load(m, rank, backend, WeightMode::Ecf8, nullptr);
+        const auto device = backend.live_bytes_by_tag(MemoryKind::Device);
+        const auto host = backend.live_bytes_by_tag(MemoryKind::PinnedHost);
+        auto tag = [](const std::map<std::string, size_t>& live, const char* t) {
+            auto it = live.find(t);
+            return it == live.end() ? uint64_t{0} : uint64_t{it->second};
+        };
+        const double slack = 256.0 * static_cast<double>(m.ranks[rank].tensors.size());  // alignment, per tensor
+        EXPECT_NEAR(double(tag(device, "weights") + tag(device, "weights_resident")), double(plan.device_weight_bytes),
+                    slack);
+        EXPECT_NEAR(double(tag(host, "weights_host_tier")), double(plan.host_weight_bytes), slack);
+        EXPECT_NEAR(double(tag(device, "decode_slots") + tag(device, "staging")), double(plan.scratch_bytes), slack);
+        EXPECT_EQ(plan.host_weight_bytes > 0, name == "offload");
+    }
 }
 
 }  // namespace
