@@ -10,9 +10,7 @@
 
 namespace ecf8::cpu {
 
-namespace {
-
-void check_dims(const MlaDims& d) {
+void check_mla_dims(const MlaDims& d) {
     ECF8_CHECK(d.n_heads > 0, "mla_attention: n_heads " << d.n_heads << " must be positive");
     ECF8_CHECK(d.qk_nope_head_dim > 0, "mla_attention: qk_nope_head_dim " << d.qk_nope_head_dim << " must be positive");
     ECF8_CHECK(d.qk_rope_head_dim > 0, "mla_attention: qk_rope_head_dim " << d.qk_rope_head_dim << " must be positive");
@@ -20,12 +18,10 @@ void check_dims(const MlaDims& d) {
     ECF8_CHECK(d.kv_lora_rank > 0, "mla_attention: kv_lora_rank " << d.kv_lora_rank << " must be positive");
 }
 
-int to_int(int64_t v, const char* what) {
+int mla_blas_int(int64_t v, const char* what) {
     ECF8_CHECK(v >= 0 && v <= INT32_MAX, "mla_attention: " << what << " " << v << " exceeds the BLAS int range");
     return static_cast<int>(v);
 }
-
-}  // namespace
 
 int64_t mla_attention_scratch_floats(const MlaDims& d, int64_t n_tokens, int64_t start_pos) {
     return 2 * n_tokens * d.n_heads * d.kv_lora_rank + d.n_heads * (start_pos + n_tokens);
@@ -33,7 +29,7 @@ int64_t mla_attention_scratch_floats(const MlaDims& d, int64_t n_tokens, int64_t
 
 void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b, const MlaDims& d,
                    int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch, float* out) {
-    check_dims(d);
+    check_mla_dims(d);
     ECF8_CHECK(n_tokens >= 0, "mla_attention: n_tokens " << n_tokens << " is negative");
     ECF8_CHECK(start_pos >= 0, "mla_attention: start_pos " << start_pos << " is negative");
     if (n_tokens == 0) return;
@@ -45,11 +41,13 @@ void mla_attention(const float* q, const float* kv_cache, const float* pe_cache,
     const int64_t H = d.n_heads, C = d.kv_lora_rank, R = d.qk_rope_head_dim;
     const int64_t NOPE = d.qk_nope_head_dim, V = d.v_head_dim, QK = d.qk_head_dim();
     const int64_t end_pos = start_pos + n_tokens;
-    const int T = to_int(n_tokens, "n_tokens"), iC = to_int(C, "kv_lora_rank"), iR = to_int(R, "qk_rope_head_dim");
-    const int iNOPE = to_int(NOPE, "qk_nope_head_dim"), iV = to_int(V, "v_head_dim");
-    const int iH = to_int(H, "n_heads"), iQK = to_int(QK, "qk_head_dim"), ldq = to_int(H * QK, "n_heads * qk_head_dim");
-    const int ldl = to_int(H * C, "n_heads * kv_lora_rank"), ldo = to_int(H * V, "n_heads * v_head_dim");
-    to_int(end_pos, "start_pos + n_tokens");
+    const int T = mla_blas_int(n_tokens, "n_tokens"), iC = mla_blas_int(C, "kv_lora_rank"),
+              iR = mla_blas_int(R, "qk_rope_head_dim");
+    const int iNOPE = mla_blas_int(NOPE, "qk_nope_head_dim"), iV = mla_blas_int(V, "v_head_dim");
+    const int iH = mla_blas_int(H, "n_heads"), iQK = mla_blas_int(QK, "qk_head_dim"),
+              ldq = mla_blas_int(H * QK, "n_heads * qk_head_dim");
+    const int ldl = mla_blas_int(H * C, "n_heads * kv_lora_rank"), ldo = mla_blas_int(H * V, "n_heads * v_head_dim");
+    mla_blas_int(end_pos, "start_pos + n_tokens");
 
     float* q_lat = scratch;                    // [T, H, C]: q_nope absorbed into the latent space
     float* o_lat = q_lat + n_tokens * H * C;   // [T, H, C]: probability-weighted latent rows

@@ -17,6 +17,11 @@ struct MlaDims {
     int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
 };
 
+// Throws unless every dimension is positive; both attention twins (CPU and CUDA) call it.
+void check_mla_dims(const MlaDims& d);
+// v as the int that BLAS takes; throws naming `what` when it does not fit (both twins call it).
+int mla_blas_int(int64_t v, const char* what);
+
 // Floats of scratch mla_attention needs: 2 * n_tokens * n_heads * kv_lora_rank + n_heads * (start_pos + n_tokens).
 int64_t mla_attention_scratch_floats(const MlaDims& d, int64_t n_tokens, int64_t start_pos);
 

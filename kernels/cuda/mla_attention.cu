@@ -51,14 +51,19 @@ int64_t mla_attention_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, in
 void mla_attention(Sgemm& gemm, const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
                    const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
                    float* out, cudaStream_t stream) {
-    ECF8_CHECK(d.n_heads > 0 && d.kv_lora_rank > 0 && d.qk_rope_head_dim > 0 && d.v_head_dim > 0 &&
-                   d.qk_nope_head_dim > 0 && n_tokens >= 0 && start_pos >= 0,
-               "mla_attention (CUDA): invalid dimensions");
+    cpu::check_mla_dims(d);  // the CPU twin's checks, and its BLAS int range on every size below
+    ECF8_CHECK(n_tokens >= 0 && start_pos >= 0,
+               "mla_attention (CUDA): n_tokens " << n_tokens << " or start_pos " << start_pos << " is negative");
     if (n_tokens == 0) return;
-    const int H = static_cast<int>(d.n_heads), C = static_cast<int>(d.kv_lora_rank);
-    const int R = static_cast<int>(d.qk_rope_head_dim), NOPE = static_cast<int>(d.qk_nope_head_dim);
-    const int V = static_cast<int>(d.v_head_dim), QK = NOPE + R, T = static_cast<int>(n_tokens);
-    const int end_pos = static_cast<int>(start_pos + n_tokens), TH = T * H;
+    const int H = cpu::mla_blas_int(d.n_heads, "n_heads"), C = cpu::mla_blas_int(d.kv_lora_rank, "kv_lora_rank");
+    const int R = cpu::mla_blas_int(d.qk_rope_head_dim, "qk_rope_head_dim");
+    const int NOPE = cpu::mla_blas_int(d.qk_nope_head_dim, "qk_nope_head_dim");
+    const int V = cpu::mla_blas_int(d.v_head_dim, "v_head_dim"), QK = cpu::mla_blas_int(d.qk_head_dim(), "qk_head_dim");
+    const int T = cpu::mla_blas_int(n_tokens, "n_tokens");
+    const int end_pos = cpu::mla_blas_int(start_pos + n_tokens, "start_pos + n_tokens");
+    const int TH = cpu::mla_blas_int(n_tokens * d.n_heads, "n_tokens * n_heads");
+    cpu::mla_blas_int(d.n_heads * d.qk_head_dim(), "n_heads * qk_head_dim");
+    cpu::mla_blas_int(d.n_heads * std::max(d.kv_lora_rank, d.v_head_dim), "n_heads * kv_lora_rank");
     const long long wrows = NOPE + V;
     float* q_lat = scratch;                   // [T, H, C]
     float* o_lat = q_lat + int64_t{TH} * C;   // [T, H, C]
