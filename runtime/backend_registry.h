@@ -13,9 +13,8 @@
 
 namespace ecf8 {
 
-// True when this ecf8 was built with CUDA (and NCCL, for the second).
+// True when this ecf8 was built with CUDA.
 bool cuda_built();
-bool nccl_built();
 // CUDA devices visible to this process; 0 without a driver, a device, or CUDA in the build. Never throws.
 int cuda_device_count();
 // The CUDA backend on `device`; throws naming the reason where the build or the machine has none.

@@ -10,14 +10,6 @@ namespace ecf8 {
 
 bool cuda_built() { return true; }
 
-bool nccl_built() {
-#ifdef ECF8_HAVE_NCCL
-    return true;
-#else
-    return false;
-#endif
-}
-
 int cuda_device_count() { return CudaBackend::device_count(); }
 
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }

@@ -5,7 +5,6 @@
 namespace ecf8 {
 
 bool cuda_built() { return false; }
-bool nccl_built() { return false; }
 int cuda_device_count() { return 0; }
 
 std::unique_ptr<Backend> make_cuda_backend(int) {

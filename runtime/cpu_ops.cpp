@@ -78,10 +78,15 @@ public:
         cpu::silu_mul(gate, up, n, out);
     }
 
-    void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream& stream) override {
+    void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream&) override {
         if (static_cast<int64_t>(scratch_.size()) < w.rows * w.cols) scratch_.resize(w.rows * w.cols);
-        dequantize(w, scratch_.data(), stream);
-        cpu::linear_f32(x, scratch_.data(), y, n_tokens, w.cols, w.rows);
+        if (w.dtype == DType::F8_E4M3) {
+            cpu::linear_fp8(x, w.data, w.scale_inv, scratch_.data(), y, n_tokens, w.cols, w.rows, w.block);
+        } else {
+            ECF8_CHECK(w.dtype == DType::BF16, "linear: weight dtype " << dtype_name(w.dtype) << " is not FP8 or BF16");
+            cpu::linear_bf16(x, reinterpret_cast<const uint16_t*>(w.data), scratch_.data(), y, n_tokens, w.cols,
+                             w.rows);
+        }
     }
     void dequantize(const LinearWeight& w, float* out, Stream&) override {
         if (w.dtype == DType::F8_E4M3) {

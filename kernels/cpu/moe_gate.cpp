@@ -128,21 +128,4 @@ void moe_route(const float* logits, const float* bias, int64_t n_tokens, const G
                    "moe_route: a router logit of token " << t << " is NaN");
 }
 
-int64_t moe_gate_scratch_floats(const GateParams& p, int64_t n_tokens, int64_t dim) {
-    return p.n_experts * dim + n_tokens * p.n_experts;
-}
-
-void moe_gate(const float* x, const uint16_t* w_bf16, const float* bias, int64_t n_tokens, int64_t dim,
-              const GateParams& p, float* scratch, float* weights, int32_t* experts) {
-    check_gate_params(p);
-    ECF8_CHECK(dim > 0, "moe_gate: dim " << dim << " must be positive");
-    ECF8_CHECK(n_tokens >= 0, "moe_gate: n_tokens " << n_tokens << " is negative");
-    if (n_tokens == 0) return;
-    ECF8_CHECK(scratch != nullptr, "moe_gate: null scratch");
-    float* w_float = scratch;
-    float* logits = scratch + p.n_experts * dim;
-    linear_bf16(x, w_bf16, w_float, logits, n_tokens, dim, p.n_experts);
-    moe_route(logits, bias, n_tokens, p, weights, experts);
-}
-
 }  // namespace ecf8::cpu

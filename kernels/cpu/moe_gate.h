@@ -49,12 +49,4 @@ core::RouteShape route_shape(const GateParams& p);
 void moe_route(const float* logits, const float* bias, int64_t n_tokens, const GateParams& p, float* weights,
                int32_t* experts);
 
-// Floats of scratch moe_gate needs: n_experts * dim (the gate weight as float) + n_tokens * n_experts.
-int64_t moe_gate_scratch_floats(const GateParams& p, int64_t n_tokens, int64_t dim);
-
-// The whole gate: logits = x [n_tokens, dim] . w_bf16^T (w_bf16 [n_experts, dim], float math through
-// linear_bf16), then moe_route. To reuse a float copy of the gate weight, call linear_f32 and moe_route.
-void moe_gate(const float* x, const uint16_t* w_bf16, const float* bias, int64_t n_tokens, int64_t dim,
-              const GateParams& p, float* scratch, float* weights, int32_t* experts);
-
 }  // namespace ecf8::cpu

@@ -27,11 +27,6 @@ __global__ void add_kernel(const float* a, const float* b, int64_t n, float* out
         out[i] = core::add_one(a[i], b[i]);
 }
 
-__global__ void add_scaled_kernel(const float* x, float scale, int64_t n, float* out) {
-    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-        out[i] = core::add_scaled_one(out[i], x[i], scale);
-}
-
 __global__ void bf16_to_float_kernel(const uint16_t* in, int64_t n, float* out) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
         out[i] = bf16_to_float(in[i]);
@@ -74,12 +69,6 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
 void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream) {
     if (n <= 0) return;
     add_kernel<<<blocks_for(n), kThreads, 0, stream>>>(a, b, n, out);
-    CUDA_CHECK(cudaGetLastError());
-}
-
-void add_scaled(const float* x, float scale, int64_t n, float* out, cudaStream_t stream) {
-    if (n <= 0) return;
-    add_scaled_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, scale, n, out);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -20,7 +20,6 @@ void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t d
              cudaStream_t stream);
 void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
-void add_scaled(const float* x, float scale, int64_t n, float* out, cudaStream_t stream);
 // out[i] = the float value of in[i] (cpu::bf16_to_float_array).
 void widen_bf16(const uint16_t* in, int64_t n, float* out, cudaStream_t stream);
 // out[r] = src[rows[r]] for rows of dim floats.

@@ -648,23 +648,6 @@ TEST(MoeGate, RandomTokensMatchDoubleReference) {
     }
 }
 
-TEST(MoeGate, GateIsLinearThenRoute) {
-    const int64_t T = 6, D = 96, E = 32;
-    const auto x = uniform(T * D, 17);
-    const auto wg = to_bf16(uniform(E * D, 18, 0.3));
-    const auto bias = uniform(E, 19, 0.05);
-    const GateParams p = small_gate(E, 4, 4, 2);
-    std::vector<float> scratch(static_cast<size_t>(moe_gate_scratch_floats(p, T, D)));
-    EXPECT_EQ(scratch.size(), static_cast<size_t>(E * D + T * E));
-    std::vector<float> w(T * 4), w2(T * 4), logits(T * E), wf(E * D);
-    std::vector<int32_t> e(T * 4), e2(T * 4);
-    moe_gate(x.data(), wg.data(), bias.data(), T, D, p, scratch.data(), w.data(), e.data());
-    linear_bf16(x.data(), wg.data(), wf.data(), logits.data(), T, D, E);
-    moe_route(logits.data(), bias.data(), T, p, w2.data(), e2.data());
-    EXPECT_EQ(e, e2);
-    EXPECT_EQ(w, w2);
-}
-
 TEST(MoeGate, RejectsBadParams) {
     std::vector<float> lg(8, 0.0f), w(8);
     std::vector<int32_t> e(8);

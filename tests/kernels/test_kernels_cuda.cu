@@ -77,12 +77,6 @@ TEST_F(KernelsCuda, ElementwiseOpsMatchTheirCpuTwins) {
     cpu::add(a.data(), b.data(), n, want.data());
     cuda::add(dev(a), dev(b), n, out, nullptr);
     expect_bits(host(out, n), want, "add");
-
-    want = b;
-    cpu::add_scaled(a.data(), 0.37f, n, want.data());
-    float* acc = dev(b);
-    cuda::add_scaled(dev(a), 0.37f, n, acc, nullptr);
-    expect_bits(host(acc, n), want, "add_scaled");
 }
 
 TEST_F(KernelsCuda, RowMovesMatchTheCpuForward) {
