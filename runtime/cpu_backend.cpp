@@ -118,11 +118,12 @@ public:
 CpuBackend::CpuBackend() = default;
 
 Ops& CpuBackend::ops() {
-    std::call_once(ops_once_, [this] { ops_ = make_cpu_ops(); });
+    std::call_once(ops_once_, [this] { ops_ = make_cpu_ops(*this); });
     return *ops_;
 }
 
 CpuBackend::~CpuBackend() {
+    ops_.reset();  // its scratch is this backend's memory: freed while the streams still run
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stopping_ = true;

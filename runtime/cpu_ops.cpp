@@ -13,6 +13,7 @@
 #include "kernels/cpu/moe_gate.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "runtime/backend.h"
 #include "runtime/communicator.h"
 
 namespace ecf8 {
@@ -45,7 +46,7 @@ public:
 
 class CpuOps final : public Ops {
 public:
-    CpuOps() { cpu::cpu_blas_ensure_init(); }
+    explicit CpuOps(Backend& backend) : backend_(backend) { cpu::cpu_blas_ensure_init(); }
 
     void to_device(void* dst, const void* host, size_t bytes, Stream&) override { copy_bytes(dst, host, bytes); }
     void to_host(void* host, const void* src, size_t bytes, Stream&) override { copy_bytes(host, src, bytes); }
@@ -79,14 +80,22 @@ public:
     }
 
     void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream&) override {
-        if (static_cast<int64_t>(scratch_.size()) < w.rows * w.cols) scratch_.resize(w.rows * w.cols);
+        ECF8_CHECK(static_cast<size_t>(w.rows * w.cols) * sizeof(float) <= scratch_.size(),
+                   "linear: a " << w.rows << " x " << w.cols << " weight exceeds the reserved scratch of "
+                                << scratch_.size() / sizeof(float) << " floats");
+        float* scratch = scratch_.as<float>();
         if (w.dtype == DType::F8_E4M3) {
-            cpu::linear_fp8(x, w.data, w.scale_inv, scratch_.data(), y, n_tokens, w.cols, w.rows, w.block);
+            cpu::linear_fp8(x, w.data, w.scale_inv, scratch, y, n_tokens, w.cols, w.rows, w.block);
         } else {
             ECF8_CHECK(w.dtype == DType::BF16, "linear: weight dtype " << dtype_name(w.dtype) << " is not FP8 or BF16");
-            cpu::linear_bf16(x, reinterpret_cast<const uint16_t*>(w.data), scratch_.data(), y, n_tokens, w.cols,
-                             w.rows);
+            cpu::linear_bf16(x, reinterpret_cast<const uint16_t*>(w.data), scratch, y, n_tokens, w.cols, w.rows);
         }
+    }
+    void reserve_linear_scratch(int64_t weight_elems) override {
+        const size_t bytes = static_cast<size_t>(weight_elems) * sizeof(float);
+        if (scratch_.size() >= bytes) return;
+        scratch_.reset();
+        scratch_ = backend_.buffer(bytes, MemoryKind::Device, "gemm_scratch");
     }
     void dequantize(const LinearWeight& w, float* out, Stream&) override {
         if (w.dtype == DType::F8_E4M3) {
@@ -134,11 +143,12 @@ private:
     static void copy_bytes(void* dst, const void* src, size_t bytes) {
         if (bytes > 0) std::memcpy(dst, src, bytes);
     }
-    std::vector<float> scratch_;  // a dequantized weight (one linear at a time: ops on one stream)
+    Backend& backend_;
+    Buffer scratch_;  // a dequantized weight (one linear at a time: ops on one stream)
 };
 
 }  // namespace
 
-std::unique_ptr<Ops> make_cpu_ops() { return std::make_unique<CpuOps>(); }
+std::unique_ptr<Ops> make_cpu_ops(Backend& backend) { return std::make_unique<CpuOps>(backend); }
 
 }  // namespace ecf8

@@ -8,6 +8,9 @@
 
 namespace ecf8 {
 
-std::unique_ptr<Ops> make_cpu_ops();
+class Backend;
+
+// backend must outlive the table; its scratch is the backend's memory.
+std::unique_ptr<Ops> make_cpu_ops(Backend& backend);
 
 }  // namespace ecf8

@@ -93,6 +93,9 @@ public:
             cuda::widen_bf16(reinterpret_cast<const uint16_t*>(w.data), w.rows * w.cols, out, native(stream));
         }
     }
+    void reserve_linear_scratch(int64_t weight_elems) override {
+        grow(weight_, static_cast<size_t>(weight_elems) * sizeof(float));
+    }
     void use_fp8_gemm(bool on) override { fp8_gemm_ = on ? std::make_unique<cuda::Fp8BlockGemm>() : nullptr; }
 
     int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const override {

@@ -90,6 +90,18 @@ T* ensure(Backend& backend, Buffer& b, int64_t count, const char* tag) {
     return b.as<T>();
 }
 
+// Elements of the largest weight matrix one rank multiplies by (its parts of lm_head, the attention
+// projections, the dense, shared and routed MLPs, the router), for the linear's dequantization scratch.
+int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w) {
+    const int64_t tp = w.tp_size, h = c.hidden_size, heads = (c.num_attention_heads + tp - 1) / tp;
+    const int64_t part = [tp](int64_t n) { return (n + tp - 1) / tp; }(c.vocab_size);
+    return std::max({part * h, c.q_lora_rank * h, heads * c.qk_head_dim() * c.q_lora_rank,
+                     (c.kv_lora_rank + c.qk_rope_head_dim) * h, h * heads * c.v_head_dim,
+                     (c.intermediate_size + tp - 1) / tp * h,
+                     (c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1) + tp - 1) / tp * h,
+                     c.moe_intermediate_size * h, c.n_routed_experts * h});
+}
+
 }  // namespace
 
 Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len,
@@ -120,6 +132,7 @@ Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* 
     rope_ = {rope_memory_.as<float>(), rope_memory_.as<float>() + table.cos.size(), max_seq_len_, table.rope_dim};
     // wkv_b of the local heads, dequantized once per layer: its size is fixed by the config.
     const int64_t heads = config_.num_attention_heads / world_.tp_size;
+    ops_.reserve_linear_scratch(max_linear_weight_elems(config_, world_));
     ensure<float>(backend_, ws_->wkv_b, heads * (config_.qk_nope_head_dim + config_.v_head_dim) * config_.kv_lora_rank,
                   "dequant_scratch");
 }

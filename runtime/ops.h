@@ -120,6 +120,10 @@ public:
     virtual void dequantize(const LinearWeight& w, float* out, Stream& stream) = 0;
     // The CPU backend multiplies in FP32 only, and refuses on.
     virtual void use_fp8_gemm(bool on) = 0;
+    // Sizes the linear's dequantization scratch (tag "gemm_scratch") for weights of up to `weight_elems`
+    // elements. Call it on the host, before work that uses it (a work item must not allocate); linear()
+    // refuses a larger weight.
+    virtual void reserve_linear_scratch(int64_t weight_elems) = 0;
 
     // Absorbed MLA attention of n_tokens new tokens of one sequence over its latent cache.
     virtual int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const = 0;

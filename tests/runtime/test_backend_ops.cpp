@@ -545,6 +545,7 @@ OpCase make_linear(std::mt19937& rng, DType dtype, int64_t n_tokens, int64_t row
                 Buffer xb = d.up(*x), y = d.alloc(n_tokens * rows);
                 const bool gemm = fp8_gemm && d.backend->kind() != BackendKind::Cpu;
                 if (gemm) d.ops().use_fp8_gemm(true);
+                d.ops().reserve_linear_scratch(rows * cols);
                 d.ops().linear(lw, xb.as<float>(), n_tokens, y.as<float>(), d.s());
                 auto out = d.down<float>(y, n_tokens * rows);
                 if (gemm) d.ops().use_fp8_gemm(false);
@@ -882,6 +883,25 @@ TEST(BackendOpsCpuOnly, RefusesTheFp8Gemm) {
     CpuBackend b;
     EXPECT_THROW(b.ops().use_fp8_gemm(true), Error);
     EXPECT_NO_THROW(b.ops().use_fp8_gemm(false));
+}
+
+// The linear's scratch is sized on the host beforehand (a work item must not allocate): a weight larger
+// than what was reserved is an error, not an overflow; the scratch is the backend's, tagged.
+TEST(BackendOpsCpuOnly, LinearStaysWithinItsReservedScratch) {
+    CpuBackend b;
+    Stream& s = b.create_stream("compute");
+    std::vector<uint16_t> w(16, 0x3f80);  // 1.0 in BF16
+    std::vector<float> x(4, 1.0f), y(4, 0.0f);
+    LinearWeight lw;
+    lw.data = reinterpret_cast<const uint8_t*>(w.data());
+    lw.dtype = DType::BF16;
+    lw.rows = lw.cols = 4;
+    b.ops().reserve_linear_scratch(8);
+    EXPECT_EQ(b.live_bytes_by_tag(MemoryKind::Device).at("gemm_scratch"), 8 * sizeof(float));
+    EXPECT_THROW(b.ops().linear(lw, x.data(), 1, y.data(), s), Error);
+    b.ops().reserve_linear_scratch(16);
+    b.ops().linear(lw, x.data(), 1, y.data(), s);
+    EXPECT_EQ(y, std::vector<float>(4, 4.0f));
 }
 
 // ---------------------------------------------------------------------------------------------------
