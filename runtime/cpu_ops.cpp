@@ -28,6 +28,7 @@ public:
         if (blob != target) std::memcpy(target, blob, target_bytes);
         t.rebase(target);
     }
+    void bind(uint32_t, PreparedTensor& t, const uint8_t*, uint8_t* target, uint64_t) override { t.rebase(target); }
     void upload(void* dst, const void* host, size_t bytes) override {
         if (bytes > 0) std::memcpy(dst, host, bytes);
     }

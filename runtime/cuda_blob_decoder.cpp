@@ -44,6 +44,9 @@ public:
         blobs_[id] = place_device_blob(t, blob, target, target_bytes, stream ? native(*stream) : load_stream_);
         if (stream == nullptr) CUDA_CHECK(cudaStreamSynchronize(load_stream_));  // `blob` may go after this
     }
+    void bind(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) override {
+        place(id, t, blob, target, target_bytes, nullptr);
+    }
     void upload(void* dst, const void* host, size_t bytes) override {
         if (bytes > 0) CUDA_CHECK(cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice));
     }

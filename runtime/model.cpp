@@ -90,16 +90,23 @@ T* ensure(Backend& backend, Buffer& b, int64_t count, const char* tag) {
     return b.as<T>();
 }
 
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The widest FFN part one rank multiplies: the dense MLP's or the shared experts' (split by tp), or a routed
+// expert's (at most whole). Sizes the gate/up activations and, times hidden, the linear's scratch.
+int64_t max_local_intermediate(const ModelConfig& c, const WorldConfig& w) {
+    return std::max({ceil_div(c.intermediate_size, w.tp_size),
+                     ceil_div(c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1), w.tp_size),
+                     c.moe_intermediate_size});
+}
+
 // Elements of the largest weight matrix one rank multiplies by (its parts of lm_head, the attention
-// projections, the dense, shared and routed MLPs, the router), for the linear's dequantization scratch.
+// projections, the MLPs, the router), for the linear's dequantization scratch.
 int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w) {
-    const int64_t tp = w.tp_size, h = c.hidden_size, heads = (c.num_attention_heads + tp - 1) / tp;
-    const int64_t part = [tp](int64_t n) { return (n + tp - 1) / tp; }(c.vocab_size);
-    return std::max({part * h, c.q_lora_rank * h, heads * c.qk_head_dim() * c.q_lora_rank,
+    const int64_t h = c.hidden_size, heads = ceil_div(c.num_attention_heads, w.tp_size);
+    return std::max({ceil_div(c.vocab_size, w.tp_size) * h, c.q_lora_rank * h, heads * c.qk_head_dim() * c.q_lora_rank,
                      (c.kv_lora_rank + c.qk_rope_head_dim) * h, h * heads * c.v_head_dim,
-                     (c.intermediate_size + tp - 1) / tp * h,
-                     (c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1) + tp - 1) / tp * h,
-                     c.moe_intermediate_size * h, c.n_routed_experts * h});
+                     max_local_intermediate(c, w) * h, c.n_routed_experts * h});
 }
 
 }  // namespace
@@ -114,8 +121,8 @@ Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* 
       ops_(backend.ops()),
       gate_(cpu::gate_params(config)),
       softmax_scale_(static_cast<float>(cpu::attention_softmax_scale(config))),
-      compute_(&backend.create_stream("model compute")),
-      comm_stream_(&backend.create_stream("model comm")),
+      compute_(&backend.create_stream("model")),  // a direct forward() runs everything in order on it
+      comm_stream_(compute_),
       ws_(std::make_unique<Workspace>()) {
     world_.validate();
     ECF8_CHECK(comm_ != nullptr || world_.world_size == 1,
@@ -176,9 +183,7 @@ ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, con
     ForwardState s = plan_forward_step(c, max_seq_len_, tokens, caches, all_positions);
     const int64_t T = s.n_tokens, R = static_cast<int64_t>(s.out_rows.size()), dim = c.hidden_size;
     const int64_t heads = c.num_attention_heads / world_.tp_size, qk = c.qk_head_dim();
-    const int64_t inter = std::max({c.intermediate_size / world_.tp_size,
-                                    c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1) / world_.tp_size,
-                                    c.moe_intermediate_size});
+    const int64_t inter = max_local_intermediate(c, world_);
     const int64_t k = gate_.topk, part = c.vocab_size / world_.tp_size;
     const cpu::MlaDims dims{heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim, c.kv_lora_rank};
     int64_t mla = 0;

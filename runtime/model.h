@@ -124,7 +124,7 @@ public:
     std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                const WeightSource& weights, bool all_positions = false);
 
-    // The streams the stages run on (the pipeline's); until bound, the model's own.
+    // The streams the stages run on (the pipeline's); until bound, the model's own single stream.
     void bind_streams(Stream& compute, Stream& comm);
 
     // The stages, in forward order. "reduce" stages sum a block over the ranks (collectives only); the

@@ -71,6 +71,10 @@ public:
     // memory), and points the decoder's view of it there: in `stream` order, or at once when stream is null.
     virtual void place(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes,
                        Stream* stream) = 0;
+    // Points the decoder's view of blob `id` at target, where place() will put it later (a host-tier blob's
+    // staging area), at load time. CPU: no copy; CUDA: the view needs the device layout, so the blob is placed
+    // there at once.
+    virtual void bind(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) = 0;
     // Copies host bytes into backend memory at once (load time).
     virtual void upload(void* dst, const void* host, size_t bytes) = 0;
     // Decodes every job in `stream` order (CUDA: in one launch). A corrupt chunk throws at once on the CPU;

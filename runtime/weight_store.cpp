@@ -175,8 +175,8 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
             // Pinned host tier: the blob as stored; the decoder's view points at its staging area.
             std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
             file.check_stored(rec, target);
-            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, target,
-                          staging_base(t.layer, t.expert >= 0) + e.staging_offset, e.staging_bytes, nullptr);
+            decoder.bind(static_cast<uint32_t>(e.index), *e.prepared, target,
+                         staging_base(t.layer, t.expert >= 0) + e.staging_offset, e.staging_bytes);
         } else {
             const uint8_t* blob = file.file().tensor_data(info);
             file.check_stored(rec, blob);  // the placed copy is made from these mapped bytes
