@@ -26,6 +26,7 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
+#include "launcher/text_prompt.h"
 #include "runtime/backend_registry.h"
 #include "runtime/cpu_backend.h"
 #include "runtime/generator.h"
@@ -146,6 +147,9 @@ struct RunSetup {
     WeightMode mode = WeightMode::Ecf8;
     GenerationOptions gen;
     std::vector<int32_t> prompt;
+    PromptKind prompt_kind = PromptKind::Ids;
+    std::shared_ptr<const text::Tokenizer> tokenizer;  // with --prompt / --chat
+    bool show_special = false;
     int batch = 1;
     bool cuda = false;
     bool fp8_gemm = false;
@@ -155,7 +159,7 @@ struct RunSetup {
 RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlace& place) {
     RunSetup s;
     ECF8_CHECK(args.has("config"), "--config C.yaml is required");
-    ECF8_CHECK(args.has("prompt-ids"), "--prompt-ids is required (e.g. --prompt-ids 1,2,3)");
+    s.prompt_kind = prompt_kind(args);
     s.deploy = DeployConfig::load(args.get("config", ""));
     const std::string dir = args.get("shards", s.deploy.output);
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
@@ -164,7 +168,8 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
     ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
     s.fp8_gemm = gemm == "fp8";
     ECF8_CHECK(!s.fp8_gemm || s.cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
-    s.prompt = parse_ids(args.get("prompt-ids", ""));
+    if (s.prompt_kind == PromptKind::Ids) s.prompt = parse_ids(args.get("prompt-ids", ""));
+    s.show_special = args.has("show-special");
     s.batch = args.get_int("batch", 1);
     ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
                "--batch " << s.batch << " must be in [1, kv_cache.max_num_seqs = " << s.deploy.kv_cache.max_num_seqs
@@ -174,13 +179,20 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
     s.gen.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
     s.gen.seed = static_cast<uint64_t>(args.get_int("seed", 0));
     s.gen.eos_token_id = args.has("eos-id") ? args.get_int("eos-id", -1) : eos_from_config(dir);
-    s.gen.validate();
     s.dump_logits = args.get("dump-logits", "");
     s.gen.keep_logits = !s.dump_logits.empty();
     s.trace_path = args.get("trace", "");
 
     s.manifest = ShardManifest::load(dir);
     s.manifest.check_matches(s.deploy);
+    if (s.prompt_kind != PromptKind::Ids) {
+        const std::string tok_dir = tokenizer_dir(args, s.manifest.source_model);
+        s.tokenizer = std::make_shared<const text::Tokenizer>(load_tokenizer(tok_dir));
+        s.prompt = text_prompt_ids(args, s.prompt_kind, *s.tokenizer, tok_dir);
+        if (!args.has("eos-id") && s.gen.eos_token_id < 0 && s.tokenizer->eos_id())
+            s.gen.eos_token_id = *s.tokenizer->eos_id();
+    }
+    s.gen.validate();
     const ParallelConfig& p = s.manifest.parallel;
     ECF8_CHECK(s.manifest.world_size() == session.size(),
                dir << " holds shards for " << s.manifest.world_size() << " ranks (tensor_parallel_size "
@@ -197,8 +209,10 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
                           << " exceeds kv_cache.max_model_len " << s.deploy.kv_cache.max_model_len << " of "
                           << s.deploy.source);
     for (int32_t id : s.prompt)
-        ECF8_CHECK(id < s.manifest.model.vocab_size, "--prompt-ids: token " << id << " is outside the vocabulary [0, "
-                                                                            << s.manifest.model.vocab_size << ")");
+        ECF8_CHECK(id < s.manifest.model.vocab_size, (s.tokenizer ? "the tokenizer gave" : "--prompt-ids:")
+                                                         << " token " << id << " is outside the vocabulary [0, "
+                                                         << s.manifest.model.vocab_size << ")"
+                                                         << (s.tokenizer ? "; is --tokenizer the model's own?" : ""));
     const int64_t eos = s.gen.eos_token_id, vocab = s.manifest.model.vocab_size;
     ECF8_CHECK(!args.has("eos-id") || eos == -1 || (eos >= 0 && eos < vocab),
                "--eos-id " << eos << " is outside the vocabulary [0, " << vocab << ") of " << s.manifest.model.source
@@ -249,6 +263,8 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
         std::printf("sequence %zu:", q);
         for (int32_t t : r.generated[q]) std::printf(" %d", t);
         std::printf("%s\n", r.stopped_on_eos[q] ? "  [eos]" : "");
+        if (s.tokenizer && r.generated.size() > 1)
+            std::printf("  text: %s\n", s.tokenizer->decode(r.generated[q], !s.show_special).c_str());
     }
     std::printf(
         "\nrank 0: %.2f s in %zu steps; decode steps %.1f tokens/s; %s share of step time %.1f%% "
@@ -354,14 +370,25 @@ void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, 
     std::fflush(stdout);
 }
 
+// Rank 0 with a text prompt: announces the prompt and streams sequence 0's text as it is generated.
+std::unique_ptr<TextStream> start_text_stream(const RunSetup& setup, int rank) {
+    if (rank != 0 || !setup.tokenizer) return nullptr;
+    std::printf("prompt: %zu tokens%s\noutput: ", setup.prompt.size(),
+                setup.batch > 1 ? " (streaming sequence 0; every sequence's text follows the timings)" : "");
+    std::fflush(stdout);
+    return std::make_unique<TextStream>(*setup.tokenizer, setup.show_special);
+}
+
 }  // namespace
 
 int cmd_run(const CommandArgs& argv) {
-    Args args(argv,
-              {"config", "shards", "prompt-ids", "batch", "max-new-tokens", "weights", "temperature", "top-p", "seed",
-               "eos-id", "dump-logits", "trace", "threads", "backend", "gemm"},
-              {}, "run");
-    args.expect_positional(0, "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]");
+    Args args(
+        argv,
+        {"config", "shards", "prompt-ids", "prompt", "chat", "system", "tokenizer", "batch", "max-new-tokens",
+         "weights", "temperature", "top-p", "seed", "eos-id", "dump-logits", "trace", "threads", "backend", "gemm"},
+        {"show-special"}, "run");
+    args.expect_positional(0,
+                           "mpirun -np N ecf8 run --config C.yaml --chat MESSAGE | --prompt TEXT | --prompt-ids 1,2,3");
     MpiSession session;
     const int rank = session.rank();
     const NodePlace place = node_place();  // collective: before anything that may fail on one rank only
@@ -404,8 +431,14 @@ int cmd_run(const CommandArgs& argv) {
             return pipeline.forward(t, c);
         };
         const std::string gpu_memory = gpu_memory_note(rig);  // after load and cache allocation
-        const GenerationResult result =
-            generate(forward, prompts, cache_ptrs, setup.manifest.model.vocab_size, setup.gen);
+        std::unique_ptr<TextStream> stream = start_text_stream(setup, rank);
+        GenerationOptions gen = setup.gen;
+        if (stream)
+            gen.on_token = [&](size_t seq, int32_t token) {
+                if (seq == 0) stream->push(token);
+            };
+        const GenerationResult result = generate(forward, prompts, cache_ptrs, setup.manifest.model.vocab_size, gen);
+        if (stream) stream->finish();
         report_run(setup, session, rig, result, gpu_memory, load_seconds);
     } catch (const std::exception& e) {
         // Peers may be inside a collective: end the whole job rather than leave them waiting.

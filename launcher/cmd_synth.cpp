@@ -1,5 +1,6 @@
 // `ecf8 synth`: writes a synthetic Hugging Face checkpoint with DeepSeek-V3's layout (a preset or a YAML
-// file of overrides) and prints what it wrote, with the measured FP8 exponent entropy.
+// file of overrides) with a tokenizer trained for its vocabulary, and prints what it wrote, with the
+// measured FP8 exponent entropy.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include "launcher/commands.h"
 #include "sharding/model_tensors.h"
 #include "sharding/synth_checkpoint.h"
+#include "tokenizer/synth_tokenizer.h"
 
 namespace ecf8 {
 namespace {
@@ -82,6 +84,7 @@ int cmd_synth(const CommandArgs& argv) {
 
     const auto start = std::chrono::steady_clock::now();
     const SynthCheckpointResult r = write_synth_checkpoint(dir, options);
+    const int merges = text::write_synth_tokenizer(dir, static_cast<int>(options.model.vocab_size));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     const ParamCounts pc = count_parameters(options.model, options.include_mtp);
@@ -94,6 +97,10 @@ int cmd_synth(const CommandArgs& argv) {
     std::printf("  parameters  %.4g total, %.4g active per token%s\n", static_cast<double>(pc.total),
                 static_cast<double>(pc.active_per_token),
                 options.include_mtp && options.model.num_nextn_predict_layers > 0 ? " (MTP layers included)" : "");
+    std::printf(
+        "  tokenizer   tokenizer.json: byte-level BPE, %d merges learned from an embedded text sample, "
+        "DeepSeek's special tokens and chat template\n",
+        merges);
     const EntropySample h = sample_fp8_entropy(dir, 4);
     if (h.tensors == 0) {
         std::printf("  FP8 weights none (unquantized config: BF16 linear weights)\n");

@@ -29,5 +29,7 @@ int cmd_shard(const CommandArgs& args);
 int cmd_verify_shards(const CommandArgs& args);
 int cmd_unshard(const CommandArgs& args);
 int cmd_run(const CommandArgs& args);
+int cmd_tokenize(const CommandArgs& args);
+int cmd_detokenize(const CommandArgs& args);
 
 }  // namespace ecf8

@@ -51,6 +51,9 @@ const std::vector<Command>& all_commands() {
          "  real checkpoint's tensor names and dtypes: F8_E4M3 linear weights with F32 128x128\n"
          "  weight_scale_inv blocks, BF16 embeddings, norms and gate, F32 e_score_correction_bias.\n"
          "  Weights are heavy-tailed (Student-t), so exponent entropy is in the 2.5-3 bit range of real ones.\n"
+         "  Also writes tokenizer.json and tokenizer_config.json: a byte-level BPE learned from an embedded text\n"
+         "  sample up to vocab_size, with DeepSeek's pre-tokenizer, special tokens and chat template, so text\n"
+         "  in and text out work (a random model's text is gibberish).\n"
          "  --preset  tiny (a few MB; the default model of the README and tests), small (a few GB; for\n"
          "            streaming benchmarks) or a YAML file of config.json overrides (see docs/CONFIG.md)\n"
          "  --seed    seed of every draw (default 0); the same seed gives the same bytes\n",
@@ -84,21 +87,31 @@ const std::vector<Command>& all_commands() {
          "  to its original bytes. --shards defaults to the YAML's output directory.\n",
          cmd_unshard},
         {"run", "generate under mpirun with weights kept compressed and decoded just in time",
-         "mpirun -np N ecf8 run --config C.yaml --prompt-ids 1,2,3 [options]\n"
+         "mpirun -np N ecf8 run --config C.yaml --chat MESSAGE | --prompt TEXT | --prompt-ids 1,2,3 [options]\n"
          "  Each rank loads its shard (the YAML's output, or --shards DIR) keeping every weight ECF8-compressed\n"
          "  in its planned tier (GPU or pinned host memory), decodes each layer just in time on a decode stream\n"
          "  while the previous layer computes, and runs tensor/expert-parallel DeepSeek-V3 on one GPU per rank\n"
          "  (local rank -> device; NCCL between ranks) or on the CPU backend (MPI between ranks).\n"
-         "  N must equal the shards' world size. Rank 0 prints per-step timings, each rank's memory and the\n"
-         "  generated token ids.\n"
+         "  N must equal the shards' world size. Rank 0 prints the generated text as it is produced (with a\n"
+         "  text prompt), then per-step timings, each rank's memory and the generated token ids.\n"
          "  --backend auto|cpu|cuda  auto (default): cuda when this build has CUDA and a GPU is visible\n"
          "  --gemm fp32|fp8        CUDA: fp32 (default) dequantizes weights and multiplies in FP32, as the\n"
          "                         CPU does; fp8 uses cuBLASLt's block-scaled FP8 GEMM (DeepSeek's 1x128\n"
          "                         activation quantization) where it applies: faster, less exact\n"
+         "  Prompt (exactly one):\n"
          "  --prompt-ids LIST      comma-separated token ids of the prompt\n"
+         "  --prompt TEXT          text, tokenized with the model's tokenizer (with the special tokens its\n"
+         "                         post-processor adds, as Hugging Face does; none for DeepSeek's files)\n"
+         "  --chat MESSAGE         one user message in the model's chat format (its tokenizer_config.json\n"
+         "                         chat_template; DeepSeek-V3's is rendered natively), assistant turn opened\n"
+         "  --system TEXT          with --chat: the system prompt\n"
+         "  --tokenizer DIR        tokenizer.json + tokenizer_config.json (default: the model directory that\n"
+         "                         the shard manifest names)\n"
+         "  --show-special         print special tokens in the generated text (default: hidden)\n"
          "  --batch B              generate B sequences of the prompt as one batch (default 1)\n"
          "  --max-new-tokens K     stop each sequence after K new tokens (default 16)\n"
-         "  --eos-id N             stop a sequence on token N (default: config.json's eos_token_id; -1: never)\n"
+         "  --eos-id N             stop a sequence on token N (default: config.json's eos_token_id, else the\n"
+         "                         tokenizer's eos with a text prompt; -1: never)\n"
          "  --temperature T        0 (default): greedy; > 0: sample with --top-p P (default 1) and --seed S\n"
          "  --weights MODE         ecf8 (default): decode just in time; raw: the original FP8 bytes, decoded\n"
          "                         once at load and used in place (the speed baseline); raw-copy: the same\n"
@@ -108,6 +121,23 @@ const std::vector<Command>& all_commands() {
          "  --threads N            threads for decoding the shard and, on the CPU backend, for BLAS\n"
          "                         (default or 0: codec.threads of the YAML, else cores / ranks)\n",
          cmd_run},
+        {"tokenize", "text to token ids with a model's tokenizer",
+         "ecf8 tokenize --tokenizer DIR [--json] [--pieces] [--no-special] TEXT|-\n"
+         "  Encodes TEXT (or all of standard input with -) with DIR/tokenizer.json: added and special tokens,\n"
+         "  the pre-tokenizer's regex splits, byte-level BPE. Special tokens are added as tokenizer.json's\n"
+         "  post-processor says (Hugging Face's rule; none for DeepSeek's files). Invalid UTF-8 becomes\n"
+         "  U+FFFD first.\n"
+         "  Prints the ids comma-separated (usable as ecf8 run --prompt-ids).\n"
+         "  --json        one JSON array of ids\n"
+         "  --pieces      one line per token: its id and its text\n"
+         "  --no-special  add no special tokens\n",
+         cmd_tokenize},
+        {"detokenize", "token ids to text with a model's tokenizer",
+         "ecf8 detokenize --tokenizer DIR [--skip-special] IDS|-\n"
+         "  Decodes ids (1,2,3 or [1, 2, 3] or white-space separated; - reads them from standard input) and\n"
+         "  prints the text. Bytes that do not form UTF-8 print as U+FFFD.\n"
+         "  --skip-special  leave special tokens out\n",
+         cmd_detokenize},
     };
     return commands;
 }

@@ -47,6 +47,7 @@ GenerationResult generate(const ForwardFn& forward, const std::vector<std::vecto
             const int32_t token = static_cast<int32_t>(cpu::sample_top_p(
                 logits.data() + i * vocab, vocab, options.temperature, options.top_p, options.seed + s, counter));
             result.generated[s].push_back(token);
+            if (options.on_token) options.on_token(s, token);
             const bool eos = options.eos_token_id >= 0 && token == options.eos_token_id;
             result.stopped_on_eos[s] = eos;
             if (!eos && static_cast<int>(result.generated[s].size()) < options.max_new_tokens) {

@@ -23,7 +23,9 @@ struct GenerationOptions {
     uint64_t seed = 0;
     int64_t eos_token_id = -1;  // < 0: never stop on a token
     bool keep_logits = false;   // keep every step's logits (for --dump-logits and tests)
-    void validate() const;      // throws ecf8::Error naming the option
+    // Called with (sequence, token) as each token is sampled, in sequence order within a step (streaming).
+    std::function<void(size_t, int32_t)> on_token;
+    void validate() const;  // throws ecf8::Error naming the option
 };
 
 struct GenerationStep {

@@ -5,7 +5,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS  seconds per fuzzer (default 60)
-#   FUZZ_TARGETS  targets to run (default "fuzz_blob fuzz_safetensors fuzz_config")
+#   FUZZ_TARGETS  targets to run (default "fuzz_blob fuzz_safetensors fuzz_config fuzz_tokenizer")
 #   FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 30)
 #   FUZZ_ARGS     extra libFuzzer flags, e.g. "-use_value_profile=1 -max_len=8192"
 #   FUZZ_CXX      the clang++ to use (default clang++)
@@ -17,7 +17,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-fuzz_blob fuzz_safetensors fuzz_config}"
+targets="${FUZZ_TARGETS:-fuzz_blob fuzz_safetensors fuzz_config fuzz_tokenizer}"
 per_input_timeout="${FUZZ_TIMEOUT:-30}"
 jobs="${JOBS:-$(nproc)}"
 read -r -a extra_args <<< "${FUZZ_ARGS:-}"
@@ -49,7 +49,23 @@ for f in "$root"/configs/*.yaml; do
 done
 { printf '\x01'; cat "$root/configs/models/deepseek-v3/config.json"; } > "$seeds/config/config.json.seed"
 
-declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors [fuzz_config]=config)
+# Tokenizer seeds: a text (even first byte) and a small tokenizer.json (odd).
+mkdir -p "$seeds/tokenizer"
+printf '\x00Hello, world! 你好 123 <｜User｜>hi\xff\xfe 🙂\n\t  x' > "$seeds/tokenizer/text.seed"
+{ printf '\x01'; cat <<'JSON'; } > "$seeds/tokenizer/tokenizer.json.seed"
+{"version": "1.0", "added_tokens": [{"id": 6, "content": "<s>", "special": true, "single_word": false,
+ "lstrip": false, "rstrip": false, "normalized": false}], "normalizer": null,
+ "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+  {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}"}, "behavior": "Isolated", "invert": false},
+  {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
+ "post_processor": null, "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+ "use_regex": true},
+ "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+  "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3, "1": 4, "\u0120a": 5}, "merges": ["a b", "\u0120 a"]}}
+JSON
+
+declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors [fuzz_config]=config [fuzz_tokenizer]=tokenizer)
 summary=()
 failed=0
 for target in $targets; do

@@ -12,7 +12,8 @@ packages=(
     nlohmann-json3-dev libxxhash-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     clang libclang-rt-14-dev
-    python3
+    python3 python3-venv
+    libpcre2-dev
 )
 
 missing=()

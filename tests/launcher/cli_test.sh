@@ -67,6 +67,23 @@ sed -e "s#out/tiny/model#$model#" -e "s#out/tiny/shards#$shards#" "$(dirname "$0
     >"$work/tiny.yaml"
 check synth 0 "exponent entropy" -- "$ecf8" synth --preset tiny --out "$model" --threads 2
 check synth-index 0 "weight_map" -- cat "$model/model.safetensors.index.json"
+# synth's tokenizer: text -> ids -> text, the forms of tokenize's output, and bad input.
+check synth-tokenizer 0 "BPE" -- cat "$model/tokenizer.json"
+text='Hello, world! 你好 123456 — ünïcödé 🙂'
+check tokenize 0 "^[0-9]+(,[0-9]+)+$" -- "$ecf8" tokenize --tokenizer "$model" "$text"
+ids=$("$ecf8" tokenize --tokenizer "$model" "$text")
+check detokenize-round-trip 0 "^${text}$" -- "$ecf8" detokenize --tokenizer "$model" "$ids"
+check tokenize-json 0 "ok" -- bash -c "'$ecf8' tokenize --tokenizer '$model' --json '$text' | python3 -c 'import json,sys; a=json.load(sys.stdin); assert a == [int(x) for x in \"$ids\".split(\",\")], a; print(\"ok\")'"
+check tokenize-stdin 0 "^${ids}$" -- bash -c "printf '%s' '$text' | '$ecf8' tokenize --tokenizer '$model' -"
+check tokenize-pieces 0 "^ +[0-9]+ ' wor'$" -- "$ecf8" tokenize --tokenizer "$model" --pieces "Hello, world"
+user_id=$(python3 -c "import json; print(next(t['id'] for t in json.load(open('$model/tokenizer.json'))['added_tokens'] if t['content'] == '<｜User｜>'))")
+check tokenize-special 0 "^${user_id},[0-9,]+$" -- "$ecf8" tokenize --tokenizer "$model" --no-special \
+    "<｜User｜>hi<｜Assistant｜>"
+check detokenize-skip-special 0 "^hi$" -- "$ecf8" detokenize --tokenizer "$model" --skip-special 0,74,75,1
+check tokenize-no-dir 1 "--tokenizer DIR is required" -- "$ecf8" tokenize "text"
+check tokenize-missing-file 1 "$work.*tokenizer.json" -- "$ecf8" tokenize --tokenizer "$work" "text"
+check detokenize-bad-id 1 "'x' is not a token id" -- "$ecf8" detokenize --tokenizer "$model" 1,x
+check detokenize-id-outside 1 "99999" -- "$ecf8" detokenize --tokenizer "$model" 99999
 check plan-tiny 0 "ECF8 +fits" -- "$ecf8" plan --config "$work/tiny.yaml"
 check plan-json 0 "ok" -- bash -c "'$ecf8' plan --config '$work/tiny.yaml' --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ratios\"][\"measured\"] and d[\"ecf8\"][\"fits\"]; print(\"ok\")'"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"

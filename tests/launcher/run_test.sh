@@ -37,6 +37,20 @@ check run-ecf8 0 "ECF8 .* saved" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/co
 check run-raw 0 "sequence 0:( [0-9]+){8}" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     "${prompt[@]}" --weights raw --dump-logits raw.bin
 check ecf8-equals-raw 0 "" -- cmp ecf8.bin raw.bin
+# Text in, text out: a chat and a plain prompt; the streamed text is the decoding of the generated ids.
+check run-chat 0 "^output: " -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    --system "Be brief." --chat "Hello there!" --max-new-tokens 8 --eos-id -1
+"${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" --prompt "Once upon a time" --max-new-tokens 12 \
+    --eos-id -1 --temperature 1 --seed 3 --show-special >text-run.out 2>&1
+check streamed-text-is-decoded-ids 0 "ok" -- python3 -c "
+import re, subprocess
+out = open('text-run.out', encoding='utf-8').read()
+streamed = re.search(r'^output: (.*?)\nmodel: ', out, re.S | re.M).group(1)
+ids = re.search(r'^sequence 0: ([0-9 ]+)', out, re.M).group(1).split()
+assert len(ids) == 12, ids
+text = subprocess.run(['$ecf8', 'detokenize', '--tokenizer', 'out/tiny/model', ','.join(ids)], capture_output=True,
+                      text=True, check=True).stdout[:-1]
+assert streamed == text, (streamed, text); print('ok')"
 check trace-has-lanes 0 "ok" -- python3 -c "
 import json; d = json.load(open('trace.json')); ev = d['traceEvents'] if isinstance(d, dict) else d
 names = {e.get('name', '') for e in ev}
@@ -99,6 +113,12 @@ bad eos-outside-vocab "--eos-id 99999 is outside the vocabulary \\[0, [0-9]+\\)"
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --eos-id 99999
 bad negative-threads "--threads .*must be >= " -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     "${prompt[@]}" --threads -3
+bad two-prompts "give only one prompt" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    --prompt-ids 1,2 --chat "hi"
+bad system-without-chat "--system goes with --chat" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --prompt "hi" --system "Be brief."
+bad no-tokenizer "no tokenizer.json in 'missing-tok' \\(--tokenizer\\)" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --chat "hi" --tokenizer missing-tok
 
 # One rank fails at set-up while the other starts normally (its shard directory is missing, the other's is
 # not): start-up holds no collective before the ranks agree, so both exit with the error, whichever fails.

@@ -3,6 +3,9 @@
 # Open MPI launching RANKS_PER_NODE ranks into each one, so that traffic between the nodes crosses TCP.
 #
 # Usage: two_node_netns.sh WORKDIR -- PROGRAM [ARGS...]
+#        two_node_netns.sh WORKDIR --script -- COMMAND [ARGS...]
+#   The second form runs COMMAND (which starts mpirun itself) on node 0 with NETNS_HOSTFILE set to the
+#   generated hostfile and MPIRUN_ARGS to the options that make mpirun reach node 1 (launch agent, network).
 #   WORKDIR          folder for the generated hostfile and launch agent (created if missing)
 #   RANKS_PER_NODE   ranks per node (default 1); world size = 2 x RANKS_PER_NODE, and rank r sits on node
 #                    r / RANKS_PER_NODE (mpirun --map-by slot)
@@ -23,6 +26,11 @@ skip() {
     exit 77
 }
 
+script=0
+if [ $# -ge 4 ] && [ "$2" = "--script" ] && [ "$3" = "--" ]; then
+    script=1
+    set -- "$1" "${@:3}"
+fi
 if [ $# -lt 3 ] || [ "$2" != "--" ]; then usage; fi
 work=$1
 shift 2
@@ -134,14 +142,19 @@ echo "node 1: host and network namespace ${ns[1]}, ${veth[1]} ${ips[1]}, ranks $
 #   node-local); naming ob1 keeps UCX or libfabric from taking over.
 # - btl/oob tcp_if_include: ranks and daemons use the veth subnet only.
 # - vader's single-copy mechanism (CMA) is off because containers often forbid it.
-args=(-np "$np" --hostfile "$hostfile" --map-by slot --oversubscribe
-    --mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1
+reach=(--oversubscribe --mca plm_rsh_agent "$agent" --mca plm_rsh_no_tree_spawn 1
     --mca pml ob1 --mca btl "tcp,self,vader"
     --mca btl_tcp_if_include "$subnet" --mca oob_tcp_if_include "$subnet"
     --mca btl_vader_single_copy_mechanism none)
 for var in PATH LD_LIBRARY_PATH ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; do
-    if [ -n "${!var:-}" ]; then args+=(-x "$var"); fi
+    if [ -n "${!var:-}" ]; then reach+=(-x "$var"); fi
 done
+args=(-np "$np" --hostfile "$hostfile" --map-by slot "${reach[@]}")
+launch=("$mpirun" "${args[@]}" "$@")
+if [ "$script" = 1 ]; then
+    export NETNS_HOSTFILE=$hostfile MPIRUN_ARGS="${reach[*]}"
+    launch=("$@")
+fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
@@ -151,7 +164,7 @@ tx0=$(bytes tx)
 # background so that a TERM or INT sent to this script is handled at once (stop_mpirun), not after it.
 # shellcheck disable=SC2016  # $0 and $@ belong to the inner sh
 timeout -k 10 "$limit" ip netns exec "${ns[0]}" unshare --uts /bin/sh -c 'hostname "$0" && exec "$@"' "${ns[0]}" \
-    "$mpirun" "${args[@]}" "$@" &
+    "${launch[@]}" &
 job=$!
 rc=0
 wait "$job" || rc=$?
