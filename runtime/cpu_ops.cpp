@@ -10,6 +10,7 @@
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/mlp.h"
+#include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/moe_gate.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
@@ -129,6 +130,30 @@ public:
     void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows, int64_t dim,
                                  float* out, Stream&) override {
         for (int64_t r = 0; r < n_rows; ++r) cpu::add_scaled(y + r * dim, scales[r], dim, out + rows[r] * dim);
+    }
+
+    void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens, int64_t topk,
+                      int64_t expert_begin, int64_t n_local, int32_t* offsets, int32_t* rows, float* scales,
+                      Stream&) override {
+        cpu::moe_dispatch(experts, weights, n_tokens, topk, expert_begin, n_local, offsets, rows, scales);
+    }
+    void routed_experts_mlp(const std::vector<ExpertWeights>& experts, const float* h, int64_t dim,
+                            const int32_t* offsets, const int32_t* rows, const float* scales, const ExpertScratch& sc,
+                            float* out, Stream& stream) override {
+        for (size_t e = 0; e < experts.size(); ++e) {
+            const int64_t begin = offsets[e], n = offsets[e + 1] - begin;
+            if (n == 0) continue;
+            ECF8_CHECK(n > 0 && n <= sc.max_rows, "routed_experts_mlp: local expert " << e << " has " << n
+                                                                                      << " picks; the scratch holds "
+                                                                                      << sc.max_rows << " rows");
+            const int64_t inter = experts[e].gate.rows;
+            gather_rows(h, rows + begin, n, dim, sc.x, stream);
+            linear(experts[e].gate, sc.x, n, sc.gate, stream);
+            linear(experts[e].up, sc.x, n, sc.up, stream);
+            silu_mul(sc.gate, sc.up, n * inter, sc.gate, stream);
+            linear(experts[e].down, sc.gate, n, sc.y, stream);
+            scatter_add_scaled_rows(sc.y, rows + begin, scales + begin, n, dim, out, stream);
+        }
     }
 
     std::unique_ptr<BlobDecoder> make_blob_decoder(size_t) override { return std::make_unique<CpuBlobDecoder>(); }

@@ -1,5 +1,5 @@
 // CudaOps: runtime/ops.h over kernels/cuda, enqueued on the caller's stream. The kernels round as their CPU
-// twins (kernels/cuda/ops.cuh says where they may differ); tests/runtime/test_backend_ops.cpp states each
+// twins (kernels/cuda/ops.cuh says where they may differ); tests/runtime/backend_ops_harness.cpp states each
 // op's tolerance.
 #include "runtime/cuda_ops.h"
 
@@ -121,6 +121,31 @@ public:
         cuda::scatter_add_scaled_rows(y, rows, scales, n_rows, dim, out, native(stream));
     }
 
+    void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens, int64_t topk,
+                      int64_t expert_begin, int64_t n_local, int32_t* offsets, int32_t* rows, float* scales,
+                      Stream& stream) override {
+        cuda::moe_dispatch(experts, weights, n_tokens, topk, expert_begin, n_local, offsets, rows, scales,
+                           native(stream));
+    }
+    // One kernel per step and expert, each reading its expert's count on the device (a grouped GEMM with device
+    // sizes would fold them into one launch per step).
+    void routed_experts_mlp(const std::vector<ExpertWeights>& experts, const float* h, int64_t dim,
+                            const int32_t* offsets, const int32_t* rows, const float* scales, const ExpertScratch& sc,
+                            float* out, Stream& stream) override {
+        const cudaStream_t st = native(stream);
+        for (size_t i = 0; i < experts.size(); ++i) {
+            const int64_t e = static_cast<int64_t>(i);
+            const ExpertWeights& w = experts[i];
+            const int64_t inter = w.gate.rows;
+            cuda::gather_picks(h, rows, offsets, e, dim, sc.max_rows, sc.x, st);
+            linear_picks(w.gate, sc.x, offsets, e, sc.max_rows, sc.gate, st);
+            linear_picks(w.up, sc.x, offsets, e, sc.max_rows, sc.up, st);
+            cuda::silu_mul_picks(sc.gate, sc.up, offsets, e, inter, sc.max_rows, sc.gate, st);
+            linear_picks(w.down, sc.gate, offsets, e, sc.max_rows, sc.y, st);
+            cuda::scatter_add_picks(sc.y, rows, scales, offsets, e, dim, sc.max_rows, out, st);
+        }
+    }
+
     std::unique_ptr<BlobDecoder> make_blob_decoder(size_t blobs) override {
         return make_cuda_blob_decoder(backend_, blobs);
     }
@@ -134,6 +159,13 @@ public:
     }
 
 private:
+    static void linear_picks(const LinearWeight& w, const float* x, const int32_t* offsets, int64_t e, int64_t max_rows,
+                             float* y, cudaStream_t st) {
+        ECF8_CHECK(w.dtype == DType::F8_E4M3 || w.dtype == DType::BF16,
+                   "routed_experts_mlp: weight dtype " << dtype_name(w.dtype) << " is not FP8 or BF16");
+        cuda::linear_picks(w.data, w.dtype == DType::F8_E4M3, w.scale_inv, w.block, w.rows, w.cols, x, offsets, e,
+                           max_rows, y, st);
+    }
     // NCCL runs on the communicator's own stream: it waits for `stream`, and `stream` waits for it.
     template <class Fn>
     void on_collective_stream(Communicator& comm, Stream& stream, Fn&& enqueue) {

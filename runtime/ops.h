@@ -10,10 +10,10 @@
 //     item, or the host thread of a direct Model::forward), CudaOps enqueues it on the stream's cudaStream_t
 //     and returns. Only to_host() waits.
 //   - Each op rounds as its kernels/cpu twin: the CUDA side is compared with the CPU side by
-//     tests/runtime/test_backend_ops.cpp, with a stated tolerance per op.
+//     tests/runtime/test_backend_ops (tests/runtime/backend_ops_*.cpp), with a stated tolerance per op.
 //
 // Adding an op: declare it here, implement it in cpu_ops.cpp (calling kernels/cpu) and cuda_ops.cpp (calling
-// kernels/cuda), and add a case to test_backend_ops.cpp.
+// kernels/cuda), and add a case and a tolerance to the harness (tests/runtime/backend_ops_harness.h).
 #pragma once
 
 #include <cstddef>
@@ -38,6 +38,21 @@ struct LinearWeight {
     int64_t rows = 0, cols = 0;        // out_features, in_features
     const float* scale_inv = nullptr;  // FP8: [ceil(rows / block), ceil(cols / block)]
     int64_t block = 128;               // FP8 scale block (weight_block_size)
+};
+
+// One routed expert's weights on this rank (whole experts under expert parallelism).
+struct ExpertWeights {
+    LinearWeight gate, up, down;
+};
+
+// The routed-expert MLP's scratch, backend memory: x and y [max_rows, dim], gate and up [max_rows, inter].
+// max_rows bounds one expert's picks: the step's token count will do (a token picks an expert once).
+struct ExpertScratch {
+    float* x = nullptr;
+    float* gate = nullptr;
+    float* up = nullptr;
+    float* y = nullptr;
+    int64_t max_rows = 0;
 };
 
 // The rotary tables in backend memory: cos and sin, [max_seq_len, pairs] each (cpu::RopeTable's rows).
@@ -139,6 +154,20 @@ public:
     // experts [n_tokens, topk].
     virtual void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p,
                            float* weights, int32_t* experts, Stream& stream) = 0;
+    // Routing's picks grouped by this rank's experts [expert_begin, expert_begin + n_local), where they are:
+    // offsets[n_local + 1], and at offsets[e] .. offsets[e + 1], in (token, slot) order, each pick's token
+    // (rows) and routing weight (scales); rows / scales hold up to n_tokens * topk (cpu::moe_dispatch).
+    virtual void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens, int64_t topk,
+                              int64_t expert_begin, int64_t n_local, int32_t* offsets, int32_t* rows, float* scales,
+                              Stream& stream) = 0;
+    // The routed experts' MLP over moe_dispatch's picks, one call for all of experts (local expert e is
+    // experts[e]): out[t] += scale * down(silu(gate(h[t])) * up(h[t])) for every pick (t, scale). The picks'
+    // counts are read where they are, so the host never waits for routing; an expert without picks costs
+    // nothing but its (empty) launches. An expert with more than scratch.max_rows picks is an error on the
+    // CPU and is cut at max_rows on CUDA (the caller sizes max_rows; the step's token count always holds).
+    virtual void routed_experts_mlp(const std::vector<ExpertWeights>& experts, const float* h, int64_t dim,
+                                    const int32_t* offsets, const int32_t* rows, const float* scales,
+                                    const ExpertScratch& scratch, float* out, Stream& stream) = 0;
     // out[r] = src[rows[r]] and out[rows[r]] += scales[r] * y[r] (rows distinct), rows of dim floats.
     virtual void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out,
                              Stream& stream) = 0;

@@ -29,6 +29,12 @@ ECF8_HD float add_scaled_one(float acc, float x, float scale) {
     return acc + prod;
 }
 
+// RMSNorm's sum of squares has one order on every backend: kRmsPartials partial sums in double, partial l
+// taking x[l], x[l + kRmsPartials], ... in turn, then added as a tree (partial[i] += partial[i + h] for
+// h = kRmsPartials / 2, ..., 1). A float squared is exact in double and the sums are plain IEEE double adds,
+// so the CPU loop and a CUDA block of kRmsPartials threads give the same bits.
+inline constexpr int kRmsPartials = 256;
+
 // RMSNorm's factor from the row's sum of squares: 1 / sqrt(float(ss / dim) + eps), rounded once from double.
 ECF8_HD float rms_factor(double sum_squares, int64_t dim, float eps) {
     const float mean = static_cast<float>(sum_squares / static_cast<double>(dim));

@@ -1,8 +1,8 @@
 // The model's element-wise and small ops on the GPU, each the twin of a kernels/cpu function with the same
 // name and arguments plus the stream they are enqueued on (all pointers are device pointers). The per-element
 // math is the CPU's own (kernels/core/*.h, ECF8_HD), compiled with --fmad=false as the host compiles with
-// -ffp-contract=off, so most outputs are bit-identical; rmsnorm's sum of squares is added in a different
-// order (a tree in double), so it may differ in the last bit of the float result.
+// -ffp-contract=off, so most outputs are bit-identical (rmsnorm's sum of squares too: kernels/core fixes its
+// order).
 // tests/kernels/test_kernels_cuda.cu compares each with its twin and states the tolerance.
 #pragma once
 
@@ -37,6 +37,24 @@ void dequantize_fp8_block_to_float(const uint8_t* w, const float* scale_inv, int
 // MoE routing (sigmoid scoring, group-limited top-k, as DeepSeek-V3): weights and experts [n_tokens, topk].
 void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,
                int32_t* experts, cudaStream_t stream);
+// kernels/cpu/moe_dispatch.h on the device: one block. A negative expert (a NaN token) is skipped here.
+void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens, int64_t topk, int64_t expert_begin,
+                  int64_t n_local, int32_t* offsets, int32_t* rows, float* scales, cudaStream_t stream);
+// The routed-expert MLP's steps for local expert e's picks (moe_dispatch's offsets / rows / scales), the
+// count read on the device and capped at max_rows, the rows of the scratch x, y, gate and up:
+//   gather_picks       x[r] = src[rows[offsets[e] + r]]
+//   linear_picks       y[r] = x[r] . W^T (W FP8 with block scales, or BF16), a tiled FP32 kernel
+//   silu_mul_picks     out[r] = silu(gate[r]) * up[r]
+//   scatter_add_picks  out[rows[offsets[e] + r]] += scales[offsets[e] + r] * y[r]
+void gather_picks(const float* src, const int32_t* rows, const int32_t* offsets, int64_t e, int64_t dim,
+                  int64_t max_rows, float* out, cudaStream_t stream);
+void linear_picks(const uint8_t* w, bool fp8, const float* scale_inv, int64_t block, int64_t out_features,
+                  int64_t in_features, const float* x, const int32_t* offsets, int64_t e, int64_t max_rows, float* y,
+                  cudaStream_t stream);
+void silu_mul_picks(const float* gate, const float* up, const int32_t* offsets, int64_t e, int64_t width,
+                    int64_t max_rows, float* out, cudaStream_t stream);
+void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const int32_t* offsets, int64_t e,
+                       int64_t dim, int64_t max_rows, float* out, cudaStream_t stream);
 // out[r] = index of the largest of x[r * n .. r * n + n): lowest index on ties, NaN never chosen (all NaN: 0).
 void argmax_rows(const float* x, int64_t rows, int64_t n, int64_t* out, cudaStream_t stream);
 

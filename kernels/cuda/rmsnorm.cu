@@ -1,4 +1,5 @@
-// CUDA twin of kernels/cpu/rmsnorm.h: one block per token, the sum of squares in double.
+// CUDA twin of kernels/cpu/rmsnorm.h: one block per token, the sum of squares in double in the order that
+// kernels/core fixes (thread l's strided partial, then a tree), so the result is the CPU's bit for bit.
 #include "common/error.h"
 #include "common/float_formats.h"
 #include "kernels/core/elementwise_core.h"
@@ -7,7 +8,7 @@
 namespace ecf8::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = core::kRmsPartials;
 
 __global__ void rmsnorm_kernel(const float* x, const uint16_t* w, int64_t dim, float eps, float* out) {
     __shared__ double partial[kThreads];

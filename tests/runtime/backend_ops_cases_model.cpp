@@ -1,0 +1,380 @@
+// The op harness's cases for the model's heavy ops (linear, dequantize, MLA attention, MoE routing) and the
+// list of every case (backend_ops_harness.h).
+#include "tests/runtime/backend_ops_harness.h"
+
+namespace ecf8::opstest {
+
+// ---------------------------------------------------------------------------------------------------
+// linear and dequantize: FP8 e4m3 with [ceil(rows / block), ceil(cols / block)] scales, or BF16
+
+std::shared_ptr<HostWeight> random_weight(std::mt19937& rng, DType dtype, int64_t rows, int64_t cols, int64_t block) {
+    auto w = std::make_shared<HostWeight>(HostWeight{dtype, rows, cols, block, {}, {}});
+    if (dtype == DType::BF16) {
+        const auto v = bf16_uniform(rng, rows * cols, -0.1f, 0.1f);
+        w->data.resize(v.size() * 2);
+        std::memcpy(w->data.data(), v.data(), w->data.size());
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    w->data.resize(rows * cols);
+    for (uint8_t& b : w->data) {
+        do b = static_cast<uint8_t>(byte(rng));
+        while ((b & 0x7F) == 0x7F);  // e4m3 NaN
+    }
+    std::uniform_real_distribution<float> e(-14.0f, -6.0f);
+    w->scale_inv.resize(blocks(rows, block) * blocks(cols, block));
+    for (float& s : w->scale_inv) s = std::exp2(e(rng));
+    return w;
+}
+
+// The weight in backend memory; the buffers live in `keep`.
+LinearWeight upload(const Device& d, const HostWeight& w, std::vector<Buffer>& keep) {
+    keep.push_back(d.up(w.data));
+    LinearWeight lw{keep.back().as<uint8_t>(), w.dtype, w.rows, w.cols, nullptr, w.block};
+    if (w.dtype == DType::F8_E4M3) {
+        keep.push_back(d.up(w.scale_inv));
+        lw.scale_inv = keep.back().as<float>();
+    }
+    return lw;
+}
+
+// fp8_gemm: the CUDA side runs through use_fp8_gemm(true) (op "linear_fp8_gemm", bounded by max |y|).
+OpCase make_linear(std::mt19937& rng, DType dtype, int64_t n_tokens, int64_t rows, int64_t cols, int64_t block,
+                   bool fp8_gemm = false) {
+    auto w = random_weight(rng, dtype, rows, cols, block);
+    auto x = std::make_shared<std::vector<float>>(uniform(rng, n_tokens * cols, -1, 1));
+    return {fp8_gemm ? "linear_fp8_gemm" : "linear",
+            [=](const Device& d) {
+                std::vector<Buffer> keep;
+                const LinearWeight lw = upload(d, *w, keep);
+                Buffer xb = d.up(*x), y = d.alloc(n_tokens * rows);
+                const bool gemm = fp8_gemm && d.backend->kind() != BackendKind::Cpu;
+                if (gemm) d.ops().use_fp8_gemm(true);
+                d.ops().reserve_linear_scratch(rows * cols);
+                d.ops().linear(lw, xb.as<float>(), n_tokens, y.as<float>(), d.s());
+                auto out = d.down<float>(y, n_tokens * rows);
+                if (gemm) d.ops().use_fp8_gemm(false);
+                return Output{out, {}};
+            },
+            [=] {
+                Reference r;
+                for (int64_t t = 0; t < n_tokens; ++t) {
+                    for (int64_t o = 0; o < rows; ++o) {
+                        double s = 0.0, m = 0.0;
+                        for (int64_t k = 0; k < cols; ++k) {
+                            const double p = (*x)[t * cols + k] * w->at(o, k);
+                            s += p;
+                            m += std::fabs(p);
+                        }
+                        r.f.push_back(s);
+                        r.mag.push_back(m);
+                    }
+                }
+                if (fp8_gemm) {
+                    double top = 0.0;
+                    for (double v : r.f) top = std::max(top, std::fabs(v));
+                    r.mag.assign(r.f.size(), top);
+                }
+                return r;
+            }};
+}
+
+OpCase make_dequantize(std::mt19937& rng, DType dtype, int64_t rows, int64_t cols, int64_t block) {
+    auto w = random_weight(rng, dtype, rows, cols, block);
+    return {"dequantize",
+            [=](const Device& d) {
+                std::vector<Buffer> keep;
+                const LinearWeight lw = upload(d, *w, keep);
+                Buffer o = d.alloc(rows * cols);
+                d.ops().dequantize(lw, o.as<float>(), d.s());
+                return Output{d.down<float>(o, rows * cols), {}};
+            },
+            [=] {
+                Reference r;
+                for (int64_t k = 0; k < rows * cols; ++k) r.f.push_back(w->at(k / cols, k % cols));
+                r.mag.assign(r.f.size(), 0.0);
+                return r;
+            }};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// mla_attention: the absorbed path in float64, causal over cache rows [0, start_pos + t]
+
+struct MlaInputs {
+    cpu::MlaDims d;
+    int64_t n_tokens, start_pos;
+    float scale;
+    std::vector<float> q, kv, pe, wkv_b;
+};
+
+std::vector<double> mla_reference(const MlaInputs& in) {
+    const auto& d = in.d;
+    const int64_t H = d.n_heads, C = d.kv_lora_rank, N = d.qk_nope_head_dim, R = d.qk_rope_head_dim;
+    const int64_t V = d.v_head_dim, QK = d.qk_head_dim();
+    std::vector<double> out(in.n_tokens * H * V);
+    std::vector<double> lat(C), olat(C);
+    for (int64_t t = 0; t < in.n_tokens; ++t) {
+        for (int64_t h = 0; h < H; ++h) {
+            const float* q = in.q.data() + (t * H + h) * QK;
+            const float* wk = in.wkv_b.data() + h * (N + V) * C;
+            const float* wv = wk + N * C;
+            std::fill(lat.begin(), lat.end(), 0.0);
+            for (int64_t i = 0; i < N; ++i) {
+                for (int64_t c = 0; c < C; ++c) lat[c] += static_cast<double>(q[i]) * wk[i * C + c];
+            }
+            const int64_t keys = in.start_pos + t + 1;
+            std::vector<double> p(keys);
+            for (int64_t s = 0; s < keys; ++s) {
+                double a = 0.0;
+                for (int64_t c = 0; c < C; ++c) a += lat[c] * in.kv[s * C + c];
+                for (int64_t i = 0; i < R; ++i) a += static_cast<double>(q[N + i]) * in.pe[s * R + i];
+                p[s] = a * in.scale;
+            }
+            const double m = *std::max_element(p.begin(), p.end());
+            double sum = 0.0;
+            for (double& e : p) sum += (e = std::exp(e - m));
+            std::fill(olat.begin(), olat.end(), 0.0);
+            for (int64_t s = 0; s < keys; ++s) {
+                for (int64_t c = 0; c < C; ++c) olat[c] += p[s] / sum * in.kv[s * C + c];
+            }
+            for (int64_t v = 0; v < V; ++v) {
+                double a = 0.0;
+                for (int64_t c = 0; c < C; ++c) a += wv[v * C + c] * olat[c];
+                out[(t * H + h) * V + v] = a;
+            }
+        }
+    }
+    return out;
+}
+
+OpCase make_mla(std::mt19937& rng, cpu::MlaDims d, int64_t n_tokens, int64_t start_pos) {
+    const int64_t cache_rows = start_pos + n_tokens + 2;  // rows past the last token are never read
+    auto in = std::make_shared<MlaInputs>(MlaInputs{d, n_tokens, start_pos, 0.0f, {}, {}, {}, {}});
+    in->scale = static_cast<float>(1.3 / std::sqrt(static_cast<double>(d.qk_head_dim())));  // a YaRN-like mscale
+    in->q = uniform(rng, n_tokens * d.n_heads * d.qk_head_dim(), -1, 1);
+    in->kv = uniform(rng, cache_rows * d.kv_lora_rank, -1, 1);
+    in->pe = uniform(rng, cache_rows * d.qk_rope_head_dim, -1, 1);
+    in->wkv_b = uniform(rng, d.n_heads * (d.qk_nope_head_dim + d.v_head_dim) * d.kv_lora_rank, -0.3f, 0.3f);
+    return {"mla_attention",
+            [=](const Device& dev) {
+                Buffer q = dev.up(in->q), kv = dev.up(in->kv), pe = dev.up(in->pe), w = dev.up(in->wkv_b);
+                const int64_t scratch_floats = dev.ops().mla_scratch_floats(d, n_tokens, start_pos);
+                Buffer scratch = dev.alloc(scratch_floats);
+                const int64_t n_out = n_tokens * d.n_heads * d.v_head_dim;
+                Buffer out = dev.alloc(n_out);
+                dev.ops().mla_attention(q.as<float>(), kv.as<float>(), pe.as<float>(), w.as<float>(), d, n_tokens,
+                                        start_pos, in->scale, scratch.as<float>(), out.as<float>(), dev.s());
+                return Output{dev.down<float>(out, n_out), {}};
+            },
+            [=] {
+                Reference r;
+                r.f = mla_reference(*in);
+                double top = 0.0;
+                for (double v : r.f) top = std::max(top, std::fabs(v));
+                r.mag.assign(r.f.size(), top);
+                return r;
+            }};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// moe_route: sigmoid scores, group-limited top-k (DeepSeek-V3's Gate.forward) in float64
+
+// Routes one token; false where a decision (the group cut, the expert order up to the cut) is within
+// `margin` of a tie, so the inputs can be redrawn.
+bool route_token(const float* logits, const float* bias, const cpu::GateParams& p, double margin, int32_t* experts,
+                 double* weights) {
+    const int64_t E = p.n_experts, G = p.n_group, per = E / G;
+    std::vector<double> score(E), choice(E);
+    for (int64_t e = 0; e < E; ++e) {
+        score[e] = 1.0 / (1.0 + std::exp(-static_cast<double>(logits[e])));
+        choice[e] = score[e] + (bias ? bias[e] : 0.0);
+    }
+    std::vector<std::pair<double, int64_t>> groups;
+    for (int64_t g = 0; g < G; ++g) {
+        std::vector<double> c(choice.begin() + g * per, choice.begin() + (g + 1) * per);
+        std::sort(c.rbegin(), c.rend());
+        groups.push_back({bias && G > 1 ? c[0] + c[1] : c[0], g});
+    }
+    std::sort(groups.rbegin(), groups.rend());
+    if (p.topk_group < G && groups[p.topk_group - 1].first - groups[p.topk_group].first < margin) return false;
+    std::vector<std::pair<double, int64_t>> cand;
+    for (int64_t k = 0; k < p.topk_group; ++k) {
+        const int64_t g = groups[k].second;
+        for (int64_t e = g * per; e < (g + 1) * per; ++e) cand.push_back({choice[e], -e});  // lower index first
+    }
+    std::sort(cand.rbegin(), cand.rend());
+    for (size_t k = 1; k < std::min<size_t>(p.topk + 1, cand.size()); ++k) {
+        if (cand[k - 1].first - cand[k].first < margin) return false;
+    }
+    double sum = 0.0;
+    for (int64_t k = 0; k < p.topk; ++k) sum += score[-cand[k].second];
+    for (int64_t k = 0; k < p.topk; ++k) {
+        experts[k] = static_cast<int32_t>(-cand[k].second);
+        weights[k] = score[experts[k]] / (p.norm_topk_prob ? sum : 1.0) * p.routed_scaling_factor;
+    }
+    return true;
+}
+
+constexpr double kRouteMargin = 1e-5;  // far above float rounding of the choice values (~1e-7)
+
+OpCase make_moe(std::mt19937& rng, cpu::GateParams p, int64_t n_tokens, bool with_bias) {
+    const int64_t E = p.n_experts;
+    auto bias = std::make_shared<std::vector<float>>(with_bias ? uniform(rng, E, -0.1f, 0.1f) : std::vector<float>());
+    auto logits = std::make_shared<std::vector<float>>(n_tokens * E);
+    std::vector<int32_t> ex(p.topk);
+    std::vector<double> wt(p.topk);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        float* row = logits->data() + t * E;
+        int tries = 0;
+        do {
+            const auto v = uniform(rng, E, -4, 4);
+            std::copy(v.begin(), v.end(), row);
+            ECF8_CHECK(++tries < 1000, "moe_route case: no tie-free logits drawn");
+        } while (!route_token(row, with_bias ? bias->data() : nullptr, p, kRouteMargin, ex.data(), wt.data()));
+    }
+    return {"moe_route",
+            [=](const Device& d) {
+                Buffer l = d.up(*logits), b = d.up(*bias);
+                Buffer w = d.alloc(n_tokens * p.topk);
+                Buffer e = d.alloc(n_tokens * p.topk);
+                d.ops().moe_route(l.as<float>(), with_bias ? b.as<float>() : nullptr, n_tokens, p, w.as<float>(),
+                                  e.as<int32_t>(), d.s());
+                return Output{d.down<float>(w, n_tokens * p.topk), d.down<int32_t>(e, n_tokens * p.topk)};
+            },
+            [=] {
+                Reference r;
+                r.f.resize(n_tokens * p.topk);
+                r.i.resize(r.f.size());
+                for (int64_t t = 0; t < n_tokens; ++t) {
+                    route_token(logits->data() + t * E, with_bias ? bias->data() : nullptr, p, 0.0,
+                                r.i.data() + t * p.topk, r.f.data() + t * p.topk);
+                }
+                for (double v : r.f) r.mag.push_back(std::fabs(v));
+                return r;
+            }};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The cases
+
+cpu::GateParams gate(int64_t experts, int64_t topk, int64_t groups, int64_t topk_group, float factor, bool norm) {
+    cpu::GateParams p;
+    p.n_experts = experts;
+    p.topk = topk;
+    p.n_group = groups;
+    p.topk_group = topk_group;
+    p.scoring = cpu::ScoringFunc::Sigmoid;
+    p.norm_topk_prob = norm;
+    p.routed_scaling_factor = factor;
+    return p;
+}
+
+std::vector<CaseSpec> all_cases() {
+    using R = std::mt19937;
+    const int64_t kHidden = 7168, kQLora = 1536, kKvLora = 512, kRope = 64, kMoeInter = 2048;
+    const cpu::MlaDims kSmallMla{3, 16, 8, 12, 32}, kDeepSeekMla{16, 128, kRope, 128, kKvLora};
+    const auto kDeepSeekGate = gate(256, 8, 8, 4, 2.5f, true);
+    const DType F8 = DType::F8_E4M3, BF = DType::BF16;
+    return {
+        {"to_device_4001_bytes", [](R& r) { return make_to_device(r, 4001); }},
+        {"to_device_4_tokens_hidden", [=](R& r) { return make_to_device(r, 4 * kHidden * 4); }},
+        {"fill_zero_1_byte", [](R& r) { return make_fill_zero(r, 1, 0, 1); }},
+        {"fill_zero_129_bytes_at_3", [](R& r) { return make_fill_zero(r, 64, 3, 129); }},
+        {"copy_rows_1x1", [](R& r) { return make_copy_rows(r, 1, 1, 1, 1); }},
+        {"copy_rows_7x129_strided", [](R& r) { return make_copy_rows(r, 7, 129, 131, 200); }},
+        {"copy_rows_kv_to_cache", [=](R& r) { return make_copy_rows(r, 4, kKvLora, kKvLora + kRope, kKvLora); }},
+        {"embedding_vocab_part_hidden", [=](R& r) { return make_embedding(r, 8000, 3000, 4000, kHidden, 5); }},
+        {"embedding_1_token_129", [](R& r) { return make_embedding(r, 10, 0, 10, 129, 1); }},
+        {"embedding_empty_part", [](R& r) { return make_embedding(r, 50, 20, 20, 3, 4); }},
+        {"rmsnorm_4x7168", [=](R& r) { return make_rmsnorm(r, 4, kHidden, kHidden, kHidden); }},
+        {"rmsnorm_1x129", [](R& r) { return make_rmsnorm(r, 1, 129, 129, 129); }},
+        {"rmsnorm_3x1536", [=](R& r) { return make_rmsnorm(r, 3, kQLora, kQLora, kQLora); }},
+        {"rmsnorm_strided_kv_norm", [=](R& r) { return make_rmsnorm(r, 3, kKvLora, kKvLora + kRope, kKvLora); }},
+        {"rmsnorm_strided_129", [](R& r) { return make_rmsnorm(r, 2, 129, 130, 140); }},
+        {"rope_q_pe_16_heads",
+         [=](R& r) {
+             return make_rope(r, {3, 16, 192, 16 * 192, 128, kRope, 4096});
+         }},
+        {"rope_k_pe",
+         [=](R& r) {
+             return make_rope(r, {5, 1, 576, kKvLora + kRope, kKvLora, kRope, 4096});
+         }},
+        {"rope_1_token_odd",
+         [](R& r) {
+             return make_rope(r, {1, 3, 7, 23, 1, 6, 10});
+         }},
+        {"add_1", [](R& r) { return make_elementwise(r, 1, false); }},
+        {"add_4x7168", [=](R& r) { return make_elementwise(r, 4 * kHidden, false); }},
+        {"silu_mul_129", [](R& r) { return make_elementwise(r, 129, true); }},
+        {"silu_mul_4x2048", [=](R& r) { return make_elementwise(r, 4 * kMoeInter, true); }},
+        {"linear_bf16_1x129x131", [=](R& r) { return make_linear(r, BF, 1, 131, 129, 128); }},
+        {"linear_bf16_gate_4x7168x256", [=](R& r) { return make_linear(r, BF, 4, 256, kHidden, 128); }},
+        {"linear_fp8_1x200x129", [=](R& r) { return make_linear(r, F8, 1, 129, 200, 128); }},
+        {"linear_fp8_wq_a_4x7168x1536", [=](R& r) { return make_linear(r, F8, 4, kQLora, kHidden, 128); }},
+        {"linear_fp8_wkv_a_1x7168x576", [=](R& r) { return make_linear(r, F8, 1, kKvLora + kRope, kHidden, 128); }},
+        {"linear_fp8_wq_b_3x1536x3072", [=](R& r) { return make_linear(r, F8, 3, 16 * 192, kQLora, 128); }},
+        {"linear_fp8_down_2x2048x7168", [=](R& r) { return make_linear(r, F8, 2, kHidden, kMoeInter, 128); }},
+        {"dequantize_fp8_129x260", [=](R& r) { return make_dequantize(r, F8, 129, 260, 128); }},
+        {"dequantize_fp8_block64", [=](R& r) { return make_dequantize(r, F8, 100, 70, 64); }},
+        {"dequantize_fp8_576x7168", [=](R& r) { return make_dequantize(r, F8, kKvLora + kRope, kHidden, 128); }},
+        {"dequantize_bf16_3x129", [=](R& r) { return make_dequantize(r, BF, 3, 129, 128); }},
+        {"mla_small_3_tokens_at_4", [=](R& r) { return make_mla(r, kSmallMla, 3, 4); }},
+        {"mla_small_1_token_at_0", [=](R& r) { return make_mla(r, kSmallMla, 1, 0); }},
+        {"mla_deepseek_decode_at_31", [=](R& r) { return make_mla(r, kDeepSeekMla, 1, 31); }},
+        {"mla_deepseek_prefill_4", [=](R& r) { return make_mla(r, kDeepSeekMla, 4, 0); }},
+        {"mla_deepseek_3_tokens_at_60", [=](R& r) { return make_mla(r, kDeepSeekMla, 3, 60); }},
+        {"moe_route_deepseek_bias_5", [=](R& r) { return make_moe(r, kDeepSeekGate, 5, true); }},
+        {"moe_route_deepseek_no_bias_3", [=](R& r) { return make_moe(r, kDeepSeekGate, 3, false); }},
+        {"moe_route_deepseek_bias_1", [=](R& r) { return make_moe(r, kDeepSeekGate, 1, true); }},
+        {"moe_route_64_groups_4_bias", [](R& r) { return make_moe(r, gate(64, 6, 4, 2, 1.0f, true), 4, true); }},
+        {"moe_route_16_no_groups_no_norm", [](R& r) { return make_moe(r, gate(16, 4, 1, 1, 1.5f, false), 3, false); }},
+        {"moe_dispatch_deepseek_3_tokens", [](R& r) { return make_moe_dispatch(r, 3, 8, 256, 32, 32); }},
+        {"moe_dispatch_1_token_none_local", [](R& r) { return make_moe_dispatch(r, 1, 8, 256, 0, 8, true); }},
+        {"moe_dispatch_all_local", [](R& r) { return make_moe_dispatch(r, 6, 2, 4, 0, 4); }},
+        {"routed_experts_small",
+         [](R& r) {
+             return make_routed_experts(r, {8, 2, 5, 3, 129, 64, DType::F8_E4M3});
+         }},
+        {"routed_experts_bf16_1_token",
+         [](R& r) {
+             return make_routed_experts(r, {4, 2, 1, 4, 33, 17, DType::BF16});
+         }},
+        {"routed_experts_deepseek",
+         [=](R& r) {
+             return make_routed_experts(r, {256, 8, 3, 2, kHidden, kMoeInter, F8});
+         }},
+        {"gather_rows_8_of_32_hidden", [=](R& r) { return make_gather(r, 32, kHidden, 8); }},
+        {"gather_rows_1x129", [](R& r) { return make_gather(r, 1, 129, 1); }},
+        {"gather_rows_repeats", [](R& r) { return make_gather(r, 10, 3, 12); }},
+        {"scatter_add_8_of_32_hidden", [=](R& r) { return make_scatter(r, 32, kHidden, 8); }},
+        {"scatter_add_1x129", [](R& r) { return make_scatter(r, 1, 129, 1); }},
+        {"scatter_add_5_of_10", [](R& r) { return make_scatter(r, 10, 3, 5); }},
+        {"all_reduce_sum_1", [](R& r) { return make_collective(r, 1, false); }},
+        {"all_reduce_sum_4x7168", [=](R& r) { return make_collective(r, 4 * kHidden, false); }},
+        {"all_gather_1", [](R& r) { return make_collective(r, 1, true); }},
+        {"all_gather_4x7168", [=](R& r) { return make_collective(r, 4 * kHidden, true); }},
+        {"fp8_gemm_wq_a_4x7168x1536", [=](R& r) { return make_linear(r, F8, 4, kQLora, kHidden, 128, true); }, true},
+        {"fp8_gemm_down_1x2048x7168", [=](R& r) { return make_linear(r, F8, 1, kHidden, kMoeInter, 128, true); }, true},
+    };
+}
+
+std::vector<CaseSpec> cases(bool with_cuda_only) {
+    std::vector<CaseSpec> out;
+    for (auto& c : all_cases()) {
+        if (with_cuda_only || !c.cuda_only) out.push_back(std::move(c));
+    }
+    return out;
+}
+
+// Each case draws from its own generator, seeded by the test seed and its name.
+std::mt19937 case_rng(const std::string& name) {
+    uint32_t h = 2166136261u;  // FNV-1a
+    for (char c : name) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+    const uint64_t s = test_seed();
+    std::seed_seq seq{static_cast<uint32_t>(s), static_cast<uint32_t>(s >> 32), h};
+    return std::mt19937(seq);
+}
+
+std::string case_name(const ::testing::TestParamInfo<CaseSpec>& info) { return info.param.name; }
+
+}  // namespace ecf8::opstest
