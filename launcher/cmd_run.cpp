@@ -147,7 +147,6 @@ struct RunSetup {
     WeightMode mode = WeightMode::Ecf8;
     GenerationOptions gen;
     std::vector<int32_t> prompt;
-    PromptKind prompt_kind = PromptKind::Ids;
     std::shared_ptr<const text::Tokenizer> tokenizer;  // with --prompt / --chat
     bool show_special = false;
     int batch = 1;
@@ -159,7 +158,7 @@ struct RunSetup {
 RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlace& place) {
     RunSetup s;
     ECF8_CHECK(args.has("config"), "--config C.yaml is required");
-    s.prompt_kind = prompt_kind(args);
+    const PromptKind kind = prompt_kind(args);
     s.deploy = DeployConfig::load(args.get("config", ""));
     const std::string dir = args.get("shards", s.deploy.output);
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
@@ -168,7 +167,7 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
     ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
     s.fp8_gemm = gemm == "fp8";
     ECF8_CHECK(!s.fp8_gemm || s.cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
-    if (s.prompt_kind == PromptKind::Ids) s.prompt = parse_ids(args.get("prompt-ids", ""));
+    if (kind == PromptKind::Ids) s.prompt = parse_ids(args.get("prompt-ids", ""));
     s.show_special = args.has("show-special");
     s.batch = args.get_int("batch", 1);
     ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
@@ -185,10 +184,10 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
 
     s.manifest = ShardManifest::load(dir);
     s.manifest.check_matches(s.deploy);
-    if (s.prompt_kind != PromptKind::Ids) {
+    if (kind != PromptKind::Ids) {
         const std::string tok_dir = tokenizer_dir(args, s.manifest.source_model);
-        s.tokenizer = std::make_shared<const text::Tokenizer>(load_tokenizer(tok_dir));
-        s.prompt = text_prompt_ids(args, s.prompt_kind, *s.tokenizer, tok_dir);
+        s.tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::load(tok_dir));
+        s.prompt = text_prompt_ids(args, kind, *s.tokenizer, tok_dir);
         if (!args.has("eos-id") && s.gen.eos_token_id < 0 && s.tokenizer->eos_id())
             s.gen.eos_token_id = *s.tokenizer->eos_id();
     }

@@ -29,8 +29,6 @@ std::string tokenizer_dir(const Args& args, const std::string& model_dir) {
     return dir;
 }
 
-text::Tokenizer load_tokenizer(const std::string& dir) { return text::Tokenizer::load(dir); }
-
 std::vector<int32_t> text_prompt_ids(const Args& args, PromptKind kind, const text::Tokenizer& tokenizer,
                                      const std::string& tokenizer_source) {
     if (kind == PromptKind::Text) {

@@ -20,7 +20,6 @@ PromptKind prompt_kind(const Args& args);
 // --tokenizer DIR, else model_dir (the checkpoint the shards were made from). A directory without
 // tokenizer.json is an error that says which directory was tried and how to point elsewhere.
 std::string tokenizer_dir(const Args& args, const std::string& model_dir);
-text::Tokenizer load_tokenizer(const std::string& dir);
 
 // --prompt TEXT: encoded with the special tokens that tokenizer.json's post-processor adds (Hugging Face's
 // rule; none for DeepSeek's files).

@@ -59,14 +59,7 @@ void AddedTokenMatcher::add(const AddedToken& token) {
     int32_t node = 0;
     for (size_t i = 0; i < token.content.size(); ++i) {
         const auto byte = static_cast<uint8_t>(token.content[i]);
-        int32_t child = -1;
-        if (node == 0) {
-            child = root_[byte];
-        } else {
-            for (const auto& [b, c] : nodes_[static_cast<size_t>(node)].edges) {
-                if (b == byte) child = c;
-            }
-        }
+        int32_t child = child_of(node, byte);
         if (child < 0) {
             child = static_cast<int32_t>(nodes_.size());
             nodes_.emplace_back();
@@ -85,6 +78,14 @@ void AddedTokenMatcher::add(const AddedToken& token) {
     }
 }
 
+int32_t AddedTokenMatcher::child_of(int32_t node, uint8_t byte) const {
+    if (node == 0) return root_[byte];
+    for (const auto& [b, c] : nodes_[static_cast<size_t>(node)].edges) {
+        if (b == byte) return c;
+    }
+    return -1;
+}
+
 int32_t AddedTokenMatcher::longest_at(std::string_view text, size_t pos, size_t& length) const {
     int32_t node = root_[static_cast<uint8_t>(text[pos])];
     int32_t best = -1;
@@ -95,12 +96,7 @@ int32_t AddedTokenMatcher::longest_at(std::string_view text, size_t pos, size_t&
             length = i - pos;
         }
         if (i == text.size()) break;
-        const auto byte = static_cast<uint8_t>(text[i]);
-        int32_t next = -1;
-        for (const auto& [b, c] : n.edges) {
-            if (b == byte) next = c;
-        }
-        node = next;
+        node = child_of(node, static_cast<uint8_t>(text[i]));
     }
     return best;
 }

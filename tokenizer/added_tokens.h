@@ -39,6 +39,8 @@ private:
         int32_t token = -1;                              // index in tokens_ when a content ends here
         std::vector<std::pair<uint8_t, int32_t>> edges;  // byte -> child (the root uses root_ instead)
     };
+    // The trie node after `node` on `byte`, or -1.
+    int32_t child_of(int32_t node, uint8_t byte) const;
     // The longest content starting at text[pos]: its token index and length, or -1.
     int32_t longest_at(std::string_view text, size_t pos, size_t& length) const;
     bool accepts(const AddedToken& token, std::string_view text, size_t begin, size_t end) const;

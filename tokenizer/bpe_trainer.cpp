@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "tokenizer/utf8.h"
 
 namespace ecf8::text {
 namespace {
@@ -18,13 +19,6 @@ using PairKey = uint64_t;
 PairKey pair_key(TokenId left, TokenId right) { return (static_cast<PairKey>(left) << 32) | right; }
 TokenId left_of(PairKey key) { return static_cast<TokenId>(key >> 32); }
 TokenId right_of(PairKey key) { return static_cast<TokenId>(key & 0xffffffffu); }
-
-size_t utf8_char_length(unsigned char lead) {
-    if (lead < 0x80) return 1;
-    if ((lead >> 5) == 0x6) return 2;
-    if ((lead >> 4) == 0xe) return 3;
-    return 4;
-}
 
 struct HeapEntry {
     int64_t count;
@@ -73,7 +67,7 @@ private:
     void add_word(std::string_view word, int64_t count) {
         std::vector<TokenId> symbols;
         for (size_t at = 0; at < word.size();) {
-            const size_t length = std::min(utf8_char_length(static_cast<unsigned char>(word[at])), word.size() - at);
+            const size_t length = utf8_step(word.substr(at)).length;
             const auto it = token_ids_.find(std::string(word.substr(at, length)));
             ECF8_CHECK(it != token_ids_.end() && it->second < input_.alphabet.size(),
                        "BPE training word '" << word << "' has a character outside the alphabet");

@@ -96,6 +96,20 @@ private:
     bool previous_match_ = false;
 };
 
+// Every match of `regex` in `piece` and every gap between them, in order, empty ones left out (Split's
+// Isolated behaviour, and ByteLevel's GPT-2 split); no regex: the whole piece.
+void isolate_matches(const Regex* regex, std::string_view piece, PieceSink sink) {
+    size_t gap_begin = 0;
+    if (regex) {
+        regex->for_each_match(piece, [&](size_t begin, size_t end) {
+            if (gap_begin < begin) sink(piece.substr(gap_begin, begin - gap_begin));
+            if (begin < end) sink(piece.substr(begin, end - begin));
+            gap_begin = end;
+        });
+    }
+    if (gap_begin < piece.size()) sink(piece.substr(gap_begin));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Split
 
@@ -104,28 +118,10 @@ public:
     SplitPre(std::optional<Regex> regex, Behaviour behaviour, bool invert)
         : regex_(std::move(regex)), behaviour_(behaviour), invert_(invert) {}
 
-    void split(std::vector<std::string>& pieces) const override {
-        std::vector<std::string> out;
-        for (const std::string& piece : pieces) {
-            visit(piece, [&](std::string_view sub) { out.emplace_back(sub); });
-        }
-        pieces = std::move(out);
-    }
-
     void visit(std::string_view piece, PieceSink sink) const override {
+        // The hot path: every match and gap is a piece.
+        if (behaviour_ == Behaviour::Isolated) return isolate_matches(regex_ ? &*regex_ : nullptr, piece, sink);
         auto emit = [&](size_t begin, size_t end) { sink(piece.substr(begin, end - begin)); };
-        if (behaviour_ == Behaviour::Isolated) {  // the hot path: every match and gap is a piece
-            size_t gap_begin = 0;
-            if (regex_) {
-                regex_->for_each_match(piece, [&](size_t begin, size_t end) {
-                    if (gap_begin < begin) emit(gap_begin, begin);
-                    if (begin < end) emit(begin, end);
-                    gap_begin = end;
-                });
-            }
-            if (gap_begin < piece.size()) emit(gap_begin, piece.size());
-            return;
-        }
         BehaviourFolder folder(behaviour_, emit);
         size_t gap_begin = 0;
         if (regex_) {
@@ -179,31 +175,13 @@ public:
         if (use_regex) regex_.emplace(kGpt2Pattern, source);
     }
 
-    void split(std::vector<std::string>& pieces) const override {
-        std::vector<std::string> out;
-        for (const std::string& piece : pieces) {
-            visit(piece, [&](std::string_view sub) { out.push_back(to_byte_level(sub)); });
-        }
-        pieces = std::move(out);
-    }
-
     void visit(std::string_view piece, PieceSink sink) const override {
         std::string prefixed;
         if (add_prefix_space_ && (piece.empty() || piece.front() != ' ')) {
             prefixed = " " + std::string(piece);
             piece = prefixed;
         }
-        if (!regex_) {
-            if (!piece.empty()) sink(piece);
-            return;
-        }
-        size_t gap_begin = 0;
-        regex_->for_each_match(piece, [&](size_t begin, size_t end) {
-            if (gap_begin < begin) sink(piece.substr(gap_begin, begin - gap_begin));
-            if (begin < end) sink(piece.substr(begin, end - begin));
-            gap_begin = end;
-        });
-        if (gap_begin < piece.size()) sink(piece.substr(gap_begin));
+        isolate_matches(regex_ ? &*regex_ : nullptr, piece, sink);
     }
 
     bool byte_level_last() const override { return true; }
@@ -227,10 +205,6 @@ std::unique_ptr<PreTokenizer> make_byte_level(const nlohmann::json& spec, const 
 class SequencePre final : public PreTokenizer {
 public:
     explicit SequencePre(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
-
-    void split(std::vector<std::string>& pieces) const override {
-        for (const auto& step : steps_) step->split(pieces);
-    }
 
     void visit(std::string_view piece, PieceSink sink) const override { visit_from(0, piece, sink); }
 
@@ -294,8 +268,18 @@ std::unique_ptr<PreTokenizer> PreTokenizer::from_json(const nlohmann::json& spec
 std::vector<std::string> pre_tokenize(const PreTokenizer* pre, std::string_view text) {
     std::vector<std::string> pieces;
     if (text.empty()) return pieces;
-    pieces.push_back(replace_invalid_utf8(text));
-    if (pre) pre->split(pieces);
+    const std::string valid = replace_invalid_utf8(text);
+    if (!pre) {
+        pieces.push_back(valid);
+        return pieces;
+    }
+    // encode's own path (visit), with the pieces written in the byte-level alphabet when ByteLevel ends it.
+    ECF8_CHECK(!pre->has_byte_level() || pre->byte_level_last(),
+               "pre_tokenize: ByteLevel must be the last pre-tokenizer (and only there)");
+    const bool byte_level = pre->has_byte_level();
+    pre->visit(valid, [&](std::string_view piece) {
+        pieces.push_back(byte_level ? to_byte_level(piece) : std::string(piece));
+    });
     return pieces;
 }
 

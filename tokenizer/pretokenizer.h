@@ -18,15 +18,13 @@ using PieceSink = FunctionRef<void(std::string_view)>;
 class PreTokenizer {
 public:
     virtual ~PreTokenizer() = default;
-    // Refines every piece of `pieces` in place into smaller pieces.
-    virtual void split(std::vector<std::string>& pieces) const = 0;
 
-    // The fast path of encode: calls `sink` with each non-empty piece `piece` splits into, without copies.
-    // Pieces stay raw bytes: ByteLevel's mapping to the byte-level alphabet is left to the BPE model,
-    // which keys its vocabulary by raw bytes. `piece` is valid UTF-8.
+    // Calls `sink` with each non-empty piece `piece` splits into, in order, without copies (steps of a
+    // Sequence depth first). Pieces stay raw bytes: ByteLevel's mapping to the byte-level alphabet is left
+    // to the BPE model, which keys its vocabulary by raw bytes. `piece` is valid UTF-8.
     virtual void visit(std::string_view piece, PieceSink sink) const = 0;
-    // Whether ByteLevel is the last step and no other step is ByteLevel: then visit()'s raw pieces are
-    // exactly the bytes of split()'s byte-level pieces, which is what encode relies on.
+    // Whether ByteLevel is the last step and no other step is ByteLevel: then the raw pieces are exactly
+    // what Hugging Face's byte-level pieces stand for, which is what encode relies on.
     virtual bool byte_level_last() const = 0;
     virtual bool has_byte_level() const = 0;
 
@@ -35,7 +33,8 @@ public:
     static std::unique_ptr<PreTokenizer> from_json(const nlohmann::json& spec, const std::string& source);
 };
 
-// Splits text into the pieces that `pre` makes, starting from the whole text as one piece.
+// The pieces `pre` makes of `text` (invalid UTF-8 replaced first), written in the byte-level alphabet when
+// ByteLevel ends `pre`, as Hugging Face's pre_tokenize_str gives them. ByteLevel anywhere else is an error.
 std::vector<std::string> pre_tokenize(const PreTokenizer* pre, std::string_view text);
 
 }  // namespace ecf8::text

@@ -10,6 +10,17 @@
 
 namespace ecf8::text {
 
+namespace {
+
+// The bytes of `id`; an id outside the vocabulary is an error naming it and the files.
+const std::string& bytes_of(const Tokenizer::Impl& s, int32_t id) {
+    ECF8_CHECK(id >= 0 && static_cast<size_t>(id) < s.id_bytes.size() && s.id_known[static_cast<size_t>(id)],
+               "token id " << id << " is not in the vocabulary of " << s.source);
+    return s.id_bytes[static_cast<size_t>(id)];
+}
+
+}  // namespace
+
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
@@ -52,25 +63,15 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
     std::string bytes;
     for (const int32_t id : ids) {
-        ECF8_CHECK(id >= 0 && id < vocab_size() && impl_->id_known[static_cast<size_t>(id)],
-                   "decode: token id " << id << " is not in the vocabulary of " << impl_->source);
-        if (skip_special_tokens && impl_->id_special[static_cast<size_t>(id)]) continue;
-        bytes += impl_->id_bytes[static_cast<size_t>(id)];
+        const std::string& token = bytes_of(*impl_, id);
+        if (!(skip_special_tokens && impl_->id_special[static_cast<size_t>(id)])) bytes += token;
     }
     return is_valid_utf8(bytes) ? bytes : replace_invalid_utf8(bytes);
 }
 
-std::string Tokenizer::token_bytes(int32_t id) const {
-    ECF8_CHECK(id >= 0 && id < vocab_size() && impl_->id_known[static_cast<size_t>(id)],
-               "token id " << id << " is not in the vocabulary of " << impl_->source);
-    return impl_->id_bytes[static_cast<size_t>(id)];
-}
+std::string Tokenizer::token_bytes(int32_t id) const { return bytes_of(*impl_, id); }
 
-std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
-    const auto it = impl_->added_ids.find(std::string(token));
-    if (it != impl_->added_ids.end()) return it->second;
-    return impl_->model.token_id(token);
-}
+std::optional<int32_t> Tokenizer::token_id(std::string_view token) const { return impl_->id_of(token); }
 
 bool Tokenizer::is_special(int32_t id) const {
     return id >= 0 && id < vocab_size() && impl_->id_special[static_cast<size_t>(id)];

@@ -1,8 +1,8 @@
 // A Hugging Face `tokenizer.json` tokenizer with what DeepSeek's files use: added and special tokens
 // matched first, a Sequence of Split regexes (PCRE2, Unicode properties) and ByteLevel pre-tokenization,
-// a byte-level BPE model with merges, and the ByteLevel decoder. tokenizer_config.json adds bos/eos,
-// add_bos_token / add_eos_token and the chat template. Unknown model, pre-tokenizer, normalizer or
-// decoder types are errors that name the type and the file.
+// a byte-level BPE model with merges, and the ByteLevel decoder. tokenizer_config.json adds bos/eos and
+// the chat template (its add_bos_token / add_eos_token are type-checked; see encode). Unknown model,
+// pre-tokenizer, normalizer or decoder types are errors that name the type and the file.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +41,14 @@ struct Tokenizer::Impl {
     std::optional<int32_t> bos_id, eos_id;
 
     explicit Impl(BpeModel m) : model(std::move(m)) {}
+
+    // A token's id as written: an added token, else a vocabulary entry (the added token wins, as in
+    // Hugging Face).
+    std::optional<int32_t> id_of(std::string_view token) const {
+        const auto it = added_ids.find(std::string(token));
+        if (it != added_ids.end()) return it->second;
+        return model.token_id(token);
+    }
 };
 
 // Builds the Impl from the two files' text (tokenizer_load.cpp).

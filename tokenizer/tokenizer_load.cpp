@@ -186,7 +186,7 @@ void read_config(std::string_view text, Tokenizer::Impl& s) {
     s.eos_token = read_token_name(config, "eos_token", source);
     auto id_of = [&](const std::string& token, const char* key) -> std::optional<int32_t> {
         if (token.empty()) return std::nullopt;
-        auto id = s.added_ids.count(token) ? std::optional<int32_t>(s.added_ids.at(token)) : s.model.token_id(token);
+        const std::optional<int32_t> id = s.id_of(token);
         ECF8_CHECK(id, field_path(source, key) << " '" << token << "' is not a token of tokenizer.json");
         return id;
     };
