@@ -35,6 +35,7 @@ public:
     }
     void decode(const std::vector<BlobJob>& jobs, Stream&) override {
         for (const BlobJob& j : jobs) {
+            if (j.picks != nullptr && j.picks[1] <= j.picks[0]) continue;  // an expert routing did not pick
             if (j.tensor != nullptr)
                 decode_all(*j.tensor, j.out, nullptr);  // one thread: the decode stream's
             else if (j.bytes > 0)

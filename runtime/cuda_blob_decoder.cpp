@@ -58,14 +58,14 @@ public:
             if (j.tensor != nullptr) {
                 ECF8_CHECK(j.blob < blobs_.size(), "blob id " << j.blob << " was never placed");
                 blob = blobs_[j.blob];
-            } else {
+            } else {  // j.src may be pinned host memory: the kernel reads it in place
                 blob.stream = reinterpret_cast<const uint32_t*>(j.src);
                 blob.numel = j.bytes;
                 blob.kind = SymbolKind::Byte;
                 blob.mode = BlobMode::Raw;
                 blob.value_bytes = 1;
             }
-            tasks.push_back(DecodeTask{blob, 0, blob.numel, j.out});
+            tasks.push_back(DecodeTask{blob, 0, blob.numel, j.out, j.picks});
         }
         launch(tasks, native(stream));
     }

@@ -17,22 +17,6 @@ const uint16_t* bf16_of(const WeightView& v, const std::string& name) {
     return reinterpret_cast<const uint16_t*>(v.data);
 }
 
-void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, const int32_t* route_experts,
-                           int64_t n_tokens, int64_t topk, std::vector<std::vector<int64_t>>* expert_rows,
-                           std::vector<int>* picked) {
-    const ExpertRange mine = world.experts_for_rank(static_cast<int>(config.n_routed_experts));
-    expert_rows->assign(config.n_routed_experts, {});
-    picked->clear();
-    for (int64_t i = 0; i < n_tokens * topk; ++i) {
-        // The GPU router marks a token whose router logits hold a NaN with expert -1.
-        ECF8_CHECK(route_experts[i] >= 0 && route_experts[i] < config.n_routed_experts,
-                   "routing of token " << i / topk << " gave expert " << route_experts[i] << " (a NaN router logit?)");
-        if (mine.contains(route_experts[i])) (*expert_rows)[route_experts[i]].push_back(i);
-    }
-    for (int e = mine.begin; e < mine.end; ++e)
-        if (!(*expert_rows)[e].empty()) picked->push_back(e);
-}
-
 ForwardState plan_forward_step(const ModelConfig& c, int64_t max_seq_len,
                                const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                bool all_positions) {
@@ -73,7 +57,8 @@ struct Model::Workspace {
     Buffer x, h, block;                                           // [T, hidden]
     Buffer qa, q, kv, attn, mla_scratch, wkv_b;                   // attention
     Buffer gate, up, route_logits, route_weights, route_experts;  // FFN and routing
-    Buffer expert_index, expert_scale, expert_x, expert_y;        // routed experts
+    Buffer pick_offsets, pick_rows, pick_scales;                  // moe_dispatch: picks by local expert
+    Buffer expert_x, expert_y;                                    // routed experts' rows
     Buffer last, local_logits, gathered;                          // head
 };
 
@@ -130,6 +115,11 @@ Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* 
     ECF8_CHECK(max_seq_len_ >= 1, "max_seq_len must be >= 1, got " << max_seq_len_);
     ECF8_CHECK(config_.q_lora_rank > 0,
                config_.source << ": q_lora_rank 0 (q_proj) is not supported by the runtime yet");
+    if (config_.n_routed_experts > 0) {
+        const ExpertRange mine = world_.experts_for_rank(static_cast<int>(config_.n_routed_experts));
+        first_expert_ = mine.begin;
+        local_experts_ = mine.end - mine.begin;
+    }
     const cpu::RopeTable table = cpu::make_rope_table(config_, max_seq_len_);
     const size_t table_bytes = table.cos.size() * sizeof(float);
     rope_memory_ = backend_.buffer(2 * table_bytes, MemoryKind::Device, "rope_table");
@@ -207,8 +197,9 @@ ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, con
     ensure<float>(backend_, w.route_logits, T * c.n_routed_experts, tag);
     ensure<float>(backend_, w.route_weights, T * k, tag);
     ensure<int32_t>(backend_, w.route_experts, T * k, tag);
-    ensure<int32_t>(backend_, w.expert_index, T * k, tag);
-    ensure<float>(backend_, w.expert_scale, T * k, tag);
+    ensure<int32_t>(backend_, w.pick_offsets, local_experts_ + 1, tag);
+    ensure<int32_t>(backend_, w.pick_rows, T * k, tag);
+    ensure<float>(backend_, w.pick_scales, T * k, tag);
     ensure<float>(backend_, w.last, R * dim, tag);
     ensure<float>(backend_, w.local_logits, R * part, tag);
     ensure<float>(backend_, w.gathered, R * part * world_.world_size, tag);
@@ -350,10 +341,10 @@ void Model::ffn_norm(int layer, ForwardState& s, const WeightSource& w) {
     const std::string norm = layer_prefix(layer) + "post_attention_layernorm.weight";
     ops_.rmsnorm(ws.x.as<float>(), c.hidden_size, bf16_of(w.get(norm), norm), s.n_tokens, c.hidden_size,
                  static_cast<float>(c.rms_norm_eps), ws.h.as<float>(), c.hidden_size, *compute_);
-    s.picked.clear();
     if (!c.is_moe_layer(layer)) return;
 
-    // Routing: every rank computes it from identical activations, so all agree.
+    // Routing: every rank computes it from identical activations, so all agree. The picks stay where they
+    // are: grouped by this rank's experts, they size the experts' decode and GEMMs on the device.
     const std::string p = layer_prefix(layer) + "mlp.";
     const int64_t n_tokens = s.n_tokens, k = gate_.topk;
     float* logits = ws.route_logits.as<float>();
@@ -363,14 +354,12 @@ void Model::ffn_norm(int layer, ForwardState& s, const WeightSource& w) {
         bias = reinterpret_cast<const float*>(w.get(p + "gate.e_score_correction_bias").data);
     ops_.moe_route(logits, bias, n_tokens, gate_, ws.route_weights.as<float>(), ws.route_experts.as<int32_t>(),
                    *compute_);
-
-    // The picks decide which experts to fetch and the expert GEMMs' sizes: bring them to the host.
-    s.route_weights.resize(n_tokens * k);
-    s.route_experts.resize(n_tokens * k);
-    ops_.to_host(s.route_weights.data(), ws.route_weights.data(), n_tokens * k * sizeof(float), *compute_);
-    ops_.to_host(s.route_experts.data(), ws.route_experts.data(), n_tokens * k * sizeof(int32_t), *compute_);
-    assign_routed_experts(c, world_, s.route_experts.data(), n_tokens, k, &s.expert_rows, &s.picked);
+    ops_.moe_dispatch(ws.route_experts.as<int32_t>(), ws.route_weights.as<float>(), n_tokens, k, first_expert_,
+                      local_experts_, ws.pick_offsets.as<int32_t>(), ws.pick_rows.as<int32_t>(),
+                      ws.pick_scales.as<float>(), *compute_);
 }
+
+const int32_t* Model::pick_offsets() const { return ws_->pick_offsets.as<int32_t>(); }
 
 void Model::ffn(int layer, ForwardState& s, const WeightSource& w) {
     const ModelConfig& c = config_;
@@ -385,41 +374,27 @@ void Model::ffn(int layer, ForwardState& s, const WeightSource& w) {
     }
 }
 
-void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last) {
+void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w, int first, int last) {
+    ECF8_CHECK(0 <= first && first <= last && last <= local_experts_,
+               "routed_experts: local experts [" << first << ", " << last << ") of " << local_experts_);
+    if (first == last) return;
     Workspace& ws = *ws_;
-    const int64_t dim = config_.hidden_size, k = gate_.topk;
     const std::string p = layer_prefix(layer) + "mlp.experts.";
-    last = std::min(last, s.picked.size());
-    int64_t total = 0, offset = 0;  // offset: rows of the picks before `first`
-    for (size_t i = 0; i < s.picked.size(); ++i) {
-        const int64_t rows = static_cast<int64_t>(s.expert_rows[s.picked[i]].size());
-        if (i < first) offset += rows;
-        total += rows;
+    std::vector<ExpertWeights> experts;
+    for (int i = first; i < last; ++i) {
+        const std::string e = p + std::to_string(first_expert_ + i) + ".";
+        experts.push_back({linear_weight(e + "gate_proj.weight", w), linear_weight(e + "up_proj.weight", w),
+                           linear_weight(e + "down_proj.weight", w)});
+        ECF8_CHECK(
+            static_cast<size_t>(s.n_tokens * experts.back().gate.rows) * sizeof(float) <= ws.gate.size(),
+            "tensor " << e << "gate_proj.weight: " << experts.back().gate.rows << " rows exceed the planned workspace");
     }
-    if (first >= last || total == 0) return;
-    int32_t* index = ws.expert_index.as<int32_t>();
-    float* scale = ws.expert_scale.as<float>();
-    if (first == 0) {
-        // Every picked expert's token rows and routing weights, uploaded once for the layer (by the first group).
-        std::vector<int32_t> host_index;
-        std::vector<float> host_scale;
-        for (int e : s.picked)
-            for (int64_t row : s.expert_rows[e]) {
-                host_index.push_back(static_cast<int32_t>(row / k));
-                host_scale.push_back(s.route_weights[row]);
-            }
-        ops_.to_device(index, host_index.data(), total * sizeof(int32_t), *compute_);
-        ops_.to_device(scale, host_scale.data(), total * sizeof(float), *compute_);
-    }
-    float *xe = ws.expert_x.as<float>(), *ye = ws.expert_y.as<float>();
-    for (size_t i = first; i < last; ++i) {
-        const int e = s.picked[i];
-        const int64_t rows = static_cast<int64_t>(s.expert_rows[e].size());
-        ops_.gather_rows(ws.h.as<float>(), index + offset, rows, dim, xe, *compute_);
-        dense_mlp(p + std::to_string(e) + ".", xe, rows, w, ye);
-        ops_.scatter_add_scaled_rows(ye, index + offset, scale + offset, rows, dim, ws.block.as<float>(), *compute_);
-        offset += rows;
-    }
+    // A token picks an expert at most once, so the step's token count bounds every expert's picks.
+    const ExpertScratch scratch{ws.expert_x.as<float>(), ws.gate.as<float>(), ws.up.as<float>(),
+                                ws.expert_y.as<float>(), s.n_tokens};
+    ops_.routed_experts_mlp(experts, ws.h.as<float>(), config_.hidden_size, ws.pick_offsets.as<int32_t>() + first,
+                            ws.pick_rows.as<int32_t>(), ws.pick_scales.as<float>(), scratch, ws.block.as<float>(),
+                            *compute_);
 }
 
 void Model::head(ForwardState& s, const WeightSource& w) {
@@ -470,10 +445,7 @@ std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& token
         reduce_block(s);
         ffn_norm(layer, s, w);
         ffn(layer, s, w);
-        if (config_.is_moe_layer(layer)) {
-            w.need_experts(layer, s.picked);
-            routed_experts(layer, s, w, 0, s.picked.size());
-        }
+        if (config_.is_moe_layer(layer)) routed_experts(layer, s, w, 0, local_experts_);
         reduce_block(s);
     }
     head(s, w);

@@ -43,11 +43,6 @@ public:
     virtual ~WeightSource() = default;
     // This rank's part of a source tensor; throws ecf8::Error naming the tensor when the rank has none.
     virtual WeightView get(const std::string& name) const = 0;
-    // Called by forward() with the routed experts of this rank that routing picked, before it reads them.
-    virtual void need_experts(int layer, const std::vector<int>& experts) const {
-        (void)layer;
-        (void)experts;
-    }
 };
 
 // The latent KV cache of one sequence on one rank (MLA's cache is not split by tensor parallelism), in the
@@ -70,13 +65,8 @@ struct ForwardState {
     std::vector<int64_t> out_rows;    // token rows whose logits are returned
     int64_t n_tokens = 0;
     bool block_pending = false;  // the block holds a reduced output not yet added to the residual stream
-    // Routing of the current MoE layer, on the host.
-    std::vector<float> route_weights;               // [T, topk]
-    std::vector<int32_t> route_experts;             // [T, topk]
-    std::vector<std::vector<int64_t>> expert_rows;  // per expert: (token * topk + slot) of its picks
-    std::vector<int> picked;                        // this rank's experts that routing picked, ascending
-    int64_t vocab_part = 0;                         // this rank's lm_head rows
-    std::vector<float> logits;                      // gathered [rows, vocab]
+    int64_t vocab_part = 0;      // this rank's lm_head rows
+    std::vector<float> logits;   // gathered [rows, vocab]
 };
 
 // "model.layers.<layer>.": the prefix of a decoder layer's tensor names.
@@ -88,12 +78,6 @@ const uint16_t* bf16_of(const WeightView& v, const std::string& name);
 ForwardState plan_forward_step(const ModelConfig& config, int64_t max_seq_len,
                                const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                bool all_positions);
-
-// Routing's picks on this rank: expert_rows[e] lists (token * topk + slot) for every pick of a routed expert
-// e this rank holds, and picked the experts with at least one pick, ascending.
-void assign_routed_experts(const ModelConfig& config, const WorldConfig& world, const int32_t* route_experts,
-                           int64_t n_tokens, int64_t topk, std::vector<std::vector<int64_t>>* expert_rows,
-                           std::vector<int>* picked);
 
 // The DeepSeek-V3 forward of one rank, written once against the backend's op table (runtime/ops.h), so the
 // same code runs on the CPU and on CUDA. The forward is cut into stages, as the pipeline
@@ -128,11 +112,11 @@ public:
     void bind_streams(Stream& compute, Stream& comm);
 
     // The stages, in forward order. "reduce" stages sum a block over the ranks (collectives only); the
-    // others compute. For each layer: attention, reduce_block, ffn_norm (routes on MoE layers: s.picked then
-    // holds this rank's picked experts on the host; on CUDA the compute stream is synchronized for them),
-    // ffn (dense MLP or shared experts), routed_experts (MoE layers, after the picked experts' weights are
-    // ready; the pipeline runs the picks [first, last) in groups, a layer's first call with first == 0),
-    // reduce_block. Then head and gather_logits (s.logits on the host once it returns).
+    // others compute. For each layer: attention, reduce_block, ffn_norm (on MoE layers it also routes and
+    // groups the picks by this rank's experts, on the device: pick_offsets()), ffn (dense MLP or shared
+    // experts), routed_experts (MoE layers: this rank's local experts [first, last), once their weights are
+    // decoded; the pipeline runs them in groups), reduce_block. Then head and gather_logits (s.logits on the
+    // host once it returns: the step's one host synchronization).
     ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                          bool all_positions);
     void embed(ForwardState& s, const WeightSource& w);
@@ -141,9 +125,16 @@ public:
     void reduce_block(ForwardState& s);
     void ffn_norm(int layer, ForwardState& s, const WeightSource& w);
     void ffn(int layer, ForwardState& s, const WeightSource& w);
-    void routed_experts(int layer, ForwardState& s, const WeightSource& w, size_t first, size_t last);
+    void routed_experts(int layer, ForwardState& s, const WeightSource& w, int first, int last);
     void head(ForwardState& s, const WeightSource& w);
     void gather_logits(ForwardState& s);
+
+    // This rank's routed experts: local expert i is expert first_expert() + i (none in a dense model).
+    int first_expert() const { return first_expert_; }
+    int local_experts() const { return local_experts_; }
+    // The current MoE layer's picks per local expert, in backend memory, written by ffn_norm: local expert i
+    // has pick_offsets()[i + 1] - pick_offsets()[i] picks (moe_dispatch's offsets).
+    const int32_t* pick_offsets() const;
 
 private:
     struct Workspace;  // the step's activations and scratch (model.cpp)
@@ -162,6 +153,7 @@ private:
     Backend& backend_;
     Ops& ops_;
     cpu::GateParams gate_;
+    int first_expert_ = 0, local_experts_ = 0;
     float softmax_scale_;
     Stream *compute_, *comm_stream_;
     Buffer rope_memory_;  // tag "rope_table": cos then sin

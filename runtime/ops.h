@@ -70,6 +70,10 @@ struct BlobJob {
     const uint8_t* src = nullptr;            // raw copy source (backend memory)
     uint64_t bytes = 0;                      // decoded bytes
     uint8_t* out = nullptr;                  // backend memory
+    // Non-null: the job runs only when picks[1] > picks[0] (a routed expert's range in moe_dispatch's
+    // offsets, backend memory), read in stream order where the decode runs, so the host never learns the
+    // picks. A skipped job leaves `out` untouched.
+    const int32_t* picks = nullptr;
 };
 
 // The ECF8 decoder of a backend, for one WeightStore: blobs are placed in backend memory in the form the

@@ -10,10 +10,10 @@
 namespace ecf8 {
 namespace {
 
-// Picks [first, last) of group g out of n, in groups of ceil(n / kExpertGroups): empty groups come last,
-// so a layer's first group call always has first == 0 (Model::routed_experts).
-std::pair<size_t, size_t> expert_group(size_t n, int g) {
-    const size_t per = (n + kExpertGroups - 1) / kExpertGroups;
+// Local experts [first, last) of group g out of n, in groups of ceil(n / kExpertGroups) (the last ones may
+// be empty).
+std::pair<int, int> expert_group(int n, int g) {
+    const int per = (n + kExpertGroups - 1) / kExpertGroups;
     return {std::min(n, g * per), std::min(n, (g + 1) * per)};
 }
 
@@ -45,7 +45,6 @@ Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
         e.copied = backend.create_event();
         e.decoded = backend.create_event();
         e.routed = backend.create_event();
-        e.experts_copied = backend.create_event();
         for (auto& group : e.experts_decoded) group = backend.create_event();
         e.free = backend.create_event();
     }
@@ -105,20 +104,15 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
         backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
                         [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
         if (moe) {
-            // The picked experts are known once routing ran: fetch exactly those, behind the routing. On the CPU
-            // these items run after the routing (the event); on CUDA ffn_norm already brought the picks to the host.
+            // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
+            // its expert's pick count where it runs and skips an expert that no token picked.
             backend_.record(*ev.routed, compute_);
-            backend_.wait(copy_, *ev.routed);
-            if (store_.experts_in_host_tier(layer))
-                backend_.launch(copy_, layer_label("copy", layer, "experts"),
-                                [this, w, state, layer] { w->copy_experts(layer, state->picked, copy_); });
-            backend_.record(*ev.experts_copied, copy_);
-            backend_.wait(decode_, *ev.experts_copied);
+            backend_.wait(decode_, *ev.routed);
+            const int32_t* picks = model_.pick_offsets();
             for (int g = 0; g < kExpertGroups; ++g) {
-                backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, state, layer, g] {
-                    const auto [first, last] = expert_group(state->picked.size(), g);
-                    w->decode_experts(
-                        layer, std::vector<int>(state->picked.begin() + first, state->picked.begin() + last), decode_);
+                const auto [first, last] = expert_group(model_.local_experts(), g);
+                backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
+                    w->decode_experts(layer, first, last, picks, decode_);
                 });
                 backend_.record(*ev.experts_decoded[g], decode_);
             }
@@ -127,9 +121,9 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
                         [m, w, state, layer] { m->ffn(layer, *state, *w); });
         if (moe) {
             for (int g = 0; g < kExpertGroups; ++g) {
+                const auto [first, last] = expert_group(model_.local_experts(), g);
                 backend_.wait(compute_, *ev.experts_decoded[g]);
-                backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, g] {
-                    const auto [first, last] = expert_group(state->picked.size(), g);
+                backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, first, last] {
                     m->routed_experts(layer, *state, *w, first, last);
                 });
             }

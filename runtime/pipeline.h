@@ -5,14 +5,14 @@
 //   compute  layer L's stages (runtime/model.h)                    (waits for layer L's decode event)
 //   comm     the all-reduce after attention and after the FFN, the logits' all-gather
 //
-// Routed experts are copied and decoded only once routing has picked them: the compute stream records an
-// event after routing, and the copy and decode streams then fetch exactly this rank's picked experts while
-// the compute stream runs the shared experts. The picks decode in kExpertGroups groups, each with its own
-// event, and the compute stream runs a group's experts as soon as that group is decoded. The host enqueues a whole step
-// without waiting and synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the same
-// schedule runs here as on a GPU. On CUDA the host learns the picks when routing's stage synchronizes the
-// compute stream (runtime/model.h, Model::ffn_norm), so the fetch is enqueued with the picks known;
-// the copy and decode streams are never blocked. The tracer draws each stream's work on its own lane, with span names
+// Routing stays on the device. The compute stream records an event after routing (which also groups the
+// picks by this rank's experts, in backend memory); the decode stream then decodes the layer's routed
+// experts, every local one in kExpertGroups groups, each job reading its expert's pick count where it runs
+// and skipping an expert nobody picked, while the compute stream runs the shared experts. Host-tier experts
+// are read where they lie (pinned memory), so no copy waits on the picks. The compute stream runs a group's
+// experts (one grouped MLP call) as soon as that group is decoded. The host enqueues a whole step without
+// waiting and synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the
+// same schedule runs here as on a GPU. The tracer draws each stream's work on its own lane, with span names
 // "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
 #pragma once
 
@@ -25,8 +25,8 @@
 
 namespace ecf8 {
 
-// The picked routed experts of a layer are fetched and computed in this many groups (the last ones may be
-// empty): group g's GEMMs run while group g + 1 decodes, so only the first group's decode waits on routing.
+// A layer's local routed experts are decoded and computed in this many groups (the last ones may be empty):
+// group g's GEMMs run while group g + 1 decodes, so only the first group's decode waits on routing.
 inline constexpr int kExpertGroups = 4;
 
 class Pipeline {
@@ -51,7 +51,7 @@ private:
     Backend& backend_;
     Stream &copy_, &decode_, &compute_, &comm_;
     struct SlotEvents {
-        std::unique_ptr<Event> copied, decoded, routed, experts_copied, free;
+        std::unique_ptr<Event> copied, decoded, routed, free;
         std::unique_ptr<Event> experts_decoded[kExpertGroups];
     };
     std::vector<SlotEvents> slots_;

@@ -59,6 +59,12 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     const CompressedFile file = manifest.open_rank(rank);
     std::unique_ptr<WeightStore> store(new WeightStore(backend, mode, manifest.ranks[rank].tensors.size()));
     store->layers_.resize(manifest.model.num_hidden_layers);
+    if (manifest.model.n_routed_experts > 0) {
+        const ExpertRange mine =
+            manifest.world(rank).experts_for_rank(static_cast<int>(manifest.model.n_routed_experts));
+        store->first_expert_ = mine.begin;
+        store->local_experts_ = mine.end - mine.begin;
+    }
     const std::vector<uint64_t> tier_offset = store->lay_out(manifest, rank, file);
     store->fill(manifest, rank, file, tier_offset, pool);
     return store;
@@ -70,8 +76,7 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
     const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
     BlobDecoder& decoder = *decoder_;
     uint64_t device = 0, host = 0, resident = 0;
-    std::vector<uint64_t> dense(layers_.size()), expert(layers_.size());
-    std::vector<uint64_t> dense_staging(layers_.size()), expert_staging(layers_.size());
+    std::vector<uint64_t> dense(layers_.size()), expert(layers_.size()), dense_staging(layers_.size());
     std::vector<uint64_t> tier_offset;  // per tensor, in manifest order
     for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
         const TensorRecord& rec = file.record(t.name);
@@ -87,7 +92,9 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
         ECF8_CHECK(t.layer < static_cast<int>(layers_.size()), path << ": tensor " << t.name << " names layer "
                                                                     << t.layer << " of a " << layers_.size()
                                                                     << "-layer model");
-        const bool on_host = t.tier == Tier::Host;
+        const bool on_host = t.tier == Tier::Host, is_expert = t.expert >= 0;
+        // Host-tier non-expert tensors are staged before their decode; host-tier experts are read in place.
+        const bool staged = on_host && !is_expert;
         if (mode_ != WeightMode::Ecf8) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
@@ -96,25 +103,26 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
             e.prepared = file.parse(rec);
             // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
             const uint64_t placed = decoder.placed_bytes(*e.prepared, file.stored_bytes(rec));
-            e.stored_bytes = on_host ? file.stored_bytes(rec) : placed;
+            e.stored_bytes = staged ? file.stored_bytes(rec) : placed;
             e.staging_bytes = placed;
         }
         uint64_t& tier = on_host ? host : device;
         tier_offset.push_back(tier);
         tier += aligned(e.stored_bytes);
         Layer& layer = layers_[t.layer];
-        const bool is_expert = t.expert >= 0;
         uint64_t& slot = is_expert ? expert[t.layer] : dense[t.layer];
         e.slot_offset = slot;
-        if (mode_ != WeightMode::Raw) slot += aligned(rec.raw_bytes());  // Raw: used where it is stored
-        if (on_host) {
-            uint64_t& staging = is_expert ? expert_staging[t.layer] : dense_staging[t.layer];
-            e.staging_offset = staging;
-            staging += aligned(e.staging_bytes);
+        // Raw: used where it is stored, except host-tier experts (copied to the expert area when picked).
+        if (mode_ != WeightMode::Raw || (is_expert && on_host)) slot += aligned(rec.raw_bytes());
+        if (staged) {
+            e.staging_offset = dense_staging[t.layer];
+            dense_staging[t.layer] += aligned(e.staging_bytes);
         }
         if (is_expert) {
+            ECF8_CHECK(t.expert >= first_expert_ && t.expert < first_expert_ + local_experts_,
+                       path << ": tensor " << t.name << " is routed expert " << t.expert << ", outside this rank's ["
+                            << first_expert_ << ", " << first_expert_ + local_experts_ << ")");
             layer.experts[t.expert].push_back(&e);
-            layer.experts_host |= on_host;
         } else {
             layer.dense.push_back(&e);
             layer.dense_host |= on_host;
@@ -124,14 +132,12 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
         dense_area_ = std::max(dense_area_, dense[l]);
         expert_area_ = std::max(expert_area_, expert[l]);
         dense_staging_area_ = std::max(dense_staging_area_, dense_staging[l]);
-        expert_staging_area_ = std::max(expert_staging_area_, expert_staging[l]);
     }
     device_tier_ = backend_.buffer(device, MemoryKind::Device, "weights");
     host_tier_ = backend_.buffer(host, MemoryKind::PinnedHost, "weights_host_tier");
     resident_ = backend_.buffer(resident, MemoryKind::Device, "weights_resident");
     slots_ = backend_.buffer(kDecodeSlots * dense_area_ + expert_area_, MemoryKind::Device, "decode_slots");
-    staging_ =
-        backend_.buffer(kDecodeSlots * dense_staging_area_ + expert_staging_area_, MemoryKind::Device, "staging");
+    staging_ = backend_.buffer(kDecodeSlots * dense_staging_area_, MemoryKind::Device, "staging");
     sizes_.device_bytes = device;
     sizes_.host_bytes = host;
     sizes_.resident_bytes = resident;
@@ -171,13 +177,13 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
             host_copy.resize(rec.raw_bytes());
             file.decode(rec, host_copy.data(), pool);
             decoder.upload(target, host_copy.data(), host_copy.size());
-        } else if (on_host) {
+        } else if (on_host && t.expert < 0) {
             // Pinned host tier: the blob as stored; the decoder's view points at its staging area.
             std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
             file.check_stored(rec, target);
-            decoder.bind(static_cast<uint32_t>(e.index), *e.prepared, target,
-                         staging_base(t.layer, t.expert >= 0) + e.staging_offset, e.staging_bytes);
-        } else {
+            decoder.bind(static_cast<uint32_t>(e.index), *e.prepared, target, staging_base(t.layer) + e.staging_offset,
+                         e.staging_bytes);
+        } else {  // the device tier, and host-tier experts: placed where the decoder reads them
             const uint8_t* blob = file.file().tensor_data(info);
             file.check_stored(rec, blob);  // the placed copy is made from these mapped bytes
             decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes, nullptr);
@@ -188,16 +194,14 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
     bar.finish();
 }
 
-// Layer tensors alternate between kDecodeSlots dense areas; all layers share one expert area (and one
-// expert staging area), since layer L+1's experts are fetched only after its routing, which the compute
-// stream runs after layer L's experts.
+// Layer tensors alternate between kDecodeSlots dense areas; all layers share one expert area, since layer
+// L+1's experts are decoded only after its routing, which the compute stream runs after layer L's experts.
 uint8_t* WeightStore::slot_base(int layer, bool expert_area) const {
     if (expert_area) return slots_.as<uint8_t>() + kDecodeSlots * dense_area_;
     return slots_.as<uint8_t>() + (layer % kDecodeSlots) * dense_area_;
 }
 
-uint8_t* WeightStore::staging_base(int layer, bool expert_area) const {
-    if (expert_area) return staging_.as<uint8_t>() + kDecodeSlots * dense_staging_area_;
+uint8_t* WeightStore::staging_base(int layer) const {
     return staging_.as<uint8_t>() + (layer % kDecodeSlots) * dense_staging_area_;
 }
 
@@ -205,18 +209,32 @@ WeightView WeightStore::get(const std::string& name) const {
     auto it = tensors_.find(name);
     ECF8_CHECK(it != tensors_.end(), "this rank holds no part of tensor " << name);
     const Entry& e = it->second;
-    const bool expert = e.meta.expert >= 0;
-    const uint8_t* data = e.meta.layer < 0            ? e.resident
-                          : mode_ != WeightMode::Raw  ? slot_base(e.meta.layer, expert) + e.slot_offset
-                          : e.meta.tier == Tier::Host ? staging_base(e.meta.layer, expert) + e.staging_offset
-                                                      : e.stored;
+    const bool expert = e.meta.expert >= 0, on_host = e.meta.tier == Tier::Host;
+    const bool in_slot = mode_ != WeightMode::Raw || (expert && on_host);
+    const uint8_t* data = e.meta.layer < 0 ? e.resident
+                          : in_slot        ? slot_base(e.meta.layer, expert) + e.slot_offset
+                          : on_host        ? staging_base(e.meta.layer) + e.staging_offset
+                                           : e.stored;
     return WeightView{data, e.meta.dtype, e.meta.shape, e.meta.split_dim, e.meta.begin};
 }
 
-void WeightStore::copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream) {
+BlobJob WeightStore::job_for(const Entry& e, uint8_t* slot, const int32_t* picks) {
+    BlobJob job;
+    job.blob = static_cast<uint32_t>(e.index);
+    job.tensor = mode_ == WeightMode::Ecf8 ? &*e.prepared : nullptr;
+    job.src = e.meta.tier == Tier::Host && e.meta.expert < 0 ? staging_base(e.meta.layer) + e.staging_offset : e.stored;
+    job.bytes = e.prepared ? e.prepared->decoded_bytes() : e.stored_bytes;
+    job.out = slot + e.slot_offset;
+    job.picks = picks;
+    return job;
+}
+
+void WeightStore::copy_layer(int layer, Stream& stream) {
+    const Layer& l = layers_.at(layer);
+    if (!l.dense_host) return;
     ScopedTimer timer(copy_ns_);
-    uint8_t* staging = staging_base(layer, expert_area);
-    for (Entry* e : entries) {
+    uint8_t* staging = staging_base(layer);
+    for (Entry* e : l.dense) {
         if (e->meta.tier != Tier::Host) continue;
         if (mode_ == WeightMode::Ecf8) {
             // The blob (on CUDA with its decode tables) into the form the decoder reads.
@@ -229,59 +247,34 @@ void WeightStore::copy_entries(int layer, const std::vector<Entry*>& entries, bo
     }
 }
 
-void WeightStore::decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream) {
-    if (mode_ == WeightMode::Raw) return;  // used in place (host tier: from staging, copied by copy_*)
+void WeightStore::decode_layer(int layer, Stream& stream) {
+    ++layers_decoded_;
+    if (mode_ == WeightMode::Raw) return;  // used in place (host tier: from staging, copied by copy_layer)
     ScopedTimer timer(decode_ns_);
-    uint8_t* slot = slot_base(layer, expert_area);
-    const uint8_t* staging = staging_base(layer, expert_area);
+    uint8_t* slot = slot_base(layer, false);
     std::vector<BlobJob> jobs;  // CUDA: all of them in one launch; RawCopy's copies ride along
-    for (const Entry* e : entries) {
-        const uint64_t bytes = e->prepared ? e->prepared->decoded_bytes() : e->stored_bytes;
-        const uint8_t* stored = e->meta.tier == Tier::Host ? staging + e->staging_offset : e->stored;
-        BlobJob job;
-        job.blob = static_cast<uint32_t>(e->index);
-        job.tensor = mode_ == WeightMode::Ecf8 ? &*e->prepared : nullptr;
-        job.src = stored;
-        job.bytes = bytes;
-        job.out = slot + e->slot_offset;
-        jobs.push_back(job);
-        bytes_decoded_ += bytes;
+    for (const Entry* e : layers_.at(layer).dense) {
+        jobs.push_back(job_for(*e, slot, nullptr));
+        bytes_decoded_ += jobs.back().bytes;
     }
     decoder_->decode(jobs, stream);
 }
 
-void WeightStore::copy_layer(int layer, Stream& stream) {
+void WeightStore::decode_experts(int layer, int first, int last, const int32_t* pick_offsets, Stream& stream) {
+    ECF8_CHECK(first >= 0 && first <= last && last <= local_experts_,
+               "decode_experts: local experts [" << first << ", " << last << ") of " << local_experts_);
     const Layer& l = layers_.at(layer);
-    if (l.dense_host) copy_entries(layer, l.dense, false, stream);
-}
-
-void WeightStore::decode_layer(int layer, Stream& stream) {
-    decode_entries(layer, layers_.at(layer).dense, false, stream);
-    ++layers_decoded_;
-}
-
-void WeightStore::copy_experts(int layer, const std::vector<int>& experts, Stream& stream) {
-    const Layer& l = layers_.at(layer);
-    if (!l.experts_host) return;
-    for (int x : experts) {
-        auto it = l.experts.find(x);
-        ECF8_CHECK(it != l.experts.end(), "this rank holds no routed expert " << x << " of layer " << layer);
-        copy_entries(layer, it->second, true, stream);
+    ScopedTimer timer(decode_ns_);
+    uint8_t* slot = slot_base(layer, true);
+    std::vector<BlobJob> jobs;  // one launch on CUDA; unpicked experts' jobs return at once there
+    for (int i = first; i < last; ++i) {
+        auto it = l.experts.find(first_expert_ + i);
+        if (it == l.experts.end()) continue;  // a dense layer, or a shard without this expert: nothing to read
+        for (const Entry* e : it->second)
+            if (mode_ != WeightMode::Raw || e->meta.tier == Tier::Host)
+                jobs.push_back(job_for(*e, slot, pick_offsets + i));
     }
-}
-
-void WeightStore::decode_experts(int layer, const std::vector<int>& experts, Stream& stream) {
-    const Layer& l = layers_.at(layer);
-    std::vector<Entry*> entries;  // every picked expert's tensors: one decode launch on CUDA
-    for (int x : experts) {
-        auto it = l.experts.find(x);
-        ECF8_CHECK(it != l.experts.end(), "this rank holds no routed expert " << x << " of layer " << layer);
-        entries.insert(entries.end(), it->second.begin(), it->second.end());
-    }
-    decode_entries(layer, entries, true, stream);
-    experts_decoded_ += experts.size();
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    for (int x : experts) expert_log_.emplace_back(layer, x);
+    decoder_->decode(jobs, stream);
 }
 
 void WeightStore::check_decode_errors() { decoder_->check_now(); }
@@ -293,12 +286,10 @@ void WeightStore::queue_decode_check(Stream& stream) {
 void WeightStore::throw_if_decode_failed() { decoder_->throw_if_failed(); }
 
 bool WeightStore::layer_has_host_tensors(int layer) const { return layers_.at(layer).dense_host; }
-bool WeightStore::experts_in_host_tier(int layer) const { return layers_.at(layer).experts_host; }
 
 WeightStoreStats WeightStore::stats() const {
     WeightStoreStats s = sizes_;
     s.layers_decoded = layers_decoded_;
-    s.experts_decoded = experts_decoded_;
     s.bytes_decoded = bytes_decoded_;
     s.bytes_copied = bytes_copied_;
     s.decode_seconds = decode_ns_ * 1e-9;
@@ -307,15 +298,8 @@ WeightStoreStats WeightStore::stats() const {
 }
 
 void WeightStore::reset_counters() {
-    layers_decoded_ = experts_decoded_ = bytes_decoded_ = bytes_copied_ = 0;
+    layers_decoded_ = bytes_decoded_ = bytes_copied_ = 0;
     decode_ns_ = copy_ns_ = 0;
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    expert_log_.clear();
-}
-
-std::vector<std::pair<int, int>> WeightStore::decoded_experts() const {
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    return expert_log_;
 }
 
 }  // namespace ecf8

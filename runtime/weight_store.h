@@ -6,16 +6,19 @@
 // memory plan). The tensors outside the layers (embedding, final norm, lm_head) are decoded once at load
 // and stay decoded. Layer L's weights are decoded into slot L % kDecodeSlots just before layer L runs (its
 // routed experts into the one expert area, which the memory plan also counts once):
-//   copy_layer(L)      host-tier blobs of L -> the slot's staging area (the copy engine's job on a GPU)
+//   copy_layer(L)      host-tier non-expert blobs of L -> the slot's staging area (the copy engine's job)
 //   decode_layer(L)    L's non-expert tensors -> the slot
-//   copy_experts / decode_experts(L, picked)   the same for the routed experts routing picked, only those
+//   decode_experts(L)  every local routed expert of L whose pick count, read where the decode runs, is not
+//                      zero; host-tier experts are read where they lie (pinned memory the GPU reads in place),
+//                      so the host never needs the picks
 // The pipeline (runtime/pipeline.h) runs these on its copy and decode streams and reuses a slot only after
 // the event recorded behind the slot's last consumer has completed. get() returns views into the slot that
 // holds the tensor's layer, so it is valid from that layer's decode until the slot is reused.
 //
 // Two baselines from the same shards, both decoding every blob once at load and keeping the original bytes
 // in the tiers: WeightMode::Raw uses them in place (device tier: no slots, nothing to fetch; host tier:
-// copied to staging ahead of use, as for ECF8): plain FP8 inference, the speed baseline. WeightMode::RawCopy
+// copied to staging ahead of use, or for routed experts to the expert area when picked, as for ECF8): plain
+// FP8 inference, the speed baseline. WeightMode::RawCopy
 // copies them into the slots where ECF8 decodes: the ECF8 schedule without the decode, which isolates the
 // decode's cost. Every mode hands the model identical bytes, so logits are bit-identical.
 #pragma once
@@ -24,7 +27,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -48,10 +50,11 @@ struct WeightStoreStats {
     uint64_t host_bytes = 0;      // the same in the pinned host tier
     uint64_t resident_bytes = 0;  // decoded tensors outside the layers
     uint64_t slot_bytes = 0;      // all decode slots
-    uint64_t staging_bytes = 0;   // all staging areas for host-tier blobs
+    uint64_t staging_bytes = 0;   // all staging areas for host-tier non-expert blobs
     uint64_t raw_bytes = 0;       // what the rank's tensors are when decoded
-    // Since load (or reset_counters): work done by copy_* and decode_*.
-    uint64_t layers_decoded = 0, experts_decoded = 0;
+    // Since load (or reset_counters): work done by copy_layer and decode_*. The routed experts' bytes are
+    // not counted: which of them decode is decided on the device.
+    uint64_t layers_decoded = 0;
     uint64_t bytes_decoded = 0, bytes_copied = 0;
     double decode_seconds = 0, copy_seconds = 0;
 };
@@ -71,8 +74,13 @@ public:
     // The work of the copy and decode streams, done on (CPU) or enqueued onto (CUDA) `stream`.
     void copy_layer(int layer, Stream& stream);
     void decode_layer(int layer, Stream& stream);
-    void copy_experts(int layer, const std::vector<int>& experts, Stream& stream);
-    void decode_experts(int layer, const std::vector<int>& experts, Stream& stream);
+    // This rank's routed experts [first, last) of a layer, counted from its first expert (local expert i is
+    // expert first_expert() + i), each decoded only if pick_offsets[i + 1] > pick_offsets[i]: moe_dispatch's
+    // offsets, in backend memory, read in stream order where the decode runs. Raw mode copies picked
+    // host-tier experts to the expert area and uses device-tier ones in place.
+    void decode_experts(int layer, int first, int last, const int32_t* pick_offsets, Stream& stream);
+    int first_expert() const { return first_expert_; }
+    int local_experts() const { return local_experts_; }
     // CUDA: waits for the device and throws ecf8::Error if a decode met a corrupt chunk (the CPU decoder
     // throws at once instead). Nothing to do on the CPU.
     void check_decode_errors();
@@ -82,15 +90,13 @@ public:
     // decode of that step met a corrupt chunk. Both do nothing on the CPU, whose decoder throws at once.
     void queue_decode_check(Stream& stream);
     void throw_if_decode_failed();
+    // Whether a layer has host-tier non-expert tensors, which copy_layer stages.
     bool layer_has_host_tensors(int layer) const;
-    bool experts_in_host_tier(int layer) const;
 
     WeightMode mode() const { return mode_; }
     int num_layers() const { return static_cast<int>(layers_.size()); }
     WeightStoreStats stats() const;
     void reset_counters();
-    // Every (layer, expert) that decode_experts decoded since load or reset_counters, in order.
-    std::vector<std::pair<int, int>> decoded_experts() const;
 
 private:
     struct Entry {
@@ -98,16 +104,16 @@ private:
         size_t index = 0;                   // in manifest order
         uint8_t* stored = nullptr;          // the blob (or raw bytes) in its tier; CUDA device tier: the device blob
         uint64_t stored_bytes = 0;          // bytes at `stored`
-        uint64_t staging_bytes = 0;         // bytes in the staging area (host tier)
+        uint64_t staging_bytes = 0;         // bytes in the staging area (host-tier non-expert tensors)
         uint64_t slot_offset = 0;           // within the slot's dense or expert area (layer tensors)
-        uint64_t staging_offset = 0;        // within the slot's staging area (host tier)
+        uint64_t staging_offset = 0;        // within the slot's staging area
         const uint8_t* resident = nullptr;  // decoded, for tensors outside the layers
         std::optional<PreparedTensor> prepared;  // Ecf8 mode (host tier: rebased onto its staging area)
     };
     struct Layer {
-        std::vector<Entry*> dense;                      // non-expert tensors
-        std::map<int, std::vector<Entry*>> experts;     // routed expert -> its tensors
-        bool dense_host = false, experts_host = false;  // any of them in the host tier
+        std::vector<Entry*> dense;                   // non-expert tensors
+        std::map<int, std::vector<Entry*>> experts;  // routed expert -> its tensors
+        bool dense_host = false;                     // any non-expert tensor in the host tier
     };
 
     WeightStore(Backend& backend, WeightMode mode, size_t tensors);
@@ -116,23 +122,22 @@ private:
     void fill(const ShardManifest& manifest, int rank, const CompressedFile& file,
               const std::vector<uint64_t>& tier_offset, ThreadPool* pool);
     uint8_t* slot_base(int layer, bool expert_area) const;
-    uint8_t* staging_base(int layer, bool expert_area) const;
-    void copy_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream);
-    void decode_entries(int layer, const std::vector<Entry*>& entries, bool expert_area, Stream& stream);
+    uint8_t* staging_base(int layer) const;
+    // The job that decodes (or copies) e into its slot, skipped on the device when `picks` says so.
+    BlobJob job_for(const Entry& e, uint8_t* slot, const int32_t* picks);
 
     Backend& backend_;
     WeightMode mode_;
     std::map<std::string, Entry> tensors_;
     std::vector<Layer> layers_;
     Buffer device_tier_, host_tier_, resident_, slots_, staging_;
-    uint64_t dense_area_ = 0, expert_area_ = 0;                  // per slot
-    uint64_t dense_staging_area_ = 0, expert_staging_area_ = 0;  // per slot
+    uint64_t dense_area_ = 0, expert_area_ = 0;  // per slot; one expert area for all layers
+    uint64_t dense_staging_area_ = 0;            // per slot
+    int first_expert_ = 0, local_experts_ = 0;   // this rank's routed experts
     WeightStoreStats sizes_;
-    std::atomic<uint64_t> layers_decoded_{0}, experts_decoded_{0}, bytes_decoded_{0}, bytes_copied_{0};
+    std::atomic<uint64_t> layers_decoded_{0}, bytes_decoded_{0}, bytes_copied_{0};
     std::atomic<int64_t> decode_ns_{0}, copy_ns_{0};
     std::unique_ptr<BlobDecoder> decoder_;  // the backend's decoder: placed blobs, batched decode, error flag
-    mutable std::mutex log_mutex_;
-    std::vector<std::pair<int, int>> expert_log_;
 };
 
 }  // namespace ecf8

@@ -144,36 +144,27 @@ CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_samp
 namespace {
 
 // A rank's weight bytes and parameters (into rm) and the decode slots it needs (the largest group of a layer
-// twice, plus the largest set of picked experts one step can route to).
-uint64_t weights_and_decode_scratch(const ShardPlan& plan, const std::vector<ShardTensor>& ts,
-                                    const std::vector<uint64_t>& bytes, WeightFormat format, const KvCacheConfig& kv,
-                                    RankMemory* rm) {
-    std::map<int, uint64_t> group_decoded;                   // decoded bytes per group (non-routed)
-    std::map<std::pair<int, int>, uint64_t> expert_decoded;  // per (layer, expert)
+// twice, plus the expert area: every local routed expert of the layer with the most, at a fixed place, since
+// which of them decode is decided on the device, after routing).
+uint64_t weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
+                                    WeightFormat format, RankMemory* rm) {
+    std::map<int, uint64_t> group_decoded;   // decoded bytes per group (non-routed)
+    std::map<int, uint64_t> expert_decoded;  // decoded bytes of a layer's local routed experts
     for (size_t i = 0; i < ts.size(); ++i) {
         const TensorSpec& s = *ts[i].spec;
         if (s.role != TensorRole::BlockScale) rm->params += static_cast<uint64_t>(ts[i].numel());
         // The runtime decodes the model-level tensors (embedding, final norm, lm_head) once at load.
         rm->weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
         if (s.expert >= 0)
-            expert_decoded[{s.layer, s.expert}] += ts[i].raw_bytes();
+            expert_decoded[s.layer] += ts[i].raw_bytes();
         else if (group_of(s) != kNoGroup)
             group_decoded[group_of(s)] += ts[i].raw_bytes();
     }
     if (format != WeightFormat::Ecf8) return 0;
     uint64_t max_group = 0;
     for (const auto& [g, b] : group_decoded) max_group = std::max(max_group, b);
-    std::map<int, std::pair<uint64_t, uint64_t>> experts_per_layer;  // layer -> (count, max bytes)
-    for (const auto& [key, b] : expert_decoded) {
-        auto& [count, largest] = experts_per_layer[key.first];
-        ++count;
-        largest = std::max(largest, b);
-    }
-    const uint64_t picks =
-        static_cast<uint64_t>(step_tokens(kv)) * static_cast<uint64_t>(plan.model.num_experts_per_tok);
     uint64_t max_experts = 0;
-    for (const auto& [layer, cl] : experts_per_layer)
-        max_experts = std::max(max_experts, std::min(cl.first, picks) * cl.second);
+    for (const auto& [layer, b] : expert_decoded) max_experts = std::max(max_experts, b);
     return kDecodeSlots * max_group + max_experts;
 }
 
@@ -244,7 +235,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
 
     RankMemory rm;
     rm.rank = rank;
-    const uint64_t decode_scratch = weights_and_decode_scratch(plan, ts, bytes, format, kv, &rm);
+    const uint64_t decode_scratch = weights_and_decode_scratch(ts, bytes, format, &rm);
     rm.workspace_bytes = workspace_bytes(plan.model, w, kv);
     const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
     const double budget = deploy.gpu_budget_bytes();
@@ -255,12 +246,18 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     const std::vector<size_t> order = eviction_order(ts);
     std::vector<Tier> tiers(ts.size(), Tier::Device);
     // Staging, as the WeightStore lays it out: a layer's host-tier non-expert weights in each of the
-    // kDecodeSlots slots, and one area, shared by all layers, for a layer's host-tier routed experts (they
-    // are fetched only after routing, when the previous layer's experts are done).
-    std::map<int, uint64_t> dense_host, expert_host;  // per layer
-    uint64_t max_dense_host = 0, max_expert_host = 0;
+    // kDecodeSlots slots. Host-tier routed experts need none: the decoder reads them where they lie.
+    std::map<int, uint64_t> dense_host;  // per layer
+    uint64_t max_dense_host = 0;
     rm.device_weight_bytes = rm.weight_bytes;
-    auto staging = [&] { return static_cast<uint64_t>(kDecodeSlots) * max_dense_host + max_expert_host; };
+    // FP8 (raw) weights are used in place, but a host-tier routed expert is copied to the expert area when
+    // picked: that area, like ECF8's, holds a layer's host-tier experts at fixed places.
+    std::map<int, uint64_t> expert_host;  // per layer
+    uint64_t max_expert_host = 0;
+    auto staging = [&] {
+        return static_cast<uint64_t>(kDecodeSlots) * max_dense_host +
+               (format == WeightFormat::Ecf8 ? 0 : max_expert_host);
+    };
     auto device_need = [&] {
         return double(rm.device_weight_bytes) + double(decode_scratch + staging() + rm.workspace_bytes) + min_kv;
     };
@@ -271,10 +268,10 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         rm.device_weight_bytes -= bytes[i];
         rm.host_weight_bytes += bytes[i];
         ++rm.host_tensors;
-        if (ts[i].spec->expert >= 0)
-            max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
-        else
+        if (ts[i].spec->expert < 0)
             max_dense_host = std::max(max_dense_host, dense_host[ts[i].spec->layer] += bytes[i]);
+        else
+            max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
     }
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     rm.scratch_bytes = decode_scratch + staging();

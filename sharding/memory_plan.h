@@ -8,10 +8,11 @@
 //                model-level tensors (embedding, final norm, lm_head) count decoded, as the runtime holds them
 //   tiers        weights stay on the GPU until the budget runs out; then routed experts, last layer first,
 //                then the other layer weights, last layer first, move to pinned host memory (cpu_offload_gb)
-//   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus decoded
-//                space for the routed experts one layer can pick (min(local experts, tokens x top-k)).
-//                Both formats: staging for host-tier weights (kDecodeSlots x a layer's non-expert part, plus
-//                one shared area for a layer's routed experts), as runtime/weight_store.h lays it out.
+//   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus the expert
+//                area: a layer's local routed experts, decoded, each at a fixed place (the GPU decides after
+//                routing which of them to decode). FP8: an area for a layer's host-tier routed experts.
+//                Both formats: staging for host-tier weights, kDecodeSlots x a layer's non-expert part, as
+//                runtime/weight_store.h lays it out (host-tier routed experts are read where they lie).
 //   workspace    activations of one forward step of max(max_num_seqs, prefill chunk) tokens, plus the
 //                gathered logits of max_num_seqs rows; attention is computed in tiles, so no score matrix
 //   KV cache     MLA caches one latent (kv_lora_rank) and one rope key (qk_rope_head_dim) per token and layer,

@@ -374,17 +374,20 @@ __device__ __forceinline__ void copy_raw_unit(const DecodeTask& task, uint32_t i
     for (uint64_t i = done + lane; i < n; i += kLanes) dst[i] = src[i];
 }
 
+// A task of an expert that routing did not pick (DecodeTask::picks): block-uniform for the home task.
+__device__ __forceinline__ bool skipped(const DecodeTask& t) { return t.picks != nullptr && t.picks[1] <= t.picks[0]; }
+
 // The body shared by both kernels. home: the block's first unit, whose table goes to shared memory;
 // mine: this warp's unit (active false past the last unit).
 __device__ void decode_block(UnitRef home, UnitRef mine, bool active, int* error_flag) {
     alignas(16) __shared__ uint16_t s_table[kTableEntries];
     alignas(16) __shared__ uint8_t s_stage[kWarpsPerBlock][kStageElems];
     alignas(16) __shared__ uint32_t s_ring[kWarpsPerBlock][kRingWords];
-    const bool home_coded = home.task->blob.mode == BlobMode::Huffman;
+    const bool home_coded = home.task->blob.mode == BlobMode::Huffman && !skipped(*home.task);
     const uint16_t* home_table = home_coded ? unit_table(*home.task, home.index) : nullptr;
     if (home_coded) load_table(s_table, home_table, home.task->blob.table_log);
     __syncthreads();
-    if (!active) return;  // warp-uniform; no block barrier follows
+    if (!active || skipped(*mine.task)) return;  // warp-uniform; no block barrier follows
     const DecodeTask& task = *mine.task;
     if (task.blob.mode == BlobMode::Raw) {
         copy_raw_unit(task, mine.index);
@@ -470,11 +473,10 @@ DeviceBlob place_device_blob(const PreparedTensor& t, const uint8_t* host_blob, 
                        t.table(h.codebook_count - 1) == t.table(0) + (size_t{h.codebook_count - 1} << h.max_code_len),
                    "tensor '" << t.label() << "': unexpected decode table layout");
         // Pageable source: queue it before the bulk so the bulk copy stays asynchronous.
-        CUDA_CHECK(
-            cudaMemcpyAsync(base + p.tables_offset, t.table(0), p.tables_bytes, cudaMemcpyHostToDevice, copy_stream));
+        CUDA_CHECK(cudaMemcpyAsync(base + p.tables_offset, t.table(0), p.tables_bytes, cudaMemcpyDefault, copy_stream));
     }
     if (p.bulk_bytes)
-        CUDA_CHECK(cudaMemcpyAsync(base, host_blob + p.bulk_begin, p.bulk_bytes, cudaMemcpyHostToDevice, copy_stream));
+        CUDA_CHECK(cudaMemcpyAsync(base, host_blob + p.bulk_begin, p.bulk_bytes, cudaMemcpyDefault, copy_stream));
 
     DeviceBlob b{};
     const bool coded = is_huffman(v);

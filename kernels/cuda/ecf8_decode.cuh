@@ -68,6 +68,8 @@ private:
 size_t device_blob_bytes(const PreparedTensor& t);
 // Queues the copies of t into device_memory (device_blob_bytes(t) bytes, 256-byte aligned) on copy_stream and
 // returns the view of it. host_blob: the blob bytes t was prepared from, or a pinned copy of them.
+// device_memory may also be pinned host memory, which the decoder then reads in place (unified addressing):
+// the copies say cudaMemcpyDefault.
 DeviceBlob place_device_blob(const PreparedTensor& t, const uint8_t* host_blob, void* device_memory,
                              size_t device_bytes, cudaStream_t copy_stream);
 
@@ -76,6 +78,9 @@ struct DecodeTask {
     DeviceBlob blob;      // the tensor
     uint64_t begin, end;  // element range [begin, end) of the tensor
     void* out;            // device memory for (end - begin) * value_bytes bytes
+    // Non-null: the task runs only when picks[1] > picks[0] (a routed expert's range in the device's
+    // moe_dispatch offsets); otherwise its warps return at once and `out` is left as it was.
+    const int32_t* picks = nullptr;
 };
 
 // Work units (warps) a task takes: the chunks overlapping its range, or the 64 KiB pieces of a raw copy.

@@ -343,6 +343,27 @@ std::vector<CaseSpec> all_cases() {
          [=](R& r) {
              return make_routed_experts(r, {256, 8, 3, 2, kHidden, kMoeInter, F8});
          }},
+        {"blob_decode_mixed",
+         [=](R& r) {
+             using P = PickRange;
+             return make_blob_decode(r, {{F8, 1},
+                                         {F8, 65537, P::Picked},
+                                         {BF, 131073, P::Empty},
+                                         {F8, 300000, P::Picked, true},
+                                         {BF, 250000},
+                                         {BF, 1, P::Picked},
+                                         {F8, 65537, P::Empty, true},
+                                         {DType::U8, 1001, P::Picked}});
+         }},
+        {"blob_decode_all_skipped",
+         [=](R& r) {
+             using P = PickRange;
+             return make_blob_decode(r, {{F8, 65537, P::Empty}, {BF, 3000, P::Empty}, {DType::U8, 100, P::Empty}});
+         }},
+        {"blob_decode_raw_copy_pinned",
+         [=](R& r) {
+             return make_blob_decode(r, {{DType::U8, 4096, PickRange::None, true}, {F8, 200000, PickRange::Picked}});
+         }},
         {"gather_rows_8_of_32_hidden", [=](R& r) { return make_gather(r, 32, kHidden, 8); }},
         {"gather_rows_1x129", [](R& r) { return make_gather(r, 1, 129, 1); }},
         {"gather_rows_repeats", [](R& r) { return make_gather(r, 10, 3, 12); }},

@@ -1,8 +1,10 @@
 // The op harness of test_backend_ops (tests/runtime/test_backend_ops.cpp, in the style of ggml's
 // tests/test-backend-ops.cpp): tolerances, results and the float64 references they are checked against, a
 // device (one backend, a stream, a one-rank communicator), the OpCase every make_<op>() returns, and input
-// helpers. Cases: backend_ops_cases_basic.cpp (memory, rows, elementwise, rmsnorm, rope) and
-// backend_ops_cases_model.cpp (linear, dequantize, MLA attention, MoE routing, and the list of all cases).
+// helpers. Cases: backend_ops_cases_basic.cpp (memory, rows, elementwise, rmsnorm, rope),
+// backend_ops_cases_experts.cpp (moe_dispatch, routed_experts_mlp), backend_ops_cases_decode.cpp (the ECF8
+// blob decoder) and backend_ops_cases_model.cpp (linear, dequantize, MLA attention, MoE routing, and the list
+// of all cases).
 //
 // Adding an op: add its row to kTolerances (backend_ops_harness.cpp), write a make_<op>() that draws the
 // inputs and returns an OpCase (run: the op on a backend, read back; reference: float64, with the magnitude
@@ -180,6 +182,17 @@ struct ExpertsShape {
     DType dtype;
 };
 OpCase make_routed_experts(std::mt19937& rng, ExpertsShape sh);
+
+// backend_ops_cases_decode.cpp: one BlobDecoder::decode of a batch of jobs, each an ECF8 blob of gaussian
+// values (encode_tensor's defaults) or a raw copy, gated by picks as routed experts' jobs are.
+enum class PickRange { None, Empty, Picked };  // picks null (always runs); an empty range (skipped); a non-empty one
+struct DecodeJobSpec {
+    DType dtype;  // F8_E4M3 or BF16: an encoded blob; U8: a raw copy of numel bytes (BlobJob::tensor null)
+    uint64_t numel;
+    PickRange picks = PickRange::None;
+    bool pinned = false;  // the blob (or copy source) in MemoryKind::PinnedHost memory, as host-tier experts'
+};
+OpCase make_blob_decode(std::mt19937& rng, std::vector<DecodeJobSpec> jobs);
 
 // backend_ops_cases_model.cpp: every case, those that need CUDA (the FP8 GEMM) only when asked.
 std::vector<CaseSpec> cases(bool with_cuda_only);

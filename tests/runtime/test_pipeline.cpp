@@ -1,10 +1,13 @@
 // The just-in-time pipeline under mpirun (-np 2 and 4) on a 5-layer tiny synthetic model:
 //   - lossless: --weights ecf8, raw and raw-copy give bit-identical logits, and equal the plain
 //     forward over weights decoded at load (ResidentWeights), bit for bit;
-//   - overflow: shards whose plan put layer weights in the pinned host tier give the same logits bit for bit;
+//   - overflow: shards whose plan put routed experts (read in place) or also non-expert weights (staged) in
+//     the pinned host tier give the same logits bit for bit;
 //   - overlap: in the trace, for every layer L >= 1 the decode of layer L+1 starts before the compute of
 //     layer L ends;
-//   - only the routed experts that routing picked are decoded, exactly those, layer by layer;
+//   - routed experts decode only where their pick count, read where the decode runs, is not zero: the
+//     picked ones hold exactly their bytes (device and host tier, where the decoder reads them in place),
+//     the others' memory is untouched;
 //   - a corrupt blob stops the load with an error naming the file and the tensor.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -77,6 +80,23 @@ void prepare(const std::string& root, int world) {
             if (found) std::ofstream(root + "/offload_mib") << mib;
         }
         if (!found) std::fprintf(stderr, "no GPU budget put weights of every rank on the host tier\n");
+        // "offload" holds routed experts on the host; "deep" also non-expert weights: the smallest budget
+        // that fits.
+        for (int mib = 4; mib <= 40; ++mib) {
+            const DeployConfig d = layout(root, "deep", world, mib / 1024.0);
+            try {
+                shard_checkpoint(d, so);
+            } catch (const Error&) {
+                continue;
+            }
+            bool dense_on_host = true;
+            for (const ManifestRank& r : ShardManifest::load(d.output).ranks)
+                dense_on_host = dense_on_host && std::any_of(r.tensors.begin(), r.tensors.end(), [](const auto& t) {
+                                    return t.tier == Tier::Host && t.expert < 0;
+                                });
+            if (dense_on_host) std::ofstream(root + "/deep_mib") << mib;
+            break;
+        }
     }
     MPI_Barrier(MPI_COMM_WORLD);
 }
@@ -110,24 +130,9 @@ std::vector<std::vector<float>> run(Model& model, Forward&& forward) {
     return logits;
 }
 
-// A WeightSource that records which experts forward() asked for.
-class RecordingWeights : public WeightSource {
-public:
-    explicit RecordingWeights(const WeightSource& inner) : inner_(inner) {}
-    WeightView get(const std::string& name) const override { return inner_.get(name); }
-    void need_experts(int layer, const std::vector<int>& experts) const override {
-        for (int e : experts) picked.emplace_back(layer, e);
-    }
-    mutable std::vector<std::pair<int, int>> picked;
-
-private:
-    const WeightSource& inner_;
-};
-
 struct PipelineRun {
     std::vector<std::vector<float>> logits;
     WeightStoreStats stats;
-    std::vector<std::pair<int, int>> decoded_experts;
     TraceData trace;
 };
 
@@ -144,7 +149,6 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
         Pipeline pipeline(model, *store, backend);
         out.logits = run(model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); });
         out.stats = store->stats();
-        out.decoded_experts = store->decoded_experts();
     }
     backend.set_tracer(nullptr);
     out.trace = tracer.data();
@@ -240,57 +244,90 @@ TEST(Pipeline, ACorruptBlobStopsTheLoadNamingTheTensor) {
     }
 }
 
+// Both host-tier layouts: routed experts on the host, read in place where picked ("offload"), and also
+// non-expert weights, staged on the copy stream ("deep").
 TEST(Pipeline, HostTierGivesBitIdenticalLogits) {
     const std::string root = root_dir();
-    const ShardManifest offload = ShardManifest::load(root + "/offload");
-    ASSERT_GT(host_tensors(offload), 0u) << "the overflow shards have no host-tier tensors";
+    ASSERT_TRUE(fs::exists(root + "/deep_mib")) << "prepare() found no layout with non-expert weights on the host";
     auto comm = MpiCommunicator::world();
     const PipelineRun device = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get());
-    const PipelineRun host = run_pipeline(root + "/offload", WeightMode::Ecf8, comm.get());
-    EXPECT_TRUE(same_bits(device.logits, host.logits));
-    EXPECT_GT(host.stats.host_bytes, 0u);
-    EXPECT_GT(host.stats.bytes_copied, 0u);  // host-tier blobs went through staging
     EXPECT_EQ(device.stats.bytes_copied, 0u);
-    for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy}) {
-        const PipelineRun host_raw = run_pipeline(root + "/offload", mode, comm.get());
-        EXPECT_TRUE(same_bits(device.logits, host_raw.logits)) << weight_mode_name(mode);
-        EXPECT_GT(host_raw.stats.bytes_copied, 0u) << weight_mode_name(mode);
+    for (const char* name : {"offload", "deep"}) {
+        SCOPED_TRACE(name);
+        const bool dense_on_host = std::string(name) == "deep";
+        const ShardManifest m = ShardManifest::load(root + "/" + name);
+        ASSERT_GT(host_tensors(m), 0u) << "the overflow shards have no host-tier tensors";
+        const PipelineRun host = run_pipeline(root + "/" + name, WeightMode::Ecf8, comm.get());
+        EXPECT_TRUE(same_bits(device.logits, host.logits));
+        EXPECT_GT(host.stats.host_bytes, 0u);
+        // Only non-expert blobs go through staging, and the copy lane shows that traffic.
+        EXPECT_EQ(host.stats.bytes_copied > 0, dense_on_host);
+        EXPECT_EQ(host.trace.find("copy", "copy L", mpi_test_session().rank()).empty(), !dense_on_host);
+        for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy}) {
+            const PipelineRun host_raw = run_pipeline(root + "/" + name, mode, comm.get());
+            EXPECT_TRUE(same_bits(device.logits, host_raw.logits)) << weight_mode_name(mode);
+            EXPECT_EQ(host_raw.stats.bytes_copied > 0, dense_on_host) << weight_mode_name(mode);
+        }
     }
-    // The copy lane shows the host-tier traffic.
-    EXPECT_FALSE(host.trace.find("copy", "copy L", mpi_test_session().rank()).empty());
 }
 
-TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndOnlyPickedExpertsAreDecoded) {
+TEST(Pipeline, DecodeOfNextLayerOverlapsCompute) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank();
     auto comm = MpiCommunicator::world();
     const PipelineRun p = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get());
-
     // Per step, every layer L >= 1: decode L+1 starts before compute L ends.
     test::expect_next_layer_decode_overlaps_compute(p.trace, rank, kLayers, kDecodeSteps + 1);
-
-    // The experts decoded are exactly those routing picked, in the same order.
-    const ShardManifest m = ShardManifest::load(root + "/device");
-    const auto resident = ResidentWeights::load(m, rank, nullptr);
-    RecordingWeights recorder(*resident);
-    CpuBackend backend;
-    Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen, backend);
-    run(model, [&](const auto& t, const auto& c) { return model.forward(t, c, recorder); });
-    EXPECT_EQ(p.decoded_experts, recorder.picked);
-    // Decode steps route 2 tokens x top-k experts: fewer than this rank's experts of every MoE layer.
-    const int local = static_cast<int>(m.model.n_routed_experts) / m.world_size();
-    const int moe_layers = kLayers - static_cast<int>(m.model.first_k_dense_replace);
-    EXPECT_LT(p.stats.experts_decoded, uint64_t(local) * moe_layers * (kDecodeSteps + 1));
     EXPECT_FALSE(p.trace.find("decode", "decode L1 experts", rank).empty());
-    if (rank == 0)
-        std::printf("rank 0 decoded %llu of %d local experts x %d MoE layers x %d steps\n",
-                    static_cast<unsigned long long>(p.stats.experts_decoded), local, moe_layers, kDecodeSteps + 1);
+}
+
+// decode_experts with moe_dispatch-style offsets that pick some local experts: the picked experts' tensors
+// hold the raw store's bytes, the others' memory keeps the poison written over it, from the device tier and
+// from the host tier (read in place), in ECF8 and raw-copy mode.
+TEST(Pipeline, OnlyPickedExpertsAreDecoded) {
+    const std::string root = root_dir();
+    const int rank = mpi_test_session().rank();
+    for (const char* layout_name : {"device", "offload", "deep"}) {
+        const ShardManifest m = ShardManifest::load(root + "/" + layout_name);
+        CpuBackend backend;
+        Stream& decode = backend.create_stream("decode");
+        // The original bytes, all in the device tier (the same tensors as every layout's).
+        auto raw = WeightStore::load(ShardManifest::load(root + "/device"), rank, backend, WeightMode::Raw, nullptr);
+        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::RawCopy}) {
+            SCOPED_TRACE(std::string(layout_name) + " " + weight_mode_name(mode));
+            auto store = WeightStore::load(m, rank, backend, mode, nullptr);
+            const int n = store->local_experts();
+            ASSERT_GE(n, 2);
+            // Every other local expert picked (i + 1 picks), counting back from the last one, which the offload
+            // layout puts on the host tier first.
+            auto picked = [n](int i) { return (n - 1 - i) % 2 == 0; };
+            std::vector<int32_t> offsets(n + 1, 0);
+            for (int i = 0; i < n; ++i) offsets[i + 1] = offsets[i] + (picked(i) ? i + 1 : 0);
+            const int layer = kLayers - 1;  // a MoE layer, whose experts the offload layout puts on the host
+            std::vector<std::pair<int, const ManifestTensor*>> experts;
+            for (const ManifestTensor& t : m.ranks[rank].tensors)
+                if (t.layer == layer && t.expert >= 0) experts.emplace_back(t.expert - store->first_expert(), &t);
+            ASSERT_FALSE(experts.empty());
+            for (const auto& [local, t] : experts)
+                std::memset(const_cast<uint8_t*>(store->get(t->name).data), 0xEE, t->raw_bytes);
+            store->decode_experts(layer, 0, n, offsets.data(), decode);
+            backend.synchronize(decode);
+            for (const auto& [local, t] : experts) {
+                const uint8_t* got = store->get(t->name).data;
+                if (picked(local)) {
+                    EXPECT_EQ(std::memcmp(got, raw->get(t->name).data, t->raw_bytes), 0) << t->name;
+                } else {
+                    EXPECT_TRUE(std::all_of(got, got + t->raw_bytes, [](uint8_t b) { return b == 0xEE; })) << t->name;
+                }
+            }
+        }
+    }
 }
 
 // The plan is what the runtime allocates: per rank, the weight tiers, the decode slots and the staging area
 // that WeightStore allocates (backend tags "weights" + "weights_resident", "weights_host_tier",
 // "decode_slots" + "staging") equal the plan's device weights, host weights and scratch, up to the 256-byte
-// alignment of each tensor in the runtime's layout, in the all-device and the host-tier layouts. (The plan's
+// alignment of each tensor in the runtime's layout, in the all-device and both host-tier layouts. (The plan's
 // workspace and KV pool are not compared yet: the runtime's KV cache is a float32 slab per sequence and its
 // prefill is not chunked, so neither is the plan's model of them; the serving-core issue makes them one.)
 TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
@@ -299,8 +336,12 @@ TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
     int offload_mib = 0;
     std::ifstream(root + "/offload_mib") >> offload_mib;
     ASSERT_GT(offload_mib, 0) << "prepare() found no host-tier layout";
-    for (const auto& [name, gpu_gb] :
-         {std::pair<std::string, double>{"device", 1.0}, {"offload", offload_mib / 1024.0}}) {
+    int deep_mib = 0;
+    std::ifstream(root + "/deep_mib") >> deep_mib;
+    ASSERT_GT(deep_mib, 0) << "prepare() found no layout with non-expert weights on the host";
+    for (const auto& [name, gpu_gb] : {std::pair<std::string, double>{"device", 1.0},
+                                       {"offload", offload_mib / 1024.0},
+                                       {"deep", deep_mib / 1024.0}}) {
         SCOPED_TRACE(name);
         const DeployConfig d = layout(root, name, world, gpu_gb);
         const ShardManifest m = ShardManifest::load(d.output);
@@ -318,7 +359,7 @@ TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
                     slack);
         EXPECT_NEAR(double(tag(host, "weights_host_tier")), double(plan.host_weight_bytes), slack);
         EXPECT_NEAR(double(tag(device, "decode_slots") + tag(device, "staging")), double(plan.scratch_bytes), slack);
-        EXPECT_EQ(plan.host_weight_bytes > 0, name == "offload");
+        EXPECT_EQ(plan.host_weight_bytes > 0, name != "device");
     }
 }
 

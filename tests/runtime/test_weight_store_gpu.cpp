@@ -1,6 +1,7 @@
 // WeightStore on the CUDA backend (gpu label; skips without a device): every layer decoded on the GPU, from
-// the device tier and through the pinned host tier, in ECF8 and raw mode, holds exactly the bytes the CPU
-// store decodes from the same shard (bit for bit), and no decode reports a corrupt chunk.
+// the device tier and from the pinned host tier (non-expert weights through staging, routed experts read in
+// place), in ECF8 and raw mode, holds exactly the bytes the CPU store decodes from the same shard (bit for
+// bit), and no decode reports a corrupt chunk.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -27,17 +28,18 @@ std::map<std::string, std::vector<uint8_t>> decode_all_layers(const ShardManifes
     auto store = WeightStore::load(m, 0, backend, mode, nullptr);
     Stream& copy = backend.create_stream("copy");
     Stream& decode = backend.create_stream("decode");
+    // Every local expert picked once (moe_dispatch's offsets 0, 1, 2, ...), in backend memory.
+    const int n_local = store->local_experts();
+    std::vector<int32_t> offsets(n_local + 1);
+    for (int i = 0; i <= n_local; ++i) offsets[i] = i;
+    Buffer picks = backend.buffer(offsets.size() * sizeof(int32_t), MemoryKind::Device, "test");
+    backend.ops().to_device(picks.data(), offsets.data(), offsets.size() * sizeof(int32_t), decode);
     std::map<std::string, std::vector<uint8_t>> out;
     for (int layer = 0; layer < m.model.num_hidden_layers; ++layer) {
-        std::vector<int> experts;
-        for (const ManifestTensor& t : m.ranks[0].tensors)
-            if (t.layer == layer && t.expert >= 0 && (experts.empty() || experts.back() != t.expert))
-                experts.push_back(t.expert);
         store->copy_layer(layer, copy);
-        store->copy_experts(layer, experts, copy);
         backend.synchronize(copy);
         store->decode_layer(layer, decode);
-        store->decode_experts(layer, experts, decode);
+        store->decode_experts(layer, 0, n_local, picks.as<int32_t>(), decode);
         backend.synchronize(decode);
         store->check_decode_errors();
         for (const ManifestTensor& t : m.ranks[0].tensors) {
