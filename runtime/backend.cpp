@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "runtime/trace.h"
 
 namespace ecf8 {
 
@@ -127,6 +128,25 @@ size_t Backend::release_all_allocations() noexcept {
     for (const auto& [tag, bytes] : by_tag) tags << " " << tag << "=" << bytes;
     LOG_WARN(name() << " backend destroyed with " << leaked.size() << " live allocations, freed now:" << tags.str());
     return leaked.size();
+}
+
+// Host waits: counted, and drawn on the host lane while they last.
+void Backend::synchronize(Stream& stream) {
+    host_waits_.fetch_add(1, std::memory_order_relaxed);
+    TraceScope span(tracer(), Tracer::kHost, "host wait " + stream.name());
+    do_synchronize(stream);
+}
+
+void Backend::synchronize_event(const Event& event) {
+    host_waits_.fetch_add(1, std::memory_order_relaxed);
+    TraceScope span(tracer(), Tracer::kHost, "host wait event");
+    do_synchronize_event(event);
+}
+
+void Backend::synchronize_all() {
+    host_waits_.fetch_add(1, std::memory_order_relaxed);
+    TraceScope span(tracer(), Tracer::kHost, "host wait all");
+    do_synchronize_all();
 }
 
 }  // namespace ecf8

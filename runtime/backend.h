@@ -186,10 +186,13 @@ public:
     virtual void record(Event& event, Stream& stream) = 0;      // event completes when the stream gets here
     virtual void wait(Stream& stream, const Event& event) = 0;  // later work on stream waits for the event
     virtual bool query(const Event& event) = 0;                 // has the latest record completed? never throws
-    // Host waits. These throw ecf8::Error when the awaited work, or work it depends on, failed.
-    virtual void synchronize(Stream& stream) = 0;            // everything enqueued on stream so far
-    virtual void synchronize_event(const Event& event) = 0;  // the latest record of event
-    virtual void synchronize_all() = 0;                      // every stream
+    // Host waits. These throw ecf8::Error when the awaited work, or work it depends on, failed. Each one is
+    // counted (host_waits) and, with a tracer, drawn on the host lane as "host wait <what>": a step of the
+    // pipeline waits once, for its logits.
+    void synchronize(Stream& stream);            // everything enqueued on stream so far
+    void synchronize_event(const Event& event);  // the latest record of event
+    void synchronize_all();                      // every stream
+    uint64_t host_waits() const { return host_waits_.load(std::memory_order_relaxed); }
 
     // The model's ops on this backend (runtime/ops.h), made on first use and owned by the backend.
     virtual Ops& ops() = 0;
@@ -202,6 +205,9 @@ public:
 protected:
     Backend() = default;
 
+    virtual void do_synchronize(Stream& stream) = 0;
+    virtual void do_synchronize_event(const Event& event) = 0;
+    virtual void do_synchronize_all() = 0;
     // host == true: fn is host code to run in stream order (launch_host); false: fn enqueues the work.
     virtual void do_launch(Stream& stream, std::string_view label, const TraceArgs& args, std::function<void()> fn,
                            bool host) = 0;
@@ -218,6 +224,7 @@ private:
         std::string tag;
     };
     std::atomic<Tracer*> tracer_{nullptr};
+    std::atomic<uint64_t> host_waits_{0};
     mutable std::mutex alloc_mutex_;
     std::unordered_map<void*, Allocation> allocations_;
     std::array<MemoryStats, kNumMemoryKinds> stats_{};

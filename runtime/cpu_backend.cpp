@@ -260,7 +260,7 @@ bool CpuBackend::query(const Event& event) {
     return !e.latest || e.latest->done;
 }
 
-void CpuBackend::synchronize(Stream& stream) {
+void CpuBackend::do_synchronize(Stream& stream) {
     check_not_worker("synchronize");
     CpuStream& s = own(stream);
     std::unique_lock<std::mutex> lock(mutex_);
@@ -273,7 +273,7 @@ void CpuBackend::synchronize(Stream& stream) {
     throw_failure(*f, s.name());
 }
 
-void CpuBackend::synchronize_event(const Event& event) {
+void CpuBackend::do_synchronize_event(const Event& event) {
     check_not_worker("synchronize_event");
     const CpuEvent& e = own(event);
     std::unique_lock<std::mutex> lock(mutex_);
@@ -285,7 +285,7 @@ void CpuBackend::synchronize_event(const Event& event) {
     throw_failure(*r->failure, "event record " + std::to_string(r->generation));
 }
 
-void CpuBackend::synchronize_all() {
+void CpuBackend::do_synchronize_all() {
     check_not_worker("synchronize_all");
     std::vector<Stream*> streams;
     {
@@ -296,7 +296,7 @@ void CpuBackend::synchronize_all() {
     std::exception_ptr first;
     for (Stream* s : streams) {
         try {
-            synchronize(*s);
+            do_synchronize(*s);
         } catch (...) {
             if (!first) first = std::current_exception();
         }

@@ -140,19 +140,19 @@ bool CudaBackend::query(const Event& event) {
     return true;  // complete, or failed (the next synchronize reports it)
 }
 
-void CudaBackend::synchronize(Stream& stream) {
+void CudaBackend::do_synchronize(Stream& stream) {
     CUDA_CHECK(cudaStreamSynchronize(stream_of(stream)));
     flush_trace();
     throw_host_error();
 }
 
-void CudaBackend::synchronize_event(const Event& event) {
+void CudaBackend::do_synchronize_event(const Event& event) {
     CUDA_CHECK(cudaEventSynchronize(event_of(event)));
     flush_trace();
     throw_host_error();
 }
 
-void CudaBackend::synchronize_all() {
+void CudaBackend::do_synchronize_all() {
     select();
     CUDA_CHECK(cudaDeviceSynchronize());
     flush_trace();

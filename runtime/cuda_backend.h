@@ -43,12 +43,12 @@ public:
     void record(Event& event, Stream& stream) override;
     void wait(Stream& stream, const Event& event) override;
     bool query(const Event& event) override;
-    void synchronize(Stream& stream) override;
-    void synchronize_event(const Event& event) override;
-    void synchronize_all() override;
     Ops& ops() override;
 
 protected:
+    void do_synchronize(Stream& stream) override;
+    void do_synchronize_event(const Event& event) override;
+    void do_synchronize_all() override;
     void do_launch(Stream& stream, std::string_view label, const TraceArgs& args, std::function<void()> fn,
                    bool host) override;
     void* do_allocate(size_t bytes, MemoryKind kind) override;

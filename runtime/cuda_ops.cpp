@@ -35,7 +35,7 @@ public:
     }
     void to_host(void* host, const void* src, size_t bytes, Stream& stream) override {
         if (bytes > 0) CUDA_CHECK(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, native(stream)));
-        CUDA_CHECK(cudaStreamSynchronize(native(stream)));
+        backend_.synchronize(stream);
     }
     void fill_zero(void* dst, size_t bytes, Stream& stream) override {
         if (bytes > 0) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, native(stream)));

@@ -60,17 +60,20 @@ struct Model::Workspace {
     Buffer pick_offsets, pick_rows, pick_scales;                  // moe_dispatch: picks by local expert
     Buffer expert_x, expert_y;                                    // routed experts' rows
     Buffer last, local_logits, gathered;                          // head
+    // Pinned host memory: the step's inputs on their way up and its logits on their way down, so neither
+    // copy stops the host (the step's one wait, for the logits, covers both).
+    Buffer host_inputs, host_logits;
 };
 
 namespace {
 
 // Grows b to at least `count` elements of T (freeing first, so the peak is the new size only).
 template <class T>
-T* ensure(Backend& backend, Buffer& b, int64_t count, const char* tag) {
+T* ensure(Backend& backend, Buffer& b, int64_t count, const char* tag, MemoryKind kind = MemoryKind::Device) {
     const size_t bytes = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T);
     if (b.size() < bytes) {
         b.reset();
-        b = backend.buffer(bytes, MemoryKind::Device, tag);
+        b = backend.buffer(bytes, kind, tag);
     }
     return b.as<T>();
 }
@@ -203,13 +206,19 @@ ForwardState Model::prepare(const std::vector<std::vector<int32_t>>& tokens, con
     ensure<float>(backend_, w.last, R * dim, tag);
     ensure<float>(backend_, w.local_logits, R * part, tag);
     ensure<float>(backend_, w.gathered, R * part * world_.world_size, tag);
+    ensure<float>(backend_, w.host_logits, R * part * world_.world_size, tag, MemoryKind::PinnedHost);
     s.vocab_part = part;
 
-    // The step's inputs go up once, in compute-stream order.
-    std::vector<int32_t> rows(s.out_rows.begin(), s.out_rows.end());
-    ops_.to_device(w.tokens.data(), s.tokens.data(), T * sizeof(int32_t), *compute_);
-    ops_.to_device(w.out_rows.data(), rows.data(), R * sizeof(int32_t), *compute_);
-    ops_.to_device(w.positions.data(), s.positions.data(), T * sizeof(int64_t), *compute_);
+    // The step's inputs go up once, in compute-stream order, from pinned memory that the previous step's
+    // wait has freed: positions, tokens, then the rows whose logits are returned.
+    int64_t* inputs = ensure<int64_t>(backend_, w.host_inputs, 2 * T + R, tag, MemoryKind::PinnedHost);
+    std::copy(s.positions.begin(), s.positions.end(), inputs);
+    int32_t* tokens32 = reinterpret_cast<int32_t*>(inputs + T);
+    std::copy(s.tokens.begin(), s.tokens.end(), tokens32);
+    std::copy(s.out_rows.begin(), s.out_rows.end(), tokens32 + T);
+    ops_.copy(w.positions.data(), inputs, T * sizeof(int64_t), *compute_);
+    ops_.copy(w.tokens.data(), tokens32, T * sizeof(int32_t), *compute_);
+    ops_.copy(w.out_rows.data(), tokens32 + T, R * sizeof(int32_t), *compute_);
     return s;
 }
 
@@ -415,24 +424,24 @@ void Model::head(ForwardState& s, const WeightSource& w) {
 }
 
 void Model::gather_logits(ForwardState& s) {
-    const int n = world_.world_size;
     const int64_t R = static_cast<int64_t>(s.out_rows.size()), part = s.vocab_part;
     const float* source = ws_->local_logits.as<float>();
-    if (n > 1) {
+    if (world_.world_size > 1) {
         ops_.all_gather(*comm_, source, ws_->gathered.as<float>(), R * part, reduce_stream());
         source = ws_->gathered.as<float>();
     }
-    std::vector<float> gathered(R * part * n);
-    ops_.to_host(gathered.data(), source, gathered.size() * sizeof(float), reduce_stream());
-    if (n == 1) {
-        s.logits = std::move(gathered);
-        return;
-    }
+    ops_.copy(ws_->host_logits.data(), source, R * part * world_.world_size * sizeof(float), reduce_stream());
+}
+
+void Model::finish_logits(ForwardState& s) {
+    const int n = world_.world_size;
+    const int64_t R = static_cast<int64_t>(s.out_rows.size()), part = s.vocab_part;
+    const float* gathered = ws_->host_logits.as<float>();
     // Rank r's block holds its vocabulary part of every row: interleave them into [R, vocab].
-    s.logits.assign(R * part * n, 0.0f);
+    s.logits.resize(R * part * n);
     for (int r = 0; r < n; ++r)
         for (int64_t i = 0; i < R; ++i)
-            std::memcpy(&s.logits[i * part * n + r * part], &gathered[(r * R + i) * part], part * sizeof(float));
+            std::memcpy(&s.logits[i * part * n + r * part], gathered + (r * R + i) * part, part * sizeof(float));
 }
 
 std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
@@ -450,6 +459,8 @@ std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& token
     }
     head(s, w);
     gather_logits(s);
+    backend_.synchronize(reduce_stream());
+    finish_logits(s);
     return std::move(s.logits);
 }
 

@@ -115,8 +115,8 @@ public:
     // others compute. For each layer: attention, reduce_block, ffn_norm (on MoE layers it also routes and
     // groups the picks by this rank's experts, on the device: pick_offsets()), ffn (dense MLP or shared
     // experts), routed_experts (MoE layers: this rank's local experts [first, last), once their weights are
-    // decoded; the pipeline runs them in groups), reduce_block. Then head and gather_logits (s.logits on the
-    // host once it returns: the step's one host synchronization).
+    // decoded; the pipeline runs them in groups), reduce_block. Then head and gather_logits, which enqueues
+    // the logits' copy to pinned host memory; the step's one host wait is for it, then finish_logits.
     ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                          bool all_positions);
     void embed(ForwardState& s, const WeightSource& w);
@@ -128,6 +128,8 @@ public:
     void routed_experts(int layer, ForwardState& s, const WeightSource& w, int first, int last);
     void head(ForwardState& s, const WeightSource& w);
     void gather_logits(ForwardState& s);
+    // On the host, once it has waited for gather_logits' stream: the logits into s.logits ([rows, vocab]).
+    void finish_logits(ForwardState& s);
 
     // This rank's routed experts: local expert i is expert first_expert() + i (none in a dense model).
     int first_expert() const { return first_expert_; }

@@ -110,9 +110,10 @@ class Ops {
 public:
     virtual ~Ops() = default;
 
-    // Copies between host memory and backend memory. to_device may read `host` until it returns only (CUDA
-    // stages pageable memory before returning). to_host waits until the stream has produced the bytes: on
-    // CUDA it synchronizes the stream (the one host stop of an MoE layer's routing and of the logits).
+    // Copies between host memory and backend memory, for load time and tests: to_device may read `host` until
+    // it returns only (CUDA stages pageable memory before returning); to_host waits until the stream has
+    // produced the bytes (CUDA: Backend::synchronize, a counted host wait). A forward step uses neither: its
+    // inputs and logits go through pinned memory with copy(), and the step waits once.
     virtual void to_device(void* dst, const void* host, size_t bytes, Stream& stream) = 0;
     virtual void to_host(void* host, const void* src, size_t bytes, Stream& stream) = 0;
     virtual void fill_zero(void* dst, size_t bytes, Stream& stream) = 0;

@@ -144,8 +144,9 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
         on_comm("all-gather logits", [m, state] { m->gather_logits(*state); });
     else
         backend_.launch(compute_, "logits", [m, state] { m->gather_logits(*state); });
-    backend_.synchronize(compute_);
+    backend_.synchronize(compute_);  // the step's one host wait
     store_.throw_if_decode_failed();
+    model_.finish_logits(*state);
     return std::move(state->logits);
 }
 

@@ -561,7 +561,11 @@ TEST(CpuBackend, TracerRecordsWorkOnTheStreamsLane) {
     b.synchronize(decode);
 
     TraceData t = tracer.data();
-    ASSERT_EQ(t.spans.size(), 3u);
+    ASSERT_EQ(t.spans.size(), 4u);  // three work items and the host's wait for them
+    auto waits = t.find("host", "host wait");
+    ASSERT_EQ(waits.size(), 1u);
+    EXPECT_EQ(waits[0]->name, "host wait all");
+    EXPECT_EQ(b.host_waits(), 3u);  // the two synchronize() and the synchronize_all()
     auto dec = t.find("decode");
     ASSERT_EQ(dec.size(), 1u);
     EXPECT_EQ(dec[0]->name, "decode L4");

@@ -5,7 +5,8 @@
 //     GEMMs (cuBLASLt, activations rounded to e4m3) within 15% relative L2, and bit-exact between modes;
 //   - --weights ecf8, raw and raw-copy give bit-identical logits, and so do shards whose plan put layer
 //     weights in the pinned host tier;
-//   - the decode of layer L+1 starts before the compute of layer L ends (trace, GPU-timed spans);
+//   - the decode of layer L+1 starts before the compute of layer L ends (trace, GPU-timed spans), and the
+//     host waits once per step;
 //   - routing stays on the device: the host tier's experts are read where they lie, with no copy.
 #include <gtest/gtest.h>
 
@@ -64,6 +65,7 @@ struct GpuRun {
     Steps logits;
     StepInputs inputs;
     WeightStoreStats stats;
+    std::vector<uint64_t> host_waits;  // per step
     TraceData trace;
 };
 
@@ -79,7 +81,14 @@ GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false
         backend.ops().use_fp8_gemm(fp8_gemm);
         Pipeline pipeline(model, *store, backend);
         out.logits = run_steps(
-            model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); }, nullptr, &out.inputs);
+            model,
+            [&](const auto& t, const auto& c) {
+                const uint64_t before = backend.host_waits();
+                std::vector<float> logits = pipeline.forward(t, c);
+                out.host_waits.push_back(backend.host_waits() - before);
+                return logits;
+            },
+            nullptr, &out.inputs);
         store->check_decode_errors();
         out.stats = store->stats();
     }
@@ -198,10 +207,16 @@ TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
         EXPECT_TRUE(same_bits(ecf8.logits, run_gpu(dir("offload"), mode).logits)) << weight_mode_name(mode);
 }
 
-TEST_F(CudaForward, DecodeOfNextLayerOverlapsCompute) {
-    const GpuRun p = run_gpu(dir("device"), WeightMode::Ecf8);
-    test::expect_next_layer_decode_overlaps_compute(p.trace, 0, kLayers, kDecodeSteps + 1);
-    EXPECT_FALSE(p.trace.find("decode", "decode L1 experts", 0).empty());
+TEST_F(CudaForward, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
+    for (const char* layout : {"device", "offload"}) {
+        SCOPED_TRACE(layout);
+        const GpuRun p = run_gpu(dir(layout), WeightMode::Ecf8);
+        test::expect_next_layer_decode_overlaps_compute(p.trace, 0, kLayers, kDecodeSteps + 1);
+        EXPECT_FALSE(p.trace.find("decode", "decode L1 experts", 0).empty());
+        // Routing stays on the device: one host wait per step, for the logits (Backend::host_waits, host lane).
+        EXPECT_EQ(p.host_waits, std::vector<uint64_t>(kDecodeSteps + 1, 1));
+        EXPECT_GE(p.trace.find("host", "host wait compute", 0).size(), size_t{kDecodeSteps + 1});
+    }
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 //   - overflow: shards whose plan put routed experts (read in place) or also non-expert weights (staged) in
 //     the pinned host tier give the same logits bit for bit;
 //   - overlap: in the trace, for every layer L >= 1 the decode of layer L+1 starts before the compute of
-//     layer L ends;
+//     layer L ends; the host waits once per step (Backend::host_waits, and the trace's host lane);
 //   - routed experts decode only where their pick count, read where the decode runs, is not zero: the
 //     picked ones hold exactly their bytes (device and host tier, where the decoder reads them in place),
 //     the others' memory is untouched;
@@ -133,6 +133,7 @@ std::vector<std::vector<float>> run(Model& model, Forward&& forward) {
 struct PipelineRun {
     std::vector<std::vector<float>> logits;
     WeightStoreStats stats;
+    std::vector<uint64_t> host_waits;  // per step
     TraceData trace;
 };
 
@@ -147,7 +148,12 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
         auto store = WeightStore::load(m, rank, backend, mode, nullptr);
         Model model(m.model, m.world(rank), comm, kMaxSeqLen, backend);
         Pipeline pipeline(model, *store, backend);
-        out.logits = run(model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); });
+        out.logits = run(model, [&](const auto& t, const auto& c) {
+            const uint64_t before = backend.host_waits();
+            std::vector<float> logits = pipeline.forward(t, c);
+            out.host_waits.push_back(backend.host_waits() - before);
+            return logits;
+        });
         out.stats = store->stats();
     }
     backend.set_tracer(nullptr);
@@ -271,7 +277,7 @@ TEST(Pipeline, HostTierGivesBitIdenticalLogits) {
     }
 }
 
-TEST(Pipeline, DecodeOfNextLayerOverlapsCompute) {
+TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank();
     auto comm = MpiCommunicator::world();
@@ -279,6 +285,9 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsCompute) {
     // Per step, every layer L >= 1: decode L+1 starts before compute L ends.
     test::expect_next_layer_decode_overlaps_compute(p.trace, rank, kLayers, kDecodeSteps + 1);
     EXPECT_FALSE(p.trace.find("decode", "decode L1 experts", rank).empty());
+    // Routing stays on the device: the host waits once per step, for the logits, and the host lane shows it.
+    EXPECT_EQ(p.host_waits, std::vector<uint64_t>(kDecodeSteps + 1, 1));
+    EXPECT_GE(p.trace.find("host", "host wait compute", rank).size(), size_t{kDecodeSteps + 1});
 }
 
 // decode_experts with moe_dispatch-style offsets that pick some local experts: the picked experts' tensors
