@@ -3,6 +3,7 @@
 #include "runtime/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "common/error.h"
@@ -442,6 +443,12 @@ void Model::finish_logits(ForwardState& s) {
     for (int r = 0; r < n; ++r)
         for (int64_t i = 0; i < R; ++i)
             std::memcpy(&s.logits[i * part * n + r * part], gathered + (r * R + i) * part, part * sizeof(float));
+    // A NaN anywhere upstream (a token whose router logits were NaN: the CUDA router marks it and the device
+    // dispatch leaves it out) ends here; the step fails instead of sampling from it.
+    for (size_t i = 0; i < s.logits.size(); ++i)
+        ECF8_CHECK(std::isfinite(s.logits[i]), "the step's logits are not finite: row "
+                                                   << i / (part * n) << ", token id " << i % (part * n) << " is "
+                                                   << s.logits[i] << " (a NaN or overflow in the activations)");
 }
 
 std::vector<float> Model::forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,

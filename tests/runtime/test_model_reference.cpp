@@ -109,5 +109,37 @@ TEST_F(ModelReference, BadTokensAndOverlongSequencesAreErrors) {
     EXPECT_THROW(weights->get("no.such.tensor"), Error);
 }
 
+// The final norm's weight replaced by NaN (BF16 0x7FC0): the step's logits are NaN, and the step fails
+// naming them instead of sampling from them.
+class NanFinalNorm : public WeightSource {
+public:
+    explicit NanFinalNorm(const WeightSource& inner, int64_t dim) : inner_(inner), nan_(dim, 0x7FC0) {}
+    WeightView get(const std::string& name) const override {
+        WeightView v = inner_.get(name);
+        if (name == "model.norm.weight") v.data = reinterpret_cast<const uint8_t*>(nan_.data());
+        return v;
+    }
+
+private:
+    const WeightSource& inner_;
+    std::vector<uint16_t> nan_;
+};
+
+TEST_F(ModelReference, NonFiniteLogitsStopTheStep) {
+    const ShardManifest manifest = ShardManifest::load((root_ / "shards").string());
+    const auto weights = ResidentWeights::load(manifest, 0, nullptr);
+    const NanFinalNorm nan_norm(*weights, manifest.model.hidden_size);
+    CpuBackend backend;
+    Model model(manifest.model, manifest.world(0), nullptr, 8, backend);
+    KvCache cache = model.new_cache();
+    std::vector<KvCache*> ptrs = {&cache};
+    try {
+        model.forward({{1, 2}}, ptrs, nan_norm);
+        ADD_FAILURE() << "NaN logits were returned";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("logits are not finite"), std::string::npos) << e.what();
+    }
+}
+
 }  // namespace
 }  // namespace ecf8
