@@ -152,7 +152,7 @@ private:
     std::vector<uint64_t> generation_;  // per id: bumped when its view moves
     Buffer flag_, flag_host_;           // set by the decoder when a chunk is corrupt; its read-back
     cudaStream_t load_stream_ = nullptr;
-    std::unordered_map<uint64_t, std::vector<TaskList>> lists_;  // by xxh64 of their bytes
+    std::unordered_map<uint64_t, std::vector<TaskList>> lists_;  // by xxh64 of their keys
     size_t list_count_ = 0;
 };
 

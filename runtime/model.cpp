@@ -332,11 +332,17 @@ void Model::attention(int layer, ForwardState& s, const WeightSource& w) {
     linear(p + "o_proj.weight", attn, n_tokens, w, ws.block.as<float>());  // a partial sum over the local heads
 }
 
+// The gate/up activations of n_tokens rows of an MLP part `inter` wide (tensors prefix + "gate_proj...") fit
+// the workspace.
+void Model::check_ffn_room(const std::string& prefix, int64_t inter, int64_t n_tokens) const {
+    ECF8_CHECK(static_cast<size_t>(n_tokens * inter) * sizeof(float) <= ws_->gate.size(),
+               "tensor " << prefix << "gate_proj.weight: " << inter << " rows exceed the planned workspace");
+}
+
 void Model::dense_mlp(const std::string& prefix, const float* x, int64_t n_tokens, const WeightSource& w, float* out) {
     const LinearWeight gate = linear_weight(prefix + "gate_proj.weight", w);  // this rank's part
     const int64_t inter = gate.rows;
-    ECF8_CHECK(static_cast<size_t>(n_tokens * inter) * sizeof(float) <= ws_->gate.size(),
-               "tensor " << prefix << "gate_proj.weight: " << inter << " rows exceed the planned workspace");
+    check_ffn_room(prefix, inter, n_tokens);
     float *g = ws_->gate.as<float>(), *u = ws_->up.as<float>();
     ops_.linear(gate, x, n_tokens, g, *compute_);
     linear(prefix + "up_proj.weight", x, n_tokens, w, u);
@@ -395,9 +401,7 @@ void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w, in
         const std::string e = p + std::to_string(first_expert_ + i) + ".";
         experts.push_back({linear_weight(e + "gate_proj.weight", w), linear_weight(e + "up_proj.weight", w),
                            linear_weight(e + "down_proj.weight", w)});
-        ECF8_CHECK(
-            static_cast<size_t>(s.n_tokens * experts.back().gate.rows) * sizeof(float) <= ws.gate.size(),
-            "tensor " << e << "gate_proj.weight: " << experts.back().gate.rows << " rows exceed the planned workspace");
+        check_ffn_room(e, experts.back().gate.rows, s.n_tokens);
     }
     // A token picks an expert at most once, so the step's token count bounds every expert's picks.
     const ExpertScratch scratch{ws.expert_x.as<float>(), ws.gate.as<float>(), ws.up.as<float>(),

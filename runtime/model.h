@@ -145,6 +145,7 @@ private:
     void add_pending_block(ForwardState& s);
     LinearWeight linear_weight(const std::string& name, const WeightSource& w) const;
     void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y);
+    void check_ffn_room(const std::string& prefix, int64_t inter, int64_t n_tokens) const;
     void dense_mlp(const std::string& prefix, const float* x, int64_t n_tokens, const WeightSource& w, float* out);
     void write_kv_cache(int layer, const ForwardState& s, const float* kv, const uint16_t* kv_norm);
 

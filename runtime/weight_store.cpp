@@ -18,6 +18,10 @@ constexpr uint64_t kAlign = 256;
 
 uint64_t aligned(uint64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
+// Host-tier non-expert tensors are copied to a staging area before their decode; host-tier routed experts
+// are read where they lie (only the picked ones are read at all).
+bool staged(const ManifestTensor& t) { return t.tier == Tier::Host && t.expert < 0; }
+
 // Adds the wall time of a scope to a nanosecond counter (on CUDA: the time to enqueue the work).
 class ScopedTimer {
 public:
@@ -93,8 +97,6 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
                                                                     << t.layer << " of a " << layers_.size()
                                                                     << "-layer model");
         const bool on_host = t.tier == Tier::Host, is_expert = t.expert >= 0;
-        // Host-tier non-expert tensors are staged before their decode; host-tier experts are read in place.
-        const bool staged = on_host && !is_expert;
         if (mode_ != WeightMode::Ecf8) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
@@ -103,7 +105,7 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
             e.prepared = file.parse(rec);
             // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
             const uint64_t placed = decoder.placed_bytes(*e.prepared, file.stored_bytes(rec));
-            e.stored_bytes = staged ? file.stored_bytes(rec) : placed;
+            e.stored_bytes = staged(t) ? file.stored_bytes(rec) : placed;
             e.staging_bytes = placed;
         }
         uint64_t& tier = on_host ? host : device;
@@ -114,7 +116,7 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
         e.slot_offset = slot;
         // Raw: used where it is stored, except host-tier experts (copied to the expert area when picked).
         if (mode_ != WeightMode::Raw || (is_expert && on_host)) slot += aligned(rec.raw_bytes());
-        if (staged) {
+        if (staged(t)) {
             e.staging_offset = dense_staging[t.layer];
             dense_staging[t.layer] += aligned(e.staging_bytes);
         }
@@ -177,7 +179,7 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
             host_copy.resize(rec.raw_bytes());
             file.decode(rec, host_copy.data(), pool);
             decoder.upload(target, host_copy.data(), host_copy.size());
-        } else if (on_host && t.expert < 0) {
+        } else if (staged(t)) {
             // Pinned host tier: the blob as stored; the decoder's view points at its staging area.
             std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
             file.check_stored(rec, target);
@@ -222,7 +224,7 @@ BlobJob WeightStore::job_for(const Entry& e, uint8_t* slot, const int32_t* picks
     BlobJob job;
     job.blob = static_cast<uint32_t>(e.index);
     job.tensor = mode_ == WeightMode::Ecf8 ? &*e.prepared : nullptr;
-    job.src = e.meta.tier == Tier::Host && e.meta.expert < 0 ? staging_base(e.meta.layer) + e.staging_offset : e.stored;
+    job.src = staged(e.meta) ? staging_base(e.meta.layer) + e.staging_offset : e.stored;
     job.bytes = e.prepared ? e.prepared->decoded_bytes() : e.stored_bytes;
     job.out = slot + e.slot_offset;
     job.picks = picks;

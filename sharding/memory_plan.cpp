@@ -254,12 +254,13 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     // picked: that area, like ECF8's, holds a layer's host-tier experts at fixed places.
     std::map<int, uint64_t> expert_host;  // per layer
     uint64_t max_expert_host = 0;
-    auto staging = [&] {
+    auto host_tier_scratch = [&] {
         return static_cast<uint64_t>(kDecodeSlots) * max_dense_host +
                (format == WeightFormat::Ecf8 ? 0 : max_expert_host);
     };
     auto device_need = [&] {
-        return double(rm.device_weight_bytes) + double(decode_scratch + staging() + rm.workspace_bytes) + min_kv;
+        return double(rm.device_weight_bytes) + double(decode_scratch + host_tier_scratch() + rm.workspace_bytes) +
+               min_kv;
     };
     size_t next = 0;
     while (device_need() > budget && next < order.size() && host_budget > 0) {
@@ -274,7 +275,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
             max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
     }
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
-    rm.scratch_bytes = decode_scratch + staging();
+    rm.scratch_bytes = decode_scratch + host_tier_scratch();
     kv_and_verdict(kv, kv_token, budget, host_budget, &rm);
     if (tiers_out) *tiers_out = std::move(tiers);
     return rm;
