@@ -41,6 +41,7 @@ ordered_json rank_json(const RankMemory& r) {
             {"host_summary", r.host_summary},
             {"scratch_bytes", r.scratch_bytes},
             {"workspace_bytes", r.workspace_bytes},
+            {"kv_blocks", r.kv_blocks},
             {"kv_bytes", r.kv_bytes},
             {"kv_tokens", r.kv_tokens},
             {"max_batch", r.max_batch},
@@ -93,7 +94,9 @@ ordered_json plan_json(const DeployConfig& d, const ModelConfig& m, const Memory
              {{"bytes_per_token", p.kv_bytes_per_token},
               {"max_model_len", d.kv_cache.max_model_len},
               {"max_num_seqs", d.kv_cache.max_num_seqs},
-              {"min_kv_tokens", d.kv_cache.min_tokens()}}},
+              {"min_kv_tokens", d.kv_cache.min_tokens()},
+              {"block_size", d.kv_cache.block_size},
+              {"max_num_batched_tokens", d.kv_cache.max_num_batched_tokens}}},
             {"fp8", format_json(p.fp8)},
             {"ecf8", format_json(p.ecf8)},
             {"min_gpus", {{"fp8", p.min_gpus_fp8}, {"ecf8", p.min_gpus_ecf8}}}};
@@ -101,11 +104,11 @@ ordered_json plan_json(const DeployConfig& d, const ModelConfig& m, const Memory
 
 void print_format_rows(const char* name, const FormatPlan& f) {
     for (const RankMemory& r : f.ranks) {
-        std::printf("%-5s %4d  %10s %10s %10s %10s %10s %10s %10" PRId64 " %6" PRId64 "  %s\n", name, r.rank,
-                    bytes_text(r.weight_bytes).c_str(), bytes_text(r.device_weight_bytes).c_str(),
+        std::printf("%-5s %4d  %10s %10s %10s %10s %10s %10s %9" PRId64 " %10" PRId64 " %6" PRId64 "  %s\n", name,
+                    r.rank, bytes_text(r.weight_bytes).c_str(), bytes_text(r.device_weight_bytes).c_str(),
                     bytes_text(r.host_weight_bytes).c_str(), bytes_text(r.scratch_bytes).c_str(),
-                    bytes_text(r.workspace_bytes).c_str(), bytes_text(r.kv_bytes).c_str(), r.kv_tokens, r.max_batch,
-                    r.fits ? "yes" : "NO");
+                    bytes_text(r.workspace_bytes).c_str(), bytes_text(r.kv_bytes).c_str(), r.kv_blocks, r.kv_tokens,
+                    r.max_batch, r.fits ? "yes" : "NO");
     }
 }
 
@@ -113,10 +116,10 @@ void print_verdict(const char* name, const FormatPlan& f, const DeployConfig& d)
     if (!f.ranks.empty() && f.ranks[0].host_tensors > 0)
         std::printf("%-5s host tier of rank 0: %s\n", name, f.ranks[0].host_summary.c_str());
     if (f.fits) {
-        std::printf("%-5s fits: %s of weights in all; every rank has KV room for >= %" PRId64 " tokens, %" PRId64
-                    " sequence(s) of %" PRId64 " tokens\n",
-                    name, format_bytes(double(f.total_weight_bytes())).c_str(), f.min_kv_tokens(), f.min_max_batch(),
-                    d.kv_cache.max_model_len);
+        std::printf("%-5s fits: %s of weights in all; every rank has KV room for >= %" PRId64
+                    " tokens (blocks of %" PRId64 "), %" PRId64 " concurrent sequence(s) of %" PRId64 " tokens\n",
+                    name, format_bytes(double(f.total_weight_bytes())).c_str(), f.min_kv_tokens(),
+                    d.kv_cache.block_size, f.min_max_batch(), d.kv_cache.max_model_len);
         return;
     }
     for (const RankMemory& r : f.ranks) {
@@ -146,10 +149,11 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
                 ") x %d B; MLA's latent cache is not split by tensor parallelism)\n",
                 format_bytes(double(p.kv_bytes_per_token)).c_str(), m.num_hidden_layers, m.kv_lora_rank,
                 m.qk_rope_head_dim, d.kv_cache.kv_elem_bytes());
-    std::printf("\nper rank; KV = GPU memory left for the KV cache; batch = sequences of %" PRId64 " tokens\n",
-                d.kv_cache.max_model_len);
-    std::printf("%-5s %4s  %10s %10s %10s %10s %10s %10s %10s %6s  %s\n", "fmt", "rank", "weights", "on GPU", "on host",
-                "scratch", "workspace", "KV", "KV tokens", "batch", "fits");
+    std::printf("\nper rank; KV = the KV pool in the GPU memory left, in blocks of %" PRId64
+                " tokens; batch = sequences of %" PRId64 " tokens at once\n",
+                d.kv_cache.block_size, d.kv_cache.max_model_len);
+    std::printf("%-5s %4s  %10s %10s %10s %10s %10s %10s %9s %10s %6s  %s\n", "fmt", "rank", "weights", "on GPU",
+                "on host", "scratch", "workspace", "KV", "KV blocks", "KV tokens", "batch", "fits");
     print_format_rows("fp8", p.fp8);
     print_format_rows("ecf8", p.ecf8);
     std::printf("\n");

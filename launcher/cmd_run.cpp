@@ -14,7 +14,9 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -26,10 +28,11 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
+#include "launcher/requests_io.h"
 #include "launcher/text_prompt.h"
 #include "runtime/backend_registry.h"
 #include "runtime/cpu_backend.h"
-#include "runtime/generator.h"
+#include "runtime/engine.h"
 #include "runtime/mpi_communicator.h"
 #include "runtime/pipeline.h"
 #include "runtime/trace.h"
@@ -145,20 +148,46 @@ struct RunSetup {
     ShardManifest manifest;
     WorldConfig world;
     WeightMode mode = WeightMode::Ecf8;
-    GenerationOptions gen;
-    std::vector<int32_t> prompt;
-    std::shared_ptr<const text::Tokenizer> tokenizer;  // with --prompt / --chat
+    SamplingParams params;                             // the command line's (a request file's lines may override them)
+    std::vector<int32_t> prompt;                       // --prompt-ids, --prompt or --chat
+    std::vector<Request> requests;                     // the prompt --batch times, or --requests FILE's lines
+    bool from_file = false;                            // --requests
+    std::string output_path;                           // --output: results as JSON Lines
+    std::shared_ptr<const text::Tokenizer> tokenizer;  // with --prompt / --chat, or for a file's text prompts
     bool show_special = false;
     int batch = 1;
     bool cuda = false;
     bool fp8_gemm = false;
     std::string dump_logits, trace_path;
+    ModelOptions model;  // the step limits and the KV pool, from the YAML and the plan
 };
+
+bool has_tokenizer(const std::string& dir) { return std::filesystem::exists(dir + "/tokenizer.json"); }
+
+// What every rank can check about a request before anything starts (the scheduler refuses the rest).
+void check_request(const Request& r, const RunSetup& s) {
+    const int64_t len = static_cast<int64_t>(r.prompt.size()), max_len = s.deploy.kv_cache.max_model_len;
+    const std::string who = s.from_file ? "request '" + r.id + "': " : std::string();
+    ECF8_CHECK(len >= 1, who << "the prompt is empty");
+    ECF8_CHECK(len < max_len, who << "the prompt has " << len << " tokens; kv_cache.max_model_len " << max_len << " of "
+                                  << s.deploy.source << " leaves no room to generate");
+    for (int32_t id : r.prompt)
+        ECF8_CHECK(id < s.manifest.model.vocab_size, who << (s.tokenizer   ? "the tokenizer gave"
+                                                             : s.from_file ? "prompt_ids:"
+                                                                           : "--prompt-ids:")
+                                                         << " token " << id << " is outside the vocabulary [0, "
+                                                         << s.manifest.model.vocab_size << ")"
+                                                         << (s.tokenizer ? "; is --tokenizer the model's own?" : ""));
+}
 
 RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlace& place) {
     RunSetup s;
     ECF8_CHECK(args.has("config"), "--config C.yaml is required");
-    const PromptKind kind = prompt_kind(args);
+    s.from_file = args.has("requests");
+    ECF8_CHECK(!s.from_file || !(args.has("prompt-ids") || args.has("prompt") || args.has("chat") || args.has("batch")),
+               "--requests FILE gives the prompts: leave out --prompt-ids, --prompt, --chat and --batch");
+    ECF8_CHECK(s.from_file || !args.has("output"), "--output FILE goes with --requests FILE");
+    const PromptKind kind = s.from_file ? PromptKind::Ids : prompt_kind(args);
     s.deploy = DeployConfig::load(args.get("config", ""));
     const std::string dir = args.get("shards", s.deploy.output);
     s.mode = parse_weight_mode(args.get("weights", "ecf8"));
@@ -167,31 +196,32 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
     ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
     s.fp8_gemm = gemm == "fp8";
     ECF8_CHECK(!s.fp8_gemm || s.cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
-    if (kind == PromptKind::Ids) s.prompt = parse_ids(args.get("prompt-ids", ""));
+    if (kind == PromptKind::Ids && !s.from_file) s.prompt = parse_ids(args.get("prompt-ids", ""));
     s.show_special = args.has("show-special");
     s.batch = args.get_int("batch", 1);
     ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
                "--batch " << s.batch << " must be in [1, kv_cache.max_num_seqs = " << s.deploy.kv_cache.max_num_seqs
                           << "] of " << s.deploy.source << " (the memory plan sized the KV cache for that many)");
-    s.gen.max_new_tokens = args.get_int("max-new-tokens", 16);
-    s.gen.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
-    s.gen.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
-    s.gen.seed = static_cast<uint64_t>(args.get_int("seed", 0));
-    s.gen.eos_token_id = args.has("eos-id") ? args.get_int("eos-id", -1) : eos_from_config(dir);
+    s.params.max_new_tokens = args.get_int("max-new-tokens", 16);
+    s.params.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
+    s.params.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
+    s.params.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+    int64_t eos = args.has("eos-id") ? args.get_int("eos-id", -1) : eos_from_config(dir);
     s.dump_logits = args.get("dump-logits", "");
-    s.gen.keep_logits = !s.dump_logits.empty();
+    s.output_path = args.get("output", "");
     s.trace_path = args.get("trace", "");
 
     s.manifest = ShardManifest::load(dir);
     s.manifest.check_matches(s.deploy);
-    if (kind != PromptKind::Ids) {
+    const bool file_has_text = s.from_file && (args.has("tokenizer") || has_tokenizer(s.manifest.source_model));
+    if (kind != PromptKind::Ids || file_has_text) {
         const std::string tok_dir = tokenizer_dir(args, s.manifest.source_model);
         s.tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::load(tok_dir));
-        s.prompt = text_prompt_ids(args, kind, *s.tokenizer, tok_dir);
-        if (!args.has("eos-id") && s.gen.eos_token_id < 0 && s.tokenizer->eos_id())
-            s.gen.eos_token_id = *s.tokenizer->eos_id();
+        if (!s.from_file) s.prompt = text_prompt_ids(args, kind, *s.tokenizer, tok_dir);
+        if (!args.has("eos-id") && eos < 0 && s.tokenizer->eos_id()) eos = *s.tokenizer->eos_id();
     }
-    s.gen.validate();
+    if (eos >= 0) s.params.stop_ids = {static_cast<int32_t>(eos)};
+    s.params.validate();
     const ParallelConfig& p = s.manifest.parallel;
     ECF8_CHECK(s.manifest.world_size() == session.size(),
                dir << " holds shards for " << s.manifest.world_size() << " ranks (tensor_parallel_size "
@@ -200,26 +230,40 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
                    << " or re-shard with the right parallel settings");
     ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
+    s.model = ModelOptions::from_plan(s.deploy, s.manifest,
+                                      s.mode == WeightMode::Ecf8 ? WeightFormat::Ecf8 : WeightFormat::Fp8);
     s.world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
                                    place.local_rank, place.local_size);
-    const int64_t need = static_cast<int64_t>(s.prompt.size()) + s.gen.max_new_tokens;
-    ECF8_CHECK(need <= s.deploy.kv_cache.max_model_len,
-               "prompt (" << s.prompt.size() << " tokens) + --max-new-tokens " << s.gen.max_new_tokens
-                          << " exceeds kv_cache.max_model_len " << s.deploy.kv_cache.max_model_len << " of "
-                          << s.deploy.source);
-    for (int32_t id : s.prompt)
-        ECF8_CHECK(id < s.manifest.model.vocab_size, (s.tokenizer ? "the tokenizer gave" : "--prompt-ids:")
-                                                         << " token " << id << " is outside the vocabulary [0, "
-                                                         << s.manifest.model.vocab_size << ")"
-                                                         << (s.tokenizer ? "; is --tokenizer the model's own?" : ""));
-    const int64_t eos = s.gen.eos_token_id, vocab = s.manifest.model.vocab_size;
+    if (s.from_file) {
+        const std::string path = args.get("requests", "");
+        s.requests = parse_requests(read_file(path), path, {s.params}, s.tokenizer.get());
+    } else {
+        const int64_t need = static_cast<int64_t>(s.prompt.size()) + s.params.max_new_tokens;
+        ECF8_CHECK(need <= s.deploy.kv_cache.max_model_len,
+                   "prompt (" << s.prompt.size() << " tokens) + --max-new-tokens " << s.params.max_new_tokens
+                              << " exceeds kv_cache.max_model_len " << s.deploy.kv_cache.max_model_len << " of "
+                              << s.deploy.source);
+        for (int b = 0; b < s.batch; ++b) {  // sequence b samples with seed + b
+            s.requests.push_back({std::to_string(b), s.prompt, s.params});
+            s.requests.back().params.seed = s.params.seed + static_cast<uint64_t>(b);
+        }
+    }
+    for (const Request& r : s.requests) check_request(r, s);
+    const int64_t vocab = s.manifest.model.vocab_size;
     ECF8_CHECK(!args.has("eos-id") || eos == -1 || (eos >= 0 && eos < vocab),
                "--eos-id " << eos << " is outside the vocabulary [0, " << vocab << ") of " << s.manifest.model.source
                            << "; -1 never stops on a token");
     return s;
 }
 
-void print_report(const RunSetup& s, const GenerationResult& r, const std::vector<std::string>& rank_lines,
+// What rank 0 collects while the engine runs.
+struct RunResults {
+    std::vector<RequestResult> results;  // in request order
+    EngineStats stats;
+    std::string logits;  // --dump-logits: each sampled row, float32, in the order sampled
+};
+
+void print_report(const RunSetup& s, const RunResults& r, const std::vector<std::string>& rank_lines,
                   const WeightStoreStats& stats, double load_seconds) {
     uint64_t raw = 0, stored = 0;
     for (const ManifestRank& mr : s.manifest.ranks) raw += mr.raw_bytes, stored += mr.stored_bytes;
@@ -233,14 +277,13 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
     std::printf("backend: %s\n", !s.cuda      ? "cpu"
                                  : s.fp8_gemm ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
                                               : "cuda (one GPU per rank), FP32 GEMMs");
-    // The runtime keeps the latent cache in float32; a plan made for bf16 counted half of that.
-    KvCacheConfig runtime_kv = s.deploy.kv_cache;
-    runtime_kv.dtype = "f32";
-    const double kv_per_seq =
-        double(kv_bytes_per_token(s.manifest.model, runtime_kv)) * double(s.deploy.kv_cache.max_model_len);
-    std::printf("kv cache: float32, %s per sequence of %" PRId64 " tokens%s\n", format_bytes(kv_per_seq).c_str(),
-                s.deploy.kv_cache.max_model_len,
-                s.deploy.kv_cache.dtype == "f32" ? "" : " (the plan's kv_cache.dtype is bf16: it counted half)");
+    const KvPoolOptions& kv = s.model.kv;
+    const int64_t per_seq = (s.model.max_seq_len + kv.block_tokens - 1) / kv.block_tokens;
+    std::printf("kv cache: %s, %" PRId64 " blocks of %" PRId64 " tokens per rank (%s), %" PRId64
+                " sequences of %" PRId64 " tokens at once\n",
+                kv_dtype_name(kv.dtype), kv.blocks, kv.block_tokens,
+                format_bytes(double(kv_block_bytes(s.manifest.model, kv) * kv.blocks)).c_str(), kv.blocks / per_seq,
+                s.model.max_seq_len);
     std::printf("weights: %s (%s); loaded in %.2f s\n", weight_mode_name(s.mode),
                 s.mode == WeightMode::Ecf8  ? "kept compressed, decoded just in time per layer"
                 : s.mode == WeightMode::Raw ? "original FP8 bytes, used in place"
@@ -250,25 +293,33 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
     std::printf("\n%-6s %6s %8s %10s %10s\n", "step", "batch", "tokens", "ms", "tokens/s");
     double total = 0, decode_time = 0;
     int64_t decode_tokens = 0;
-    for (size_t i = 0; i < r.steps.size(); ++i) {
-        const GenerationStep& st = r.steps[i];
-        std::printf("%-6s %6d %8" PRId64 " %10.2f %10.1f\n", i == 0 ? "prefill" : std::to_string(i).c_str(),
-                    st.sequences, st.tokens, st.seconds * 1e3, st.tokens / st.seconds);
+    const std::vector<EngineStep>& steps = r.stats.step_log;
+    constexpr size_t kShownSteps = 40;  // a long run prints its first steps; the totals cover all
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const EngineStep& st = steps[i];
+        if (i < kShownSteps)
+            std::printf("%-6s %6d %8" PRId64 " %10.2f %10.1f\n", st.prefill() ? "prefill" : std::to_string(i).c_str(),
+                        st.sequences, st.tokens, st.seconds * 1e3, st.tokens / st.seconds);
         total += st.seconds;
-        if (i > 0) decode_time += st.seconds, decode_tokens += st.tokens;
+        if (!st.prefill()) decode_time += st.seconds, decode_tokens += st.tokens;
     }
+    if (steps.size() > kShownSteps) std::printf("... %zu steps in all\n", steps.size());
     std::printf("\n");
-    for (size_t q = 0; q < r.generated.size(); ++q) {
+    for (size_t q = 0; q < r.results.size(); ++q) {
+        const RequestResult& res = r.results[q];
         std::printf("sequence %zu:", q);
-        for (int32_t t : r.generated[q]) std::printf(" %d", t);
-        std::printf("%s\n", r.stopped_on_eos[q] ? "  [eos]" : "");
-        if (s.tokenizer && r.generated.size() > 1)
-            std::printf("  text: %s\n", s.tokenizer->decode(r.generated[q], !s.show_special).c_str());
+        for (int32_t t : res.output) std::printf(" %d", t);
+        std::printf("%s\n", res.finish == FinishReason::Stop ? "  [eos]" : "");
+        if (s.tokenizer && r.results.size() > 1)
+            std::printf("  text: %s\n", s.tokenizer->decode(res.output, !s.show_special).c_str());
     }
+    if (r.stats.preemptions > 0)
+        std::printf("kv cache: %" PRId64 " preemptions (sequences prefilled again when blocks ran out)\n",
+                    r.stats.preemptions);
     std::printf(
         "\nrank 0: %.2f s in %zu steps; decode steps %.1f tokens/s; %s share of step time %.1f%% "
         "(%" PRIu64 " layer decodes, %s; routed experts decode on the device, as picked)\n",
-        total, r.steps.size(), decode_time > 0 ? decode_tokens / decode_time : 0.0,
+        total, steps.size(), decode_time > 0 ? decode_tokens / decode_time : 0.0,
         s.mode == WeightMode::Ecf8 ? "decode" : "copy", total > 0 ? 100.0 * stats.decode_seconds / total : 0.0,
         stats.layers_decoded, format_bytes(double(stats.bytes_decoded)).c_str());
 }
@@ -278,6 +329,7 @@ void print_report(const RunSetup& s, const GenerationResult& r, const std::vecto
 struct RankRig {
     std::unique_ptr<Backend> backend;
     std::unique_ptr<Communicator> comm;
+    std::unique_ptr<Communicator> control;  // host collectives of the engine (MPI), beside the model's
     std::unique_ptr<Tracer> tracer;
     std::unique_ptr<WeightStore> store;
     int device = -1;  // CUDA: this rank's GPU
@@ -313,6 +365,7 @@ void start_rank(const Args& args, const RunSetup& setup, const MpiSession& sessi
 // The collective part, after every rank started: the communicator between the ranks (MPI_Comm_dup, or the
 // NCCL bootstrap).
 void connect_ranks(const RunSetup& setup, const MpiSession& session, RankRig* rig) {
+    rig->control = MpiCommunicator::world();
     if (!setup.cuda) {
         rig->comm = MpiCommunicator::world();
         return;
@@ -322,8 +375,7 @@ void connect_ranks(const RunSetup& setup, const MpiSession& session, RankRig* ri
 }
 
 std::unique_ptr<Model> make_model(const RunSetup& setup, const RankRig& rig) {
-    auto model = std::make_unique<Model>(setup.manifest.model, setup.world, rig.comm.get(),
-                                         setup.deploy.kv_cache.max_model_len, *rig.backend);
+    auto model = std::make_unique<Model>(setup.manifest.model, setup.world, rig.comm.get(), setup.model, *rig.backend);
     rig.backend->ops().use_fp8_gemm(setup.fp8_gemm);
     return model;
 }
@@ -337,7 +389,7 @@ std::string gpu_memory_note(const RankRig& rig) {
 }
 
 // Gathers every rank's memory line (and trace) to rank 0, which prints the report and writes the files.
-void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, const GenerationResult& result,
+void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, const RunResults& result,
                 const std::string& gpu_memory, double load_seconds) {
     const int rank = session.rank();
     const WeightStoreStats stats = rig.store->stats();
@@ -356,11 +408,17 @@ void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, 
     if (rank != 0) return;
     print_report(setup, result, lines, stats, load_seconds);
     if (!setup.dump_logits.empty()) {
-        std::string bytes;
-        for (const std::vector<float>& step_logits : result.logits)
-            bytes.append(reinterpret_cast<const char*>(step_logits.data()), step_logits.size() * sizeof(float));
-        write_file_atomic(setup.dump_logits, bytes);
-        std::printf("logits: %s (%zu steps, float32)\n", setup.dump_logits.c_str(), result.logits.size());
+        write_file_atomic(setup.dump_logits, result.logits);
+        std::printf("logits: %s (%zu rows of %" PRId64 ", float32)\n", setup.dump_logits.c_str(),
+                    result.logits.size() / sizeof(float) / setup.manifest.model.vocab_size,
+                    setup.manifest.model.vocab_size);
+    }
+    if (!setup.output_path.empty()) {
+        std::string jsonl;
+        for (const RequestResult& r : result.results)
+            jsonl += result_line(r, setup.tokenizer.get(), !setup.show_special);
+        write_file_atomic(setup.output_path, jsonl);
+        std::printf("results: %s (%zu requests, JSON Lines)\n", setup.output_path.c_str(), result.results.size());
     }
     if (!setup.trace_path.empty()) {
         write_file_atomic(setup.trace_path, merge_trace_json(traces));
@@ -372,22 +430,55 @@ void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, 
 // Rank 0 with a text prompt: announces the prompt and streams sequence 0's text as it is generated.
 std::unique_ptr<TextStream> start_text_stream(const RunSetup& setup, int rank) {
     if (rank != 0 || !setup.tokenizer) return nullptr;
+    if (setup.from_file) return nullptr;
     std::printf("prompt: %zu tokens%s\noutput: ", setup.prompt.size(),
                 setup.batch > 1 ? " (streaming sequence 0; every sequence's text follows the timings)" : "");
     std::fflush(stdout);
     return std::make_unique<TextStream>(*setup.tokenizer, setup.show_special);
 }
 
+// Runs every request through the engine: rank 0 submits them and steps until all have finished, the other
+// ranks step until rank 0 says the run is over. Rank 0 streams sequence 0's text (stream non-null) and
+// returns the results.
+RunResults serve(const RunSetup& setup, Engine& engine, std::unique_ptr<TextStream> stream) {
+    RunResults out;
+    std::map<std::string, size_t> order;
+    for (size_t i = 0; i < setup.requests.size(); ++i) order[setup.requests[i].id] = i;
+    out.results.resize(setup.requests.size());
+    engine.on_finish = [&](const RequestResult& r) { out.results[order.at(r.id)] = r; };
+    if (stream)
+        engine.on_token = [&](const Request& r, int32_t token) {
+            if (order.at(r.id) == 0) stream->push(token);
+        };
+    if (!setup.dump_logits.empty())
+        engine.on_logits = [&](const Request&, const float* logits, int64_t vocab) {
+            out.logits.append(reinterpret_cast<const char*>(logits), static_cast<size_t>(vocab) * sizeof(float));
+        };
+    if (engine.is_scheduler()) {
+        for (const Request& r : setup.requests) engine.submit(r);
+        while (engine.step()) {
+        }
+        engine.finish();
+    } else {
+        while (engine.step()) {
+        }
+    }
+    if (stream) stream->finish();
+    out.stats = engine.stats();
+    return out;
+}
+
 }  // namespace
 
 int cmd_run(const CommandArgs& argv) {
-    Args args(
-        argv,
-        {"config", "shards", "prompt-ids", "prompt", "chat", "system", "tokenizer", "batch", "max-new-tokens",
-         "weights", "temperature", "top-p", "seed", "eos-id", "dump-logits", "trace", "threads", "backend", "gemm"},
-        {"show-special"}, "run");
-    args.expect_positional(0,
-                           "mpirun -np N ecf8 run --config C.yaml --chat MESSAGE | --prompt TEXT | --prompt-ids 1,2,3");
+    Args args(argv, {"config", "shards",   "prompt-ids",  "prompt",         "chat",    "system",      "tokenizer",
+                     "batch",  "requests", "output",      "max-new-tokens", "weights", "temperature", "top-p",
+                     "seed",   "eos-id",   "dump-logits", "trace",          "threads", "backend",     "gemm"},
+              {"show-special"}, "run");
+    args.expect_positional(
+        0,
+        "mpirun -np N ecf8 run --config C.yaml --chat MESSAGE | --prompt TEXT | --prompt-ids 1,2,3 | "
+        "--requests FILE.jsonl");
     MpiSession session;
     const int rank = session.rank();
     const NodePlace place = node_place();  // collective: before anything that may fail on one rank only
@@ -416,28 +507,17 @@ int cmd_run(const CommandArgs& argv) {
         connect_ranks(setup, session, &rig);
         std::unique_ptr<Model> model = make_model(setup, rig);
         Pipeline pipeline(*model, *rig.store, *rig.backend);
-        std::vector<KvCache> caches;
-        for (int b = 0; b < setup.batch; ++b) caches.push_back(model->new_cache());
-        std::vector<KvCache*> cache_ptrs;
-        for (KvCache& c : caches) cache_ptrs.push_back(&c);
-        const std::vector<std::vector<int32_t>> prompts(setup.batch, setup.prompt);
         rig.store->reset_counters();
         int64_t step = 0;
         auto forward = [&](const std::vector<std::vector<int32_t>>& t, const std::vector<KvCache*>& c) {
-            TraceScope span(rig.tracer.get(), Tracer::kHost, step == 0 ? "prefill" : "decode step",
+            TraceScope span(rig.tracer.get(), Tracer::kHost, "step",
                             {{"step", step}, {"sequences", static_cast<int64_t>(t.size())}});
             ++step;
             return pipeline.forward(t, c);
         };
-        const std::string gpu_memory = gpu_memory_note(rig);  // after load and cache allocation
-        std::unique_ptr<TextStream> stream = start_text_stream(setup, rank);
-        GenerationOptions gen = setup.gen;
-        if (stream)
-            gen.on_token = [&](size_t seq, int32_t token) {
-                if (seq == 0) stream->push(token);
-            };
-        const GenerationResult result = generate(forward, prompts, cache_ptrs, setup.manifest.model.vocab_size, gen);
-        if (stream) stream->finish();
+        const std::string gpu_memory = gpu_memory_note(rig);  // after load and the KV pool
+        Engine engine(*model, forward, rig.control.get());
+        const RunResults result = serve(setup, engine, start_text_stream(setup, rank));
         report_run(setup, session, rig, result, gpu_memory, load_seconds);
     } catch (const std::exception& e) {
         // Peers may be inside a collective: end the whole job rather than leave them waiting.

@@ -112,13 +112,14 @@ public:
         ECF8_CHECK(!on, "the FP8 GEMM needs the CUDA backend (the CPU backend multiplies in FP32)");
     }
 
-    int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const override {
-        return cpu::mla_attention_scratch_floats(d, n_tokens, start_pos);
+    void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, const core::KvPages& kv,
+                        Stream&) override {
+        cpu::kv_cache_write(rows, n_tokens, slots, kv);
     }
-    void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
-                       const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
-                       float* out, Stream&) override {
-        cpu::mla_attention(q, kv_cache, pe_cache, wkv_b, d, n_tokens, start_pos, softmax_scale, scratch, out);
+    void paged_mla_attention(const float* q, const core::KvPages& kv, const float* wkv_b, const cpu::MlaDims& d,
+                             const core::RaggedBatch& batch, float softmax_scale, float* scratch, float* out,
+                             Stream&) override {
+        cpu::paged_mla_attention(q, kv, wkv_b, d, batch, softmax_scale, scratch, out);
     }
 
     void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,

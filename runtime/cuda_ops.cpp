@@ -98,14 +98,14 @@ public:
     }
     void use_fp8_gemm(bool on) override { fp8_gemm_ = on ? std::make_unique<cuda::Fp8BlockGemm>() : nullptr; }
 
-    int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const override {
-        return cuda::mla_attention_scratch_floats(d, n_tokens, start_pos);
+    void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, const core::KvPages& kv,
+                        Stream& stream) override {
+        cuda::kv_cache_write(rows, n_tokens, slots, kv, native(stream));
     }
-    void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
-                       const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
-                       float* out, Stream& stream) override {
-        cuda::mla_attention(gemm_, q, kv_cache, pe_cache, wkv_b, d, n_tokens, start_pos, softmax_scale, scratch, out,
-                            native(stream));
+    void paged_mla_attention(const float* q, const core::KvPages& kv, const float* wkv_b, const cpu::MlaDims& d,
+                             const core::RaggedBatch& batch, float softmax_scale, float* scratch, float* out,
+                             Stream& stream) override {
+        cuda::paged_mla_attention(gemm_, q, kv, wkv_b, d, batch, softmax_scale, scratch, out, native(stream));
     }
 
     void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,

@@ -23,8 +23,11 @@
 #include "kernels/cpu/moe_gate.h"
 #include "runtime/backend.h"
 #include "runtime/communicator.h"
+#include "runtime/kv_cache.h"
 #include "runtime/ops.h"
 #include "sharding/model_config.h"
+#include "sharding/shard_io.h"
+#include "sharding/workspace_plan.h"
 #include "sharding/world_config.h"
 
 namespace ecf8 {
@@ -45,24 +48,35 @@ public:
     virtual WeightView get(const std::string& name) const = 0;
 };
 
-// The latent KV cache of one sequence on one rank (MLA's cache is not split by tensor parallelism), in the
-// backend's memory: one allocation (tag "kv_cache") holding, per layer, [max_seq_len, kv_lora_rank] latents
-// (kv_a_layernorm applied) and [max_seq_len, qk_rope_head_dim] rotated rope keys.
-struct KvCache {
-    Buffer memory;
-    std::vector<float*> kv, pe;  // per layer
-    int64_t length = 0;          // tokens cached
+// The model's limits: a step's size (the workspace is allocated for it once, as the memory plan counts it)
+// and the KV pool.
+struct ModelOptions {
+    int64_t max_seq_len = 0;      // positions per sequence (kv_cache.max_model_len; the rope table's length)
+    int64_t max_step_tokens = 0;  // token rows per step (kv_cache.max_num_batched_tokens)
+    int64_t max_step_seqs = 0;    // sequences per step (kv_cache.max_num_seqs)
+    int64_t max_logit_rows = 0;   // rows of logits a step returns; 0: max_step_seqs (more for all_positions)
+    KvPoolOptions kv;
+
+    StepLimits limits() const;
+    void validate() const;  // throws naming the option
+    // From the YAML's kv_cache section, with the KV pool the memory plan leaves on the tightest rank of these
+    // shards (every rank runs the same schedule, so every rank's pool has the same blocks). Throws, naming the
+    // YAML, when that pool cannot hold one sequence of max_model_len.
+    static ModelOptions from_plan(const DeployConfig& deploy, const ShardManifest& manifest, WeightFormat format);
 };
 
 // The host bookkeeping of one forward step. Built by Model::prepare; the stages read and write it. The
 // activations live in the model's workspace, in backend memory.
 struct ForwardState {
     std::vector<KvCache*> caches;
-    std::vector<int64_t> seq_begin;   // sequence s owns token rows [seq_begin[s], seq_begin[s + 1])
-    std::vector<int64_t> positions;   // of every token row
-    std::vector<int32_t> tokens;      // flattened
-    std::vector<int32_t> new_tokens;  // per sequence: how many tokens this step appends
-    std::vector<int64_t> out_rows;    // token rows whose logits are returned
+    std::vector<int64_t> seq_begin;     // sequence s owns token rows [seq_begin[s], seq_begin[s + 1])
+    std::vector<int64_t> positions;     // of every token row
+    std::vector<int64_t> slots;         // of every token row: where its latent goes in the KV pool
+    std::vector<int32_t> tokens;        // flattened
+    std::vector<int32_t> token_seq;     // of every token row: its sequence
+    std::vector<int32_t> block_tables;  // [sequences, max_blocks]
+    std::vector<int32_t> new_tokens;    // per sequence: how many tokens this step appends
+    std::vector<int64_t> out_rows;      // token rows whose logits are returned
     int64_t n_tokens = 0;
     bool block_pending = false;  // the block holds a reduced output not yet added to the residual stream
     int64_t vocab_part = 0;      // this rank's lm_head rows
@@ -74,8 +88,10 @@ std::string layer_prefix(int layer);
 // A BF16 weight part's values; throws naming the tensor when it is not BF16.
 const uint16_t* bf16_of(const WeightView& v, const std::string& name);
 
-// The host bookkeeping of one step (checks, tokens, positions, rows returned; the caches' lengths advance).
-ForwardState plan_forward_step(const ModelConfig& config, int64_t max_seq_len,
+// The host bookkeeping of one step: checks, tokens, positions, KV blocks (taken from the pool as the
+// sequences grow; an exhausted pool is an error naming what is short), block tables, slots and the rows
+// returned. The caches' lengths advance.
+ForwardState plan_forward_step(const ModelConfig& config, const StepLimits& limits, KvPool& pool,
                                const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                bool all_positions);
 
@@ -86,10 +102,11 @@ ForwardState plan_forward_step(const ModelConfig& config, int64_t max_seq_len,
 // stream otherwise). On the CPU a stage does the work; on CUDA it enqueues it.
 class Model {
 public:
-    // comm may be null only for a world of one rank. max_seq_len bounds every sequence (the rope table's
-    // length); it does not change the numerics (YaRN follows config.json alone, kernels/cpu/rope.h).
-    // The backend must outlive the model.
-    Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, int64_t max_seq_len,
+    // comm may be null only for a world of one rank. options.max_seq_len bounds every sequence (the rope
+    // table's length); it does not change the numerics (YaRN follows config.json alone, kernels/cpu/rope.h).
+    // The workspace (sharding/workspace_plan.h) and the KV pool are allocated here, once. The backend must
+    // outlive the model, and the model its caches.
+    Model(const ModelConfig& config, const WorldConfig& world, Communicator* comm, const ModelOptions& options,
           Backend& backend);
     ~Model();
     Model(const Model&) = delete;
@@ -97,8 +114,11 @@ public:
 
     const ModelConfig& config() const { return config_; }
     const WorldConfig& world() const { return world_; }
-    int64_t max_seq_len() const { return max_seq_len_; }
+    int64_t max_seq_len() const { return options_.max_seq_len; }
+    const ModelOptions& options() const { return options_; }
     Backend& backend() const { return backend_; }
+    KvPool& kv_pool() { return *pool_; }
+    // An empty sequence of the pool; it takes blocks as its tokens are run and returns them when it goes.
     KvCache new_cache();
 
     // Appends tokens[i] to sequence i (caches[i]) and runs them through the model as one batch, stage after
@@ -147,12 +167,13 @@ private:
     void linear(const std::string& name, const float* x, int64_t n_tokens, const WeightSource& w, float* y);
     void check_ffn_room(const std::string& prefix, int64_t inter, int64_t n_tokens) const;
     void dense_mlp(const std::string& prefix, const float* x, int64_t n_tokens, const WeightSource& w, float* out);
-    void write_kv_cache(int layer, const ForwardState& s, const float* kv, const uint16_t* kv_norm);
+    template <class T>
+    T* ws(WsBuf b) const;
 
     ModelConfig config_;
     WorldConfig world_;
     Communicator* comm_;
-    int64_t max_seq_len_;
+    ModelOptions options_;
     Backend& backend_;
     Ops& ops_;
     cpu::GateParams gate_;
@@ -162,6 +183,7 @@ private:
     Buffer rope_memory_;  // tag "rope_table": cos then sin
     RopeTables rope_;
     std::unique_ptr<Workspace> ws_;
+    std::unique_ptr<KvPool> pool_;
 };
 
 }  // namespace ecf8

@@ -23,6 +23,7 @@
 
 #include "codec/decoder.h"
 #include "codec/dtype.h"
+#include "kernels/core/paged_kv.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_gate.h"
 
@@ -149,11 +150,17 @@ public:
     // refuses a larger weight.
     virtual void reserve_linear_scratch(int64_t weight_elems) = 0;
 
-    // Absorbed MLA attention of n_tokens new tokens of one sequence over its latent cache.
-    virtual int64_t mla_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos) const = 0;
-    virtual void mla_attention(const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
-                               const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale,
-                               float* scratch, float* out, Stream& stream) = 0;
+    // The paged latent KV cache (kernels/core/paged_kv.h): n_tokens rows of kv_lora_rank + qk_rope_head_dim
+    // floats (the normed latent, then the roped key) into the layer's slots (backend memory), rounded to the
+    // cache's dtype.
+    virtual void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, const core::KvPages& kv,
+                                Stream& stream) = 0;
+    // Absorbed MLA attention of every token of the step (ragged over sequences, decode tokens and prefill
+    // chunks mixed) over the paged cache, tiled with an online softmax (cpu::paged_mla_attention); scratch
+    // holds core::paged_attention_scratch_floats floats.
+    virtual void paged_mla_attention(const float* q, const core::KvPages& kv, const float* wkv_b, const cpu::MlaDims& d,
+                                     const core::RaggedBatch& batch, float softmax_scale, float* scratch, float* out,
+                                     Stream& stream) = 0;
 
     // MoE routing: sigmoid scores, group-limited top-k with the correction bias (may be null); weights and
     // experts [n_tokens, topk].

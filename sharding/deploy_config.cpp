@@ -30,7 +30,8 @@ const std::vector<std::string> kParallelKeys = {"tensor_parallel_size", "expert_
                                                 "gpus_per_node"};
 const std::vector<std::string> kMemoryKeys = {"gpu_memory_gb", "gpu_memory_utilization", "cpu_offload_gb"};
 const std::vector<std::string> kCodecKeys = {"granularity", "threads"};
-const std::vector<std::string> kKvCacheKeys = {"max_model_len", "max_num_seqs", "min_kv_tokens", "dtype"};
+const std::vector<std::string> kKvCacheKeys = {"max_model_len", "max_num_seqs", "min_kv_tokens",
+                                               "dtype",         "block_size",   "max_num_batched_tokens"};
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -256,7 +257,13 @@ void DeployConfig::validate() const {
     ECF8_CHECK(kv.min_kv_tokens >= 0,
                s << ": kv_cache.min_kv_tokens must be >= 0 (0 = max_model_len), got " << kv.min_kv_tokens);
     ECF8_CHECK(kv.dtype == "bf16" || kv.dtype == "f32",
-               s << ": kv_cache.dtype must be 'bf16' or 'f32', got '" << kv.dtype << "'");
+               s << ": kv_cache.dtype must be 'bf16' or 'f32' (or 'fp32'), got '" << kv.dtype << "'");
+    ECF8_CHECK(kv.block_size >= 1 && kv.block_size <= 4096,
+               s << ": kv_cache.block_size must be in [1, 4096] (tokens per KV block), got " << kv.block_size);
+    ECF8_CHECK(kv.max_num_batched_tokens >= kv.max_num_seqs,
+               s << ": kv_cache.max_num_batched_tokens (" << kv.max_num_batched_tokens
+                 << ", tokens per step) must be >= kv_cache.max_num_seqs (" << kv.max_num_seqs
+                 << "): every running sequence decodes one token per step");
 }
 
 DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string& source) {
@@ -312,6 +319,9 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
             read_int64(kv, "kv_cache", "max_num_seqs", source, min, max, &c.kv_cache.max_num_seqs);
             read_int64(kv, "kv_cache", "min_kv_tokens", source, min, max, &c.kv_cache.min_kv_tokens);
             read_string(kv, "kv_cache", "dtype", source, false, &c.kv_cache.dtype);
+            if (c.kv_cache.dtype == "fp32") c.kv_cache.dtype = "f32";
+            read_int64(kv, "kv_cache", "block_size", source, min, max, &c.kv_cache.block_size);
+            read_int64(kv, "kv_cache", "max_num_batched_tokens", source, min, max, &c.kv_cache.max_num_batched_tokens);
         }
     } catch (const YAML::Exception& e) {
         // Not expected after the checks above; keep the promise that only ecf8::Error escapes.

@@ -21,6 +21,9 @@
 //     max_model_len: 4096
 //     max_num_seqs: 16
 //     min_kv_tokens: 4096
+//     dtype: bf16
+//     block_size: 64
+//     max_num_batched_tokens: 2048
 #pragma once
 
 #include <cstdint>
@@ -54,7 +57,11 @@ struct KvCacheConfig {
     int64_t max_model_len = 4096;  // context length of one sequence (prompt + generated tokens)
     int64_t max_num_seqs = 16;     // sequences decoded together (the batch)
     int64_t min_kv_tokens = 0;     // KV tokens per rank a plan needs to count as fitting; 0 = max_model_len
-    std::string dtype = "bf16";    // element type of the latent cache: "bf16" or "f32"
+    std::string dtype = "bf16";    // element type of the latent cache: "bf16" or "f32" ("fp32" reads as "f32")
+    int64_t block_size = 64;       // tokens per KV block (the pool's page)
+    // Tokens of one forward step, prefill chunks and decode tokens together (vLLM's name); a prompt longer
+    // than this is prefilled in chunks. The plan sizes the activation workspace for it.
+    int64_t max_num_batched_tokens = 2048;
 
     int64_t min_tokens() const { return min_kv_tokens > 0 ? min_kv_tokens : max_model_len; }
     int kv_elem_bytes() const { return dtype == "f32" ? 4 : 2; }

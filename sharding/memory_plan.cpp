@@ -30,11 +30,6 @@ int group_of(const TensorSpec& t) {
     return kHeadGroup;
 }
 
-// Tokens of the largest forward step: a decode batch or a prefill chunk.
-int64_t step_tokens(const KvCacheConfig& kv) {
-    return std::max(kv.max_num_seqs, std::min(kPrefillChunkTokens, kv.max_model_len));
-}
-
 }  // namespace
 
 double CompressionRatios::ratio_of(DType dt) const {
@@ -63,19 +58,12 @@ uint64_t kv_bytes_per_token(const ModelConfig& m, const KvCacheConfig& kv) {
            static_cast<uint64_t>(kv.kv_elem_bytes());
 }
 
+StepLimits step_limits(const KvCacheConfig& kv) {
+    return {kv.max_num_batched_tokens, kv.max_num_seqs, kv.max_num_seqs, kv.max_model_len, kv.block_size};
+}
+
 uint64_t workspace_bytes(const ModelConfig& m, const WorldConfig& w, const KvCacheConfig& kv) {
-    const int64_t tp = w.tp_size, moe_tp = w.moe_tp_size();
-    const int64_t tokens = step_tokens(kv);
-    const int64_t heads = m.num_attention_heads / tp;
-    const int64_t attention = heads * m.qk_head_dim()                        // q
-                              + (m.kv_lora_rank + m.qk_rope_head_dim)        // latent + rope key
-                              + heads * (m.qk_nope_head_dim + m.v_head_dim)  // expanded k_nope, v
-                              + heads * m.v_head_dim;                        // attention output
-    const int64_t dense = 2 * std::max(m.intermediate_size / tp, m.moe_intermediate_size * m.n_shared_experts / tp);
-    const int64_t routed = m.num_experts_per_tok * (m.hidden_size + 2 * m.moe_intermediate_size / moe_tp);
-    const int64_t per_token = 4 * m.hidden_size + attention + dense + routed;  // f32 values
-    const uint64_t logits = static_cast<uint64_t>(kv.max_num_seqs) * static_cast<uint64_t>(m.vocab_size) * 4;
-    return static_cast<uint64_t>(tokens) * static_cast<uint64_t>(per_token) * 4 + logits;
+    return plan_workspace(m, w, step_limits(kv)).device_bytes();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -204,9 +192,12 @@ void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, d
     const double min_kv = double(kv.min_tokens()) * double(kv_token);
     const double used = double(rm->device_weight_bytes + rm->scratch_bytes + rm->workspace_bytes);
     const double left = budget - used;
-    rm->kv_bytes = left > 0 ? static_cast<uint64_t>(left) : 0;
-    rm->kv_tokens = kv_token ? static_cast<int64_t>(rm->kv_bytes / kv_token) : 0;
-    rm->max_batch = rm->kv_tokens / kv.max_model_len;
+    // The pool: whole blocks of the room left.
+    const uint64_t block = kv_token * static_cast<uint64_t>(kv.block_size);
+    rm->kv_blocks = left > 0 && block > 0 ? static_cast<int64_t>(static_cast<uint64_t>(left) / block) : 0;
+    rm->kv_bytes = static_cast<uint64_t>(rm->kv_blocks) * block;
+    rm->kv_tokens = rm->kv_blocks * kv.block_size;
+    rm->max_batch = rm->kv_blocks / ((kv.max_model_len + kv.block_size - 1) / kv.block_size);
     const bool host_ok = double(rm->host_weight_bytes) <= host_budget;
     rm->fits = host_ok && rm->kv_tokens >= kv.min_tokens();
     if (!host_ok) {

@@ -13,10 +13,13 @@
 //                routing which of them to decode). FP8: an area for a layer's host-tier routed experts.
 //                Both formats: staging for host-tier weights, kDecodeSlots x a layer's non-expert part, as
 //                runtime/weight_store.h lays it out (host-tier routed experts are read where they lie).
-//   workspace    activations of one forward step of max(max_num_seqs, prefill chunk) tokens, plus the
-//                gathered logits of max_num_seqs rows; attention is computed in tiles, so no score matrix
-//   KV cache     MLA caches one latent (kv_lora_rank) and one rope key (qk_rope_head_dim) per token and layer,
-//                shared by all heads, so tensor parallelism does not split it: every rank holds it all
+//   workspace    the buffers of one forward step of max_num_batched_tokens tokens (prefill chunks and decode
+//                tokens) and max_num_seqs sequences, as the runtime allocates them (workspace_plan.h), plus
+//                the linear's and wkv_b's dequantization scratch and the rope table; attention is computed
+//                in tiles, so no score matrix
+//   KV cache     the pool of whole blocks (block_size tokens) in the room left. MLA caches one latent
+//                (kv_lora_rank) and one rope key (qk_rope_head_dim) per token and layer, shared by all
+//                heads, so tensor parallelism does not split it: every rank holds it all
 #pragma once
 
 #include <cstdint>
@@ -25,11 +28,11 @@
 
 #include "sharding/deploy_config.h"
 #include "sharding/shard_plan.h"
+#include "sharding/workspace_plan.h"
 
 namespace ecf8 {
 
-constexpr int kDecodeSlots = 2;                // ring of decoded layers: compute L while decoding L+1
-constexpr int64_t kPrefillChunkTokens = 2048;  // prefill runs in chunks of at most this many tokens
+constexpr int kDecodeSlots = 2;  // ring of decoded layers: compute L while decoding L+1
 
 // ECF8 bytes / stored bytes, per coded dtype. Defaults: ECF8 paper figures (DeepSeek-R1 FP8: 14.8% saved;
 // BF16 exponent coding, DFloat11: about 11 bits of 16).
@@ -61,9 +64,10 @@ struct RankMemory {
     std::string host_summary;        // which ones, in words: "routed experts of layers 41-60 (1920 tensors)"
     uint64_t scratch_bytes = 0;
     uint64_t workspace_bytes = 0;
-    uint64_t kv_bytes = 0;  // what is left for the KV cache (0 when nothing is)
-    int64_t kv_tokens = 0;  // kv_bytes / kv bytes per token
-    int64_t max_batch = 0;  // sequences of max_model_len that fit: kv_tokens / max_model_len
+    int64_t kv_blocks = 0;  // the KV pool: whole blocks of kv_cache.block_size tokens in the room left
+    uint64_t kv_bytes = 0;  // the pool's bytes (0 when no room is left)
+    int64_t kv_tokens = 0;  // kv_blocks * block_size
+    int64_t max_batch = 0;  // sequences of max_model_len that fit at once: kv_blocks / blocks per sequence
     bool fits = false;      // weights fit (GPU + host budget) and kv_tokens >= min_kv_tokens
     std::string why_not;    // when !fits: what is short, in words
 };
@@ -94,7 +98,9 @@ uint64_t planned_bytes(const ShardTensor& t, WeightFormat format, const Compress
 // KV cache bytes per token: num_hidden_layers x (kv_lora_rank + qk_rope_head_dim) x element bytes.
 uint64_t kv_bytes_per_token(const ModelConfig& model, const KvCacheConfig& kv);
 
-// Activation workspace of one rank (see the terms above).
+// A step's limits as the YAML's kv_cache section sets them (sharding/workspace_plan.h).
+StepLimits step_limits(const KvCacheConfig& kv);
+// Activation workspace of one rank, device part (see the terms above).
 uint64_t workspace_bytes(const ModelConfig& model, const WorldConfig& world, const KvCacheConfig& kv);
 
 // Decides the tier of every tensor of plan.ranks[rank] given its bytes in `format` (bytes[i] for

@@ -74,6 +74,9 @@ struct ShardManifest {
     // nodes, gpus_per_node, 0 counting as derived): the shards, not the YAML, decide how the model is split.
     // The error names the YAML, the field, both values and the manifest.
     void check_matches(const DeployConfig& deploy) const;
+    // The memory plan of rank `rank` with these shards' real sizes (stored bytes for ECF8, the original bytes
+    // for FP8) and the deployment's budgets: what the runtime allocates, KV pool included.
+    RankMemory rank_plan(const DeployConfig& deploy, int rank, WeightFormat format) const;
 
     // Reads and validates dir/manifest.json against dir/config.json and plan_shards(): every rank, file and
     // tensor part must be what the plan says. Errors name the file, the rank and the tensor.

@@ -1,6 +1,7 @@
 // Helpers shared by the tests that need a model: the tiny synthetic checkpoint and quiet sharding.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "sharding/shard_io.h"
@@ -38,6 +39,7 @@ inline DeployConfig tiny_layout(const std::string& root, const std::string& name
     d.memory.cpu_offload_gb = gpu_gb < 1 ? 1.0 : 0.0;
     d.kv_cache.max_model_len = max_model_len;
     d.kv_cache.max_num_seqs = max_num_seqs;
+    d.kv_cache.max_num_batched_tokens = std::max(max_model_len, max_num_seqs);  // a small workspace
     return d;
 }
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "kernels/core/paged_kv.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_gate.h"
 
@@ -75,11 +76,17 @@ private:
     cublasHandle_t handle_ = nullptr;
 };
 
-// MLA attention of n_tokens new tokens of one sequence (the arguments of cpu::mla_attention, on device
-// memory). Scratch: mla_attention_scratch_floats below (all query tokens' scores at once, unlike the CPU).
-int64_t mla_attention_scratch_floats(const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos);
-void mla_attention(Sgemm& gemm, const float* q, const float* kv_cache, const float* pe_cache, const float* wkv_b,
-                   const cpu::MlaDims& d, int64_t n_tokens, int64_t start_pos, float softmax_scale, float* scratch,
-                   float* out, cudaStream_t stream);
+// The paged latent KV cache (kernels/core/paged_kv.h) and MLA attention over it, the arguments of
+// cpu::kv_cache_write and cpu::paged_mla_attention on device memory (KvPages::data, the batch's arrays, q,
+// wkv_b, scratch and out). Where the CPU throws they cannot: kv_cache_write skips a slot outside the pool,
+// the attention skips a block id outside the pool and gives a token of an unknown sequence a zero output;
+// the caller checks those on the host. The attention tiles the keys by cache block with an online softmax
+// (no score matrix over the context) and uses only the first 2 * n_tokens * n_heads * kv_lora_rank floats of
+// core::paged_attention_scratch_floats; its sums run in another order than the CPU's.
+void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, const core::KvPages& kv,
+                    cudaStream_t stream);
+void paged_mla_attention(Sgemm& gemm, const float* q, const core::KvPages& kv, const float* wkv_b,
+                         const cpu::MlaDims& d, const core::RaggedBatch& batch, float softmax_scale, float* scratch,
+                         float* out, cudaStream_t stream);
 
 }  // namespace ecf8::cuda

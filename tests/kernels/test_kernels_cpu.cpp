@@ -391,13 +391,43 @@ struct MlaCase {
         scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.qk_head_dim())));
     }
 
-    // Attention of tokens [first, first + n) (rows of q from q_row0) with start_pos = first.
+    // Attention of tokens [first, first + n) (rows of q from q_row0) of one sequence over a paged F32 cache
+    // of blocks of 4 tokens, its table in reverse block order, holding kvc / pec's rows. With `other`, a
+    // second sequence's decode token (position 2, over the same rows) comes first in the batch.
     std::vector<float> run(int64_t first, int64_t n, int64_t q_row0, const std::vector<float>& kvc,
-                           const std::vector<float>& pec) const {
-        std::vector<float> scratch(static_cast<size_t>(mla_attention_scratch_floats(d, n, first)));
-        std::vector<float> out(static_cast<size_t>(n * d.n_heads * d.v_head_dim));
-        mla_attention(q.data() + q_row0 * d.n_heads * d.qk_head_dim(), kvc.data(), pec.data(), wkv_b.data(), d, n,
-                      first, scale, scratch.data(), out.data());
+                           const std::vector<float>& pec, bool other = false) const {
+        const int64_t C = d.kv_lora_rank, R = d.qk_rope_head_dim, bt = 4, blocks = (max_len + bt - 1) / bt;
+        std::vector<float> pool(static_cast<size_t>(blocks * bt * (C + R)), kNaN);
+        std::vector<int32_t> tables;
+        for (int64_t b = 0; b < blocks; ++b) tables.push_back(static_cast<int32_t>(blocks - 1 - b));
+        for (int64_t p = 0; p < max_len; ++p) {
+            float* row = pool.data() + (tables[p / bt] * bt + p % bt) * (C + R);
+            std::copy(kvc.begin() + p * C, kvc.begin() + (p + 1) * C, row);
+            std::copy(pec.begin() + p * R, pec.begin() + (p + 1) * R, row + C);
+        }
+        tables.insert(tables.end(), tables.begin(), tables.end());  // sequence 1: the same rows
+        std::vector<int64_t> positions;
+        std::vector<int32_t> seqs;
+        std::vector<float> qs;
+        const int64_t qrow = d.n_heads * d.qk_head_dim();
+        if (other) {
+            positions.push_back(2);
+            seqs.push_back(1);
+            qs.insert(qs.end(), q.end() - qrow, q.end());
+        }
+        for (int64_t t = 0; t < n; ++t) {
+            positions.push_back(first + t);
+            seqs.push_back(0);
+        }
+        qs.insert(qs.end(), q.begin() + q_row0 * qrow, q.begin() + (q_row0 + n) * qrow);
+        const int64_t T = static_cast<int64_t>(positions.size());
+        const ecf8::core::KvPages pages{pool.data(), ecf8::core::KvDType::F32, bt, blocks, C + R};
+        const ecf8::core::RaggedBatch batch{T, positions.data(), seqs.data(), tables.data(), 2, blocks};
+        std::vector<float> scratch(
+            static_cast<size_t>(ecf8::core::paged_attention_scratch_floats(d.n_heads, C, R, bt, T)));
+        std::vector<float> out(static_cast<size_t>(T * d.n_heads * d.v_head_dim));
+        paged_mla_attention(qs.data(), pages, wkv_b.data(), d, batch, scale, scratch.data(), out.data());
+        if (other) out.erase(out.begin(), out.begin() + d.n_heads * d.v_head_dim);
         return out;
     }
 };
@@ -463,42 +493,49 @@ TEST(MlaAttention, AbsorbPathEqualsNaivePath) {
     }
 }
 
-TEST(MlaAttention, CausalAndIncrementalDecodingAgree) {
+// A token's result depends on its own position and cache only: not on the tokens batched with it, so a
+// prefix, decoding one token at a time, a chunked prefill and a batch with another sequence give the same
+// bits as the whole prompt at once. Cache rows beyond the last query's position are never read.
+TEST(MlaAttention, TokensAreIndependentOfTheirBatch) {
     const int64_t T = 7;
     const MlaCase c(T);
     const int64_t row = c.d.n_heads * c.d.v_head_dim;
     const auto all = c.run(0, T, 0, c.kv, c.pe);
-    const double tol = 1e-5 * (*std::max_element(all.begin(), all.end()) + 1.0);
-
-    // Cache rows beyond the last query's position are never read: poison them with NaN.
+    auto same = [&](const std::vector<float>& got, int64_t first_token, const char* what) {
+        ASSERT_EQ(0, std::memcmp(got.data(), all.data() + first_token * row, got.size() * sizeof(float))) << what;
+    };
     for (const int64_t n : {int64_t{1}, int64_t{4}}) {
         auto kv = c.kv, pe = c.pe;
         std::fill(kv.begin() + n * c.d.kv_lora_rank, kv.end(), kNaN);
         std::fill(pe.begin() + n * c.d.qk_rope_head_dim, pe.end(), kNaN);
-        const auto prefix = c.run(0, n, 0, kv, pe);
-        for (int64_t i = 0; i < n * row; ++i) ASSERT_NEAR(prefix[i], all[i], tol) << "prefix " << n << " i " << i;
+        same(c.run(0, n, 0, kv, pe), 0, "prefix");
     }
-    // Decoding one token at a time, and a chunked prefill, equal processing all at once.
-    for (int64_t t = 0; t < T; ++t) {
-        const auto one = c.run(t, 1, t, c.kv, c.pe);
-        for (int64_t i = 0; i < row; ++i) ASSERT_NEAR(one[i], all[t * row + i], tol) << "token " << t;
-    }
-    const auto tail = c.run(3, 4, 3, c.kv, c.pe);
-    for (int64_t i = 0; i < 4 * row; ++i) ASSERT_NEAR(tail[i], all[3 * row + i], tol) << i;
-    // The same call twice gives the same bits.
-    EXPECT_EQ(c.run(0, T, 0, c.kv, c.pe), all);
+    for (int64_t t = 0; t < T; ++t) same(c.run(t, 1, t, c.kv, c.pe), t, "one token");
+    same(c.run(3, 4, 3, c.kv, c.pe), 3, "chunk");
+    same(c.run(0, T, 0, c.kv, c.pe, true), 0, "beside another sequence");
 }
 
 TEST(MlaAttention, ScratchSizeAndArguments) {
     const MlaDims d{4, 8, 4, 8, 16};
-    EXPECT_EQ(mla_attention_scratch_floats(d, 3, 10), 2 * 3 * 4 * 16 + 4 * 13);
-    std::vector<float> buf(1024);
+    EXPECT_EQ(ecf8::core::paged_attention_scratch_floats(4, 16, 4, 8, 3), 2 * 3 * 4 * 16 + 8 * 20 + 4 * 8 + 2 * 4);
+    std::vector<float> buf(4096);
+    std::vector<int64_t> positions = {0};
+    std::vector<int32_t> seqs = {0}, table = {0};
+    const ecf8::core::KvPages pages{buf.data(), ecf8::core::KvDType::F32, 8, 1, 20};
+    const ecf8::core::RaggedBatch batch{1, positions.data(), seqs.data(), table.data(), 1, 1};
     MlaDims bad = d;
     bad.kv_lora_rank = 0;
-    EXPECT_THROW(mla_attention(buf.data(), buf.data(), buf.data(), buf.data(), bad, 1, 0, 1.0f, buf.data(), buf.data()),
+    EXPECT_THROW(paged_mla_attention(buf.data(), pages, buf.data(), bad, batch, 1.0f, buf.data(), buf.data()),
                  ecf8::Error);
-    EXPECT_THROW(mla_attention(buf.data(), buf.data(), buf.data(), buf.data(), d, 1, -1, 1.0f, buf.data(), buf.data()),
+    table[0] = 1;  // outside the pool of one block
+    EXPECT_THROW(paged_mla_attention(buf.data(), pages, buf.data(), d, batch, 1.0f, buf.data(), buf.data()),
                  ecf8::Error);
+    table[0] = 0;
+    positions[0] = 8;  // beyond the sequence's one block
+    EXPECT_THROW(paged_mla_attention(buf.data(), pages, buf.data(), d, batch, 1.0f, buf.data(), buf.data()),
+                 ecf8::Error);
+    const std::vector<int64_t> slot = {8};  // the pool has slots [0, 8)
+    EXPECT_THROW(kv_cache_write(buf.data(), 1, slot.data(), pages), ecf8::Error);
 }
 
 // ---------------------------------------------------------------------------------------------------

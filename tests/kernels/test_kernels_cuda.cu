@@ -2,16 +2,21 @@
 // random inputs with the seed printed. Tolerances: bit-identical for add, add_scaled, embedding, rope,
 // dequantization, rmsnorm (kernels/core fixes the order of its sum of squares) and argmax (same operations,
 // same rounding); silu_mul within 2 float ulps (CUDA's double exp is within 1 ulp);
-// the SGEMM and MLA attention within 1e-5 relative to the largest output (other summation orders).
+// the SGEMM and the paged MLA attention within 1e-5 relative to the largest output (other summation orders);
+// kv_cache_write bit-identical.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "common/float_formats.h"
+#include "kernels/core/paged_kv.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/mla_attention.h"
@@ -185,32 +190,154 @@ TEST_F(KernelsCuda, MoeRoutingMatchesItsCpuTwinBitForBit) {
     expect_bits(host(w, want_w.size()), want_w, "routing weights");
 }
 
-TEST_F(KernelsCuda, MlaAttentionMatchesItsCpuTwin) {
-    const cpu::MlaDims d{16, 128, 64, 128, 512};  // DeepSeek-V3's head shapes, 16 local heads (tp 8)
-    cuda::Sgemm gemm;
-    // A prefill chunk that continues a cached prefix, and one decode step deep into the context.
-    for (auto [tokens, start] : {std::pair<int64_t, int64_t>{5, 7}, {1, 300}}) {
-        const int64_t end = start + tokens;
-        const std::vector<float> q = randn(tokens * d.n_heads * d.qk_head_dim());
-        const std::vector<float> kv = randn(end * d.kv_lora_rank), pe = randn(end * d.qk_rope_head_dim);
-        const std::vector<float> wkv_b = randn(d.n_heads * (d.qk_nope_head_dim + d.v_head_dim) * d.kv_lora_rank, 0.05f);
+// A layer's paged cache for the attention tests: the sequences' blocks drawn from a shuffled pool (out of
+// order, interleaved between sequences, two blocks unused), every cached position written by the CPU and by
+// the CUDA kv_cache_write from the same rows; the two pools must be equal byte for byte.
+struct PagedPool {
+    std::vector<uint8_t> cpu_bytes;
+    uint8_t* dev_bytes = nullptr;
+    core::KvPages cpu, cuda;  // the same pool, in host and in device memory
+    std::vector<int32_t> tables;
+    int64_t max_blocks = 0;
+};
+
+// One step's tokens: (sequence, position) pairs, in batch order.
+using StepTokens = std::vector<std::pair<int32_t, int64_t>>;
+
+class PagedAttentionCuda : public KernelsCuda {
+protected:
+    PagedPool make_pool(const cpu::MlaDims& d, int64_t bt, core::KvDType dtype, const std::vector<int64_t>& lengths) {
+        PagedPool p;
+        const int64_t row = d.kv_lora_rank + d.qk_rope_head_dim;
+        int64_t used = 0;
+        for (int64_t len : lengths) {
+            p.max_blocks = std::max(p.max_blocks, (len + bt - 1) / bt + 1);  // a spare entry (-1) past the end
+            used += (len + bt - 1) / bt;
+        }
+        std::vector<int32_t> ids(used + 2);
+        std::iota(ids.begin(), ids.end(), 0);
+        std::shuffle(ids.begin(), ids.end(), rng_);
+        p.tables.assign(lengths.size() * p.max_blocks, -1);
+        std::vector<int64_t> slots;
+        size_t next = 0;
+        for (size_t s = 0; s < lengths.size(); ++s) {
+            for (int64_t b = 0; b * bt < lengths[s]; ++b) p.tables[s * p.max_blocks + b] = ids[next++];
+            for (int64_t pos = 0; pos < lengths[s]; ++pos)
+                slots.push_back(p.tables[s * p.max_blocks + pos / bt] * bt + pos % bt);
+        }
+        std::shuffle(slots.begin(), slots.end(), rng_);  // written in no particular order
+        const int64_t n_blocks = used + 2;
+        p.cpu_bytes.assign(n_blocks * bt * row * core::kv_elem_bytes(dtype), 0);
+        p.dev_bytes = dev(p.cpu_bytes);
+        p.cpu = core::KvPages{p.cpu_bytes.data(), dtype, bt, n_blocks, row};
+        p.cuda = core::KvPages{p.dev_bytes, dtype, bt, n_blocks, row};
+        const std::vector<float> rows = randn(slots.size() * row);
+        cpu::kv_cache_write(rows.data(), slots.size(), slots.data(), p.cpu);
+        cuda::kv_cache_write(dev(rows), slots.size(), dev(slots), p.cuda, nullptr);
+        EXPECT_EQ(host(p.dev_bytes, p.cpu_bytes.size()), p.cpu_bytes) << "kv_cache_write";
+        return p;
+    }
+
+    // The step's attention on both twins over the same pool; the CUDA result within 1e-5 of the largest output.
+    void expect_attention_matches(const cpu::MlaDims& d, int64_t bt, core::KvDType dtype,
+                                  const std::vector<int64_t>& lengths, const StepTokens& step, const char* what) {
+        const PagedPool p = make_pool(d, bt, dtype, lengths);
+        const int64_t T = step.size(), H = d.n_heads, C = d.kv_lora_rank;
+        std::vector<int64_t> positions;
+        std::vector<int32_t> token_seq;
+        for (auto [seq, pos] : step) token_seq.push_back(seq), positions.push_back(pos);
+        const std::vector<float> q = randn(T * H * d.qk_head_dim());
+        const std::vector<float> wkv_b = randn(H * (d.qk_nope_head_dim + d.v_head_dim) * C, 0.05f);
         const float scale = 0.1147f;
-        std::vector<float> want(tokens * d.n_heads * d.v_head_dim);
-        std::vector<float> scratch(cpu::mla_attention_scratch_floats(d, tokens, start));
-        cpu::mla_attention(q.data(), kv.data(), pe.data(), wkv_b.data(), d, tokens, start, scale, scratch.data(),
-                           want.data());
+        const int64_t scratch_floats = core::paged_attention_scratch_floats(H, C, d.qk_rope_head_dim, bt, T);
+
+        core::RaggedBatch batch{
+            T, positions.data(), token_seq.data(), p.tables.data(), static_cast<int64_t>(lengths.size()), p.max_blocks};
+        std::vector<float> want(T * H * d.v_head_dim), scratch(scratch_floats);
+        cpu::paged_mla_attention(q.data(), p.cpu, wkv_b.data(), d, batch, scale, scratch.data(), want.data());
+
+        batch.positions = dev(positions);
+        batch.token_seq = dev(token_seq);
+        batch.block_tables = dev(p.tables);
         float* out = dev(std::vector<float>(want.size()));
-        float* dscratch = dev(std::vector<float>(cuda::mla_attention_scratch_floats(d, tokens, start)));
-        cuda::mla_attention(gemm, dev(q), dev(kv), dev(pe), dev(wkv_b), d, tokens, start, scale, dscratch, out,
-                            nullptr);
+        cuda::Sgemm gemm;
+        cuda::paged_mla_attention(gemm, dev(q), p.cuda, dev(wkv_b), d, batch, scale,
+                                  dev(std::vector<float>(scratch_floats)), out, nullptr);
         const std::vector<float> got = host(out, want.size());
         double worst = 0, top = 0;
         for (size_t i = 0; i < want.size(); ++i) {
             worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
             top = std::max(top, std::fabs(double(want[i])));
         }
-        EXPECT_LT(worst / top, 1e-5) << tokens << " tokens at " << start;
+        ASSERT_GT(top, 0.0) << what;
+        EXPECT_LT(worst / top, 1e-5) << what << (dtype == core::KvDType::BF16 ? ", BF16 cache" : ", F32 cache");
     }
+};
+
+// Decode tokens of three sequences of different lengths, listed out of sequence order.
+StepTokens decode_step(const std::vector<int64_t>& lengths) {
+    return {{2, lengths[2] - 1}, {0, lengths[0] - 1}, {1, lengths[1] - 1}};
+}
+
+// Sequence 1's last `chunk` positions as a prefill chunk between the decode tokens of sequences 2 and 0.
+StepTokens mixed_step(const std::vector<int64_t>& lengths, int64_t chunk) {
+    StepTokens step = {{2, lengths[2] - 1}};
+    for (int64_t pos = lengths[1] - chunk; pos < lengths[1]; ++pos) step.push_back({1, pos});
+    step.push_back({0, lengths[0] - 1});
+    return step;
+}
+
+TEST_F(PagedAttentionCuda, MatchesItsCpuTwinAtDeepSeekDims) {
+    const cpu::MlaDims d{16, 128, 64, 128, 512};  // DeepSeek-V3's head shapes, 16 local heads (tp 8)
+    const std::vector<int64_t> lengths = {1, 200, 333};
+    for (core::KvDType dtype : {core::KvDType::BF16, core::KvDType::F32}) {
+        expect_attention_matches(d, 64, dtype, lengths, decode_step(lengths), "decode");
+        // The chunk's positions 130 .. 199 cross a block boundary; each token sees a different prefix.
+        expect_attention_matches(d, 64, dtype, lengths, mixed_step(lengths, 70), "decode + prefill");
+    }
+}
+
+TEST_F(PagedAttentionCuda, MatchesItsCpuTwinAtSmallDims) {
+    // Even dims (pairs of elements per load) with 16-token blocks, and odd kv_lora_rank (one element per load,
+    // channels not a multiple of anything) with 4-token blocks: many tiles, a partial last one.
+    const std::pair<cpu::MlaDims, int64_t> cases[] = {{{3, 8, 6, 10, 20}, 16}, {{2, 5, 3, 7, 9}, 4}};
+    const std::vector<int64_t> lengths = {5, 40, 17};
+    for (const auto& [d, bt] : cases) {
+        for (core::KvDType dtype : {core::KvDType::BF16, core::KvDType::F32}) {
+            expect_attention_matches(d, bt, dtype, lengths, decode_step(lengths), "decode");
+            expect_attention_matches(d, bt, dtype, lengths, mixed_step(lengths, 23), "decode + prefill");
+        }
+    }
+}
+
+TEST_F(PagedAttentionCuda, StaysInsideThePool) {
+    // Where the CPU throws, the CUDA twins must not touch memory outside the pool.
+    const cpu::MlaDims d{2, 8, 4, 8, 12};
+    const int64_t bt = 8, row = d.kv_lora_rank + d.qk_rope_head_dim;
+    const PagedPool p = make_pool(d, bt, core::KvDType::BF16, {10, 3, 7});
+    const std::vector<int64_t> bad_slots = {-1, p.cuda.n_blocks * bt};
+    cuda::kv_cache_write(dev(randn(2 * row)), 2, dev(bad_slots), p.cuda, nullptr);
+    EXPECT_EQ(host(p.dev_bytes, p.cpu_bytes.size()), p.cpu_bytes) << "a slot outside the pool was written";
+
+    // A block id outside the pool is skipped: a token whose only block is bad sees no key and gets zeros.
+    std::vector<int32_t> tables = p.tables;
+    tables[0] = static_cast<int32_t>(p.cuda.n_blocks);
+    const std::vector<int64_t> positions = {5};
+    const std::vector<int32_t> token_seq = {0};
+    const core::RaggedBatch batch{1, dev(positions), dev(token_seq), dev(tables), 3, p.max_blocks};
+    const std::vector<float> q = randn(d.n_heads * d.qk_head_dim());
+    const std::vector<float> wkv_b = randn(d.n_heads * (d.qk_nope_head_dim + d.v_head_dim) * d.kv_lora_rank);
+    float* out = dev(randn(d.n_heads * d.v_head_dim));
+    cuda::Sgemm gemm;
+    cuda::paged_mla_attention(gemm, dev(q), p.cuda, dev(wkv_b), d, batch, 0.1f,
+                              dev(std::vector<float>(core::paged_attention_scratch_floats(d.n_heads, d.kv_lora_rank,
+                                                                                          d.qk_rope_head_dim, bt, 1))),
+                              out, nullptr);
+    EXPECT_EQ(host(out, d.n_heads * d.v_head_dim), std::vector<float>(d.n_heads * d.v_head_dim, 0.0f));
+
+    core::RaggedBatch empty;  // no tokens: nothing is read, not even the null arrays
+    cuda::paged_mla_attention(gemm, nullptr, p.cuda, nullptr, d, empty, 0.1f, nullptr, nullptr, nullptr);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
 TEST_F(KernelsCuda, ArgmaxMatchesItsCpuTwin) {

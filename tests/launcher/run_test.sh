@@ -66,6 +66,33 @@ check sampling-reproducible 0 "sequence 2:" -- "${mpi[@]}" 2 "$ecf8" run --confi
     "${prompt[@]}" --batch 3 --temperature 0.8 --top-p 0.9 --seed 7 --dump-logits s2.bin
 check same-seed-same-logits 0 "" -- cmp s1.bin s2.bin
 
+# Many requests through the scheduler: one result line per request, in input order; a request's greedy
+# tokens do not depend on the others (the first request here is the prompt above, run alone as run-ecf8).
+cat >requests.jsonl <<'JSONL'
+{"id": "alone-twin", "prompt_ids": [3, 141, 59, 26], "max_new_tokens": 8}
+{"id": "long", "prompt_ids": [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], "max_new_tokens": 3}
+{"id": "text", "prompt": "Once upon a time", "max_new_tokens": 5, "temperature": 0.7, "seed": 11}
+
+{"prompt_ids": [42], "max_new_tokens": 2, "stop_ids": []}
+JSONL
+check run-requests 0 "results: results.jsonl \\(4 requests" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --requests requests.jsonl --output results.jsonl
+check requests-results 0 "ok" -- python3 -c "
+import json, re
+rows = [json.loads(l) for l in open('results.jsonl')]
+assert [r['id'] for r in rows] == ['alone-twin', 'long', 'text', '5'], rows
+assert [len(r['output_ids']) for r in rows] == [8, 3, 5, 2], rows
+assert all(r['finish_reason'] in ('length', 'stop') for r in rows) and 'text' in rows[2]
+print('ok')"
+"${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" >alone.out 2>&1
+check request-equals-alone 0 "ok" -- python3 -c "
+import json, re
+alone = re.search(r'^sequence 0: ([0-9 ]+)', open('alone.out').read(), re.M).group(1).split()
+first = json.loads(open('results.jsonl').readline())['output_ids']
+assert [int(t) for t in alone] == first, (alone, first); print('ok')"
+printf '{"id": "x", "prompt_ids": [1, 2], "max_new_token": 4}\n' >bad-field.jsonl
+printf '{"id": "x", "prompt_ids": [1, 2]}\n{"id": "x", "prompt_ids": [3]}\n' >dup-id.jsonl
+
 # Bad input: each must fail on every rank, with the cause named, well within the timeout.
 bad() {  # bad NAME PATTERN -- CMD...: exit non-zero, match PATTERN, and finish within 30 s
     local name=$1 pattern=$2 start end
@@ -113,6 +140,12 @@ bad eos-outside-vocab "--eos-id 99999 is outside the vocabulary \\[0, [0-9]+\\)"
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --eos-id 99999
 bad negative-threads "--threads .*must be >= " -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     "${prompt[@]}" --threads -3
+bad requests-unknown-field "bad-field.jsonl:1: unknown field \"max_new_token\"" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --requests bad-field.jsonl
+bad requests-repeated-id "dup-id.jsonl:2: request id 'x' is repeated" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --requests dup-id.jsonl
+bad requests-and-prompt "--requests FILE gives the prompts" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --requests dup-id.jsonl --prompt-ids 1
 bad two-prompts "give only one prompt" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     --prompt-ids 1,2 --chat "hi"
 bad system-without-chat "--system goes with --chat" -- "${mpi[@]}" 2 "$ecf8" run \

@@ -98,85 +98,6 @@ OpCase make_dequantize(std::mt19937& rng, DType dtype, int64_t rows, int64_t col
 }
 
 // ---------------------------------------------------------------------------------------------------
-// mla_attention: the absorbed path in float64, causal over cache rows [0, start_pos + t]
-
-struct MlaInputs {
-    cpu::MlaDims d;
-    int64_t n_tokens, start_pos;
-    float scale;
-    std::vector<float> q, kv, pe, wkv_b;
-};
-
-std::vector<double> mla_reference(const MlaInputs& in) {
-    const auto& d = in.d;
-    const int64_t H = d.n_heads, C = d.kv_lora_rank, N = d.qk_nope_head_dim, R = d.qk_rope_head_dim;
-    const int64_t V = d.v_head_dim, QK = d.qk_head_dim();
-    std::vector<double> out(in.n_tokens * H * V);
-    std::vector<double> lat(C), olat(C);
-    for (int64_t t = 0; t < in.n_tokens; ++t) {
-        for (int64_t h = 0; h < H; ++h) {
-            const float* q = in.q.data() + (t * H + h) * QK;
-            const float* wk = in.wkv_b.data() + h * (N + V) * C;
-            const float* wv = wk + N * C;
-            std::fill(lat.begin(), lat.end(), 0.0);
-            for (int64_t i = 0; i < N; ++i) {
-                for (int64_t c = 0; c < C; ++c) lat[c] += static_cast<double>(q[i]) * wk[i * C + c];
-            }
-            const int64_t keys = in.start_pos + t + 1;
-            std::vector<double> p(keys);
-            for (int64_t s = 0; s < keys; ++s) {
-                double a = 0.0;
-                for (int64_t c = 0; c < C; ++c) a += lat[c] * in.kv[s * C + c];
-                for (int64_t i = 0; i < R; ++i) a += static_cast<double>(q[N + i]) * in.pe[s * R + i];
-                p[s] = a * in.scale;
-            }
-            const double m = *std::max_element(p.begin(), p.end());
-            double sum = 0.0;
-            for (double& e : p) sum += (e = std::exp(e - m));
-            std::fill(olat.begin(), olat.end(), 0.0);
-            for (int64_t s = 0; s < keys; ++s) {
-                for (int64_t c = 0; c < C; ++c) olat[c] += p[s] / sum * in.kv[s * C + c];
-            }
-            for (int64_t v = 0; v < V; ++v) {
-                double a = 0.0;
-                for (int64_t c = 0; c < C; ++c) a += wv[v * C + c] * olat[c];
-                out[(t * H + h) * V + v] = a;
-            }
-        }
-    }
-    return out;
-}
-
-OpCase make_mla(std::mt19937& rng, cpu::MlaDims d, int64_t n_tokens, int64_t start_pos) {
-    const int64_t cache_rows = start_pos + n_tokens + 2;  // rows past the last token are never read
-    auto in = std::make_shared<MlaInputs>(MlaInputs{d, n_tokens, start_pos, 0.0f, {}, {}, {}, {}});
-    in->scale = static_cast<float>(1.3 / std::sqrt(static_cast<double>(d.qk_head_dim())));  // a YaRN-like mscale
-    in->q = uniform(rng, n_tokens * d.n_heads * d.qk_head_dim(), -1, 1);
-    in->kv = uniform(rng, cache_rows * d.kv_lora_rank, -1, 1);
-    in->pe = uniform(rng, cache_rows * d.qk_rope_head_dim, -1, 1);
-    in->wkv_b = uniform(rng, d.n_heads * (d.qk_nope_head_dim + d.v_head_dim) * d.kv_lora_rank, -0.3f, 0.3f);
-    return {"mla_attention",
-            [=](const Device& dev) {
-                Buffer q = dev.up(in->q), kv = dev.up(in->kv), pe = dev.up(in->pe), w = dev.up(in->wkv_b);
-                const int64_t scratch_floats = dev.ops().mla_scratch_floats(d, n_tokens, start_pos);
-                Buffer scratch = dev.alloc(scratch_floats);
-                const int64_t n_out = n_tokens * d.n_heads * d.v_head_dim;
-                Buffer out = dev.alloc(n_out);
-                dev.ops().mla_attention(q.as<float>(), kv.as<float>(), pe.as<float>(), w.as<float>(), d, n_tokens,
-                                        start_pos, in->scale, scratch.as<float>(), out.as<float>(), dev.s());
-                return Output{dev.down<float>(out, n_out), {}};
-            },
-            [=] {
-                Reference r;
-                r.f = mla_reference(*in);
-                double top = 0.0;
-                for (double v : r.f) top = std::max(top, std::fabs(v));
-                r.mag.assign(r.f.size(), top);
-                return r;
-            }};
-}
-
-// ---------------------------------------------------------------------------------------------------
 // moe_route: sigmoid scores, group-limited top-k (DeepSeek-V3's Gate.forward) in float64
 
 // Routes one token; false where a decision (the group cut, the expert order up to the cut) is within
@@ -275,6 +196,10 @@ std::vector<CaseSpec> all_cases() {
     const cpu::MlaDims kSmallMla{3, 16, 8, 12, 32}, kDeepSeekMla{16, 128, kRope, 128, kKvLora};
     const auto kDeepSeekGate = gate(256, 8, 8, 4, 2.5f, true);
     const DType F8 = DType::F8_E4M3, BF = DType::BF16;
+    const core::KvDType BF16 = core::KvDType::BF16, F32 = core::KvDType::F32;
+    // Decode tokens and prefill chunks together: a chunk after a cached prefix, a decode token at a block's
+    // last row, a fresh prompt, a decode token at a block's first row.
+    const std::vector<PagedSeq> kRagged = {{5, 7}, {15, 1}, {0, 9}, {16, 1}};
     return {
         {"to_device_4001_bytes", [](R& r) { return make_to_device(r, 4001); }},
         {"to_device_4_tokens_hidden", [=](R& r) { return make_to_device(r, 4 * kHidden * 4); }},
@@ -318,11 +243,26 @@ std::vector<CaseSpec> all_cases() {
         {"dequantize_fp8_block64", [=](R& r) { return make_dequantize(r, F8, 100, 70, 64); }},
         {"dequantize_fp8_576x7168", [=](R& r) { return make_dequantize(r, F8, kKvLora + kRope, kHidden, 128); }},
         {"dequantize_bf16_3x129", [=](R& r) { return make_dequantize(r, BF, 3, 129, 128); }},
-        {"mla_small_3_tokens_at_4", [=](R& r) { return make_mla(r, kSmallMla, 3, 4); }},
-        {"mla_small_1_token_at_0", [=](R& r) { return make_mla(r, kSmallMla, 1, 0); }},
-        {"mla_deepseek_decode_at_31", [=](R& r) { return make_mla(r, kDeepSeekMla, 1, 31); }},
-        {"mla_deepseek_prefill_4", [=](R& r) { return make_mla(r, kDeepSeekMla, 4, 0); }},
-        {"mla_deepseek_3_tokens_at_60", [=](R& r) { return make_mla(r, kDeepSeekMla, 3, 60); }},
+        {"kv_write_bf16_ragged", [=](R& r) { return make_kv_cache_write(r, kDeepSeekMla, BF16, 16, kRagged); }},
+        {"kv_write_f32_1_token",
+         [=](R& r) {
+             return make_kv_cache_write(r, kSmallMla, F32, 4, {{0, 1}});
+         }},
+        {"paged_mla_small_1_token_at_0",
+         [=](R& r) {
+             return make_paged_mla(r, kSmallMla, F32, 4, {{0, 1}});
+         }},
+        {"paged_mla_small_ragged_f32", [=](R& r) { return make_paged_mla(r, kSmallMla, F32, 4, kRagged); }},
+        {"paged_mla_small_ragged_bf16", [=](R& r) { return make_paged_mla(r, kSmallMla, BF16, 3, kRagged); }},
+        {"paged_mla_deepseek_decode_batch",
+         [=](R& r) {
+             return make_paged_mla(r, kDeepSeekMla, BF16, 64, {{31, 1}, {0, 1}, {130, 1}, {64, 1}});
+         }},
+        {"paged_mla_deepseek_mixed", [=](R& r) { return make_paged_mla(r, kDeepSeekMla, BF16, 16, kRagged); }},
+        {"paged_mla_deepseek_prefill_129",
+         [=](R& r) {
+             return make_paged_mla(r, kDeepSeekMla, F32, 64, {{0, 129}});
+         }},
         {"moe_route_deepseek_bias_5", [=](R& r) { return make_moe(r, kDeepSeekGate, 5, true); }},
         {"moe_route_deepseek_no_bias_3", [=](R& r) { return make_moe(r, kDeepSeekGate, 3, false); }},
         {"moe_route_deepseek_bias_1", [=](R& r) { return make_moe(r, kDeepSeekGate, 1, true); }},

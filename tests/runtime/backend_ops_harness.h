@@ -3,8 +3,8 @@
 // device (one backend, a stream, a one-rank communicator), the OpCase every make_<op>() returns, and input
 // helpers. Cases: backend_ops_cases_basic.cpp (memory, rows, elementwise, rmsnorm, rope),
 // backend_ops_cases_experts.cpp (moe_dispatch, routed_experts_mlp), backend_ops_cases_decode.cpp (the ECF8
-// blob decoder) and backend_ops_cases_model.cpp (linear, dequantize, MLA attention, MoE routing, and the list
-// of all cases).
+// blob decoder), backend_ops_cases_attention.cpp (the paged KV cache and MLA attention) and
+// backend_ops_cases_model.cpp (linear, dequantize, MoE routing, and the list of all cases).
 //
 // Adding an op: add its row to kTolerances (backend_ops_harness.cpp), write a make_<op>() that draws the
 // inputs and returns an OpCase (run: the op on a backend, read back; reference: float64, with the magnitude
@@ -193,6 +193,16 @@ struct DecodeJobSpec {
     bool pinned = false;  // the blob (or copy source) in MemoryKind::PinnedHost memory, as host-tier experts'
 };
 OpCase make_blob_decode(std::mt19937& rng, std::vector<DecodeJobSpec> jobs);
+
+// backend_ops_cases_attention.cpp: the paged KV cache's write and the batched MLA attention over a ragged
+// batch; each sequence has `context` positions cached before the step and `fresh` new tokens in it.
+struct PagedSeq {
+    int64_t context = 0, fresh = 1;
+};
+OpCase make_kv_cache_write(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dtype, int64_t block_tokens,
+                           const std::vector<PagedSeq>& seqs);
+OpCase make_paged_mla(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dtype, int64_t block_tokens,
+                      const std::vector<PagedSeq>& seqs);
 
 // backend_ops_cases_model.cpp: every case, those that need CUDA (the FP8 GEMM) only when asked.
 std::vector<CaseSpec> cases(bool with_cuda_only);

@@ -21,6 +21,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
+#include "tests/runtime/model_options.h"
 #include "tests/runtime/trace_checks.h"
 #include "tests/test_util.h"
 #include "tests/tiny_model.h"
@@ -77,7 +78,7 @@ GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false
     GpuRun out;
     {
         auto store = WeightStore::load(m, 0, backend, mode, nullptr);
-        Model model(m.model, m.world(0), nullptr, kMaxSeqLen, backend);
+        Model model(m.model, m.world(0), nullptr, test::model_options(kMaxSeqLen), backend);
         backend.ops().use_fp8_gemm(fp8_gemm);
         Pipeline pipeline(model, *store, backend);
         out.logits = run_steps(
@@ -138,7 +139,7 @@ std::vector<StepError> errors_vs_cpu(const std::string& shards, const GpuRun& gp
     const ShardManifest m = ShardManifest::load(shards);
     const auto resident = ResidentWeights::load(m, 0, nullptr);
     CpuBackend cpu_backend;
-    Model model(m.model, m.world(0), nullptr, kMaxSeqLen, cpu_backend);
+    Model model(m.model, m.world(0), nullptr, test::model_options(kMaxSeqLen), cpu_backend);
     const Steps cpu = run_steps(
         model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); }, &gpu.inputs, nullptr);
     std::vector<StepError> errors;

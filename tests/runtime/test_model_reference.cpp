@@ -15,6 +15,7 @@
 #include "sharding/shard_io.h"
 #include "sharding/synth_checkpoint.h"
 #include "tests/reference/deepseek_reference.h"
+#include "tests/runtime/model_options.h"
 #include "tests/tiny_model.h"
 
 namespace ecf8 {
@@ -24,6 +25,7 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kMaxSeqLen = 512;  // > the tiny model's original 256 positions: YaRN is on
 constexpr double kTolerance = 1e-4;
+constexpr double kBf16Tolerance = 1e-2;
 
 // max |a - b| / max |b| over one row of logits.
 double row_error(const float* got, const std::vector<double>& want, size_t offset, size_t n) {
@@ -53,12 +55,13 @@ protected:
 
 fs::path ModelReference::root_;
 
-TEST_F(ModelReference, Tp1MatchesFloat64Reference) {
-    const ShardManifest manifest = ShardManifest::load((root_ / "shards").string());
+// The forward with a KV cache of `dtype` against the float64 reference, within `tolerance`.
+void expect_matches_reference(const fs::path& root, core::KvDType dtype, double tolerance) {
+    const ShardManifest manifest = ShardManifest::load((root / "shards").string());
     const auto weights = ResidentWeights::load(manifest, 0, nullptr);
     CpuBackend backend;
-    Model model(manifest.model, manifest.world(0), nullptr, kMaxSeqLen, backend);
-    const auto ref = reference::ReferenceModel::load((root_ / "model").string(), kMaxSeqLen);
+    Model model(manifest.model, manifest.world(0), nullptr, test::model_options(kMaxSeqLen, 4, dtype), backend);
+    const auto ref = reference::ReferenceModel::load((root / "model").string(), kMaxSeqLen);
     const size_t vocab = static_cast<size_t>(manifest.model.vocab_size);
 
     // Two sequences of different lengths in one batch, every position's logits.
@@ -76,7 +79,7 @@ TEST_F(ModelReference, Tp1MatchesFloat64Reference) {
         for (size_t t = 0; t < prompts[s].size(); ++t, ++row) {
             const double e = row_error(&logits[row * vocab], want, t * vocab, vocab);
             worst = std::max(worst, e);
-            EXPECT_LT(e, kTolerance) << "seq " << s << " pos " << t;
+            EXPECT_LT(e, tolerance) << "seq " << s << " pos " << t;
         }
     }
 
@@ -89,19 +92,28 @@ TEST_F(ModelReference, Tp1MatchesFloat64Reference) {
             const std::vector<double> want = ref.forward(next[s], ref_caches[s].length, ref_caches[s]);
             const double e = row_error(&out[s * vocab], want, 0, vocab);
             worst = std::max(worst, e);
-            EXPECT_LT(e, kTolerance) << "step " << step << " seq " << s;
+            EXPECT_LT(e, tolerance) << "step " << step << " seq " << s;
         }
     }
-    std::printf("worst relative logit error against the float64 reference: %.3g (tolerance %.0g)\n", worst, kTolerance);
+    std::printf("KV cache %s: worst relative logit error against the float64 reference: %.3g (tolerance %.0g)\n",
+                kv_dtype_name(dtype), worst, tolerance);
     EXPECT_EQ(caches[0].length, 10);
     EXPECT_EQ(caches[1].length, 7);
+}
+
+TEST_F(ModelReference, Tp1MatchesFloat64Reference) { expect_matches_reference(root_, core::KvDType::F32, kTolerance); }
+
+// A BF16 cache rounds each latent and rope key to 8 significant bits (relative error up to 2^-9), which the
+// attention scores and the weighted latents carry to the logits.
+TEST_F(ModelReference, Bf16KvCacheStaysWithinItsToleranceOfTheFloat64Reference) {
+    expect_matches_reference(root_, core::KvDType::BF16, kBf16Tolerance);
 }
 
 TEST_F(ModelReference, BadTokensAndOverlongSequencesAreErrors) {
     const ShardManifest manifest = ShardManifest::load((root_ / "shards").string());
     const auto weights = ResidentWeights::load(manifest, 0, nullptr);
     CpuBackend backend;
-    Model model(manifest.model, manifest.world(0), nullptr, 8, backend);
+    Model model(manifest.model, manifest.world(0), nullptr, test::model_options(8), backend);
     KvCache cache = model.new_cache();
     std::vector<KvCache*> ptrs = {&cache};
     EXPECT_THROW(model.forward({{int32_t(manifest.model.vocab_size)}}, ptrs, *weights), Error);
@@ -130,7 +142,7 @@ TEST_F(ModelReference, NonFiniteLogitsStopTheStep) {
     const auto weights = ResidentWeights::load(manifest, 0, nullptr);
     const NanFinalNorm nan_norm(*weights, manifest.model.hidden_size);
     CpuBackend backend;
-    Model model(manifest.model, manifest.world(0), nullptr, 8, backend);
+    Model model(manifest.model, manifest.world(0), nullptr, test::model_options(8), backend);
     KvCache cache = model.new_cache();
     std::vector<KvCache*> ptrs = {&cache};
     try {

@@ -17,6 +17,7 @@
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "tests/runtime/model_options.h"
 #include "tests/tiny_model.h"
 
 namespace ecf8 {
@@ -108,7 +109,7 @@ TEST(ModelTensorParallel, AgreesWithOneRankWithAndWithoutExpertParallelism) {
     const ShardManifest one = ShardManifest::load(layout(root, 1, 1).output);
     const auto one_weights = ResidentWeights::load(one, 0, nullptr);
     CpuBackend backend;
-    Model one_model(one.model, one.world(0), nullptr, kMaxSeqLen, backend);
+    Model one_model(one.model, one.world(0), nullptr, test::model_options(kMaxSeqLen), backend);
     const Generation base = generate(one_model, *one_weights, prompts);
 
     auto comm = MpiCommunicator::world();
@@ -118,7 +119,7 @@ TEST(ModelTensorParallel, AgreesWithOneRankWithAndWithoutExpertParallelism) {
         const ShardManifest m = ShardManifest::load(layout(root, tp, ep).output);
         ASSERT_EQ(m.world_size(), world);
         const auto weights = ResidentWeights::load(m, rank, nullptr);
-        Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen, backend);
+        Model model(m.model, m.world(rank), comm.get(), test::model_options(kMaxSeqLen), backend);
         const Generation run = generate(model, *weights, prompts);
         double worst = 0;
         for (int step = 0; step < kGreedySteps; ++step) {

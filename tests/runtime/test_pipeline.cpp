@@ -27,6 +27,7 @@
 #include "runtime/resident_weights.h"
 #include "sharding/shard_io.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "tests/runtime/model_options.h"
 #include "tests/runtime/trace_checks.h"
 #include "tests/tiny_model.h"
 
@@ -58,6 +59,14 @@ uint64_t host_tensors(const ShardManifest& m) {
     return n;
 }
 
+// The memory plan (sharding/memory_plan.h) of a rank of the shards in dir, with the YAML they were made with.
+RankMemory plan_of(const ShardManifest& m, const DeployConfig& d, int rank) {
+    const ShardPlan plan = plan_shards(m.model, d.parallel);
+    std::vector<uint64_t> stored;
+    for (const ManifestTensor& t : m.ranks[rank].tensors) stored.push_back(t.stored_bytes);
+    return plan_rank(plan, rank, stored, WeightFormat::Ecf8, d, nullptr);
+}
+
 // Rank 0 writes the model, the all-device shards and the overflow shards: the largest GPU budget (in
 // 1 MiB steps) whose plan moves weights of every rank to the host tier.
 void prepare(const std::string& root, int world) {
@@ -81,7 +90,7 @@ void prepare(const std::string& root, int world) {
         }
         if (!found) std::fprintf(stderr, "no GPU budget put weights of every rank on the host tier\n");
         // "offload" holds routed experts on the host; "deep" also non-expert weights: the smallest budget
-        // that fits.
+        // whose plan fits (the KV pool included).
         for (int mib = 4; mib <= 40; ++mib) {
             const DeployConfig d = layout(root, "deep", world, mib / 1024.0);
             try {
@@ -89,8 +98,12 @@ void prepare(const std::string& root, int world) {
             } catch (const Error&) {
                 continue;
             }
+            const ShardManifest m = ShardManifest::load(d.output);
+            bool fits = true;
+            for (int r = 0; r < world; ++r) fits = fits && plan_of(m, d, r).fits;
+            if (!fits) continue;
             bool dense_on_host = true;
-            for (const ManifestRank& r : ShardManifest::load(d.output).ranks)
+            for (const ManifestRank& r : m.ranks)
                 dense_on_host = dense_on_host && std::any_of(r.tensors.begin(), r.tensors.end(), [](const auto& t) {
                                     return t.tier == Tier::Host && t.expert < 0;
                                 });
@@ -146,7 +159,7 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     PipelineRun out;
     {
         auto store = WeightStore::load(m, rank, backend, mode, nullptr);
-        Model model(m.model, m.world(rank), comm, kMaxSeqLen, backend);
+        Model model(m.model, m.world(rank), comm, test::model_options(kMaxSeqLen), backend);
         Pipeline pipeline(model, *store, backend);
         out.logits = run(model, [&](const auto& t, const auto& c) {
             const uint64_t before = backend.host_waits();
@@ -159,14 +172,6 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     backend.set_tracer(nullptr);
     out.trace = tracer.data();
     return out;
-}
-
-// The memory plan (sharding/memory_plan.h) of a rank of the shards in dir, with the YAML they were made with.
-RankMemory plan_of(const ShardManifest& m, const DeployConfig& d, int rank) {
-    const ShardPlan plan = plan_shards(m.model, d.parallel);
-    std::vector<uint64_t> stored;
-    for (const ManifestTensor& t : m.ranks[rank].tensors) stored.push_back(t.stored_bytes);
-    return plan_rank(plan, rank, stored, WeightFormat::Ecf8, d, nullptr);
 }
 
 bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
@@ -190,7 +195,7 @@ TEST(Pipeline, Ecf8RawAndResidentGiveBitIdenticalLogits) {
     const ShardManifest m = ShardManifest::load(root + "/device");
     const auto resident = ResidentWeights::load(m, rank, nullptr);
     CpuBackend backend;
-    Model model(m.model, m.world(rank), comm.get(), kMaxSeqLen, backend);
+    Model model(m.model, m.world(rank), comm.get(), test::model_options(kMaxSeqLen), backend);
     const auto plain = run(model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); });
     EXPECT_TRUE(same_bits(ecf8.logits, plain)) << "the pipeline differs from the plain forward";
     // ECF8 decoded every layer each step; raw-copy copied the same bytes; raw used them in place, no slots.
@@ -336,9 +341,9 @@ TEST(Pipeline, OnlyPickedExpertsAreDecoded) {
 // The plan is what the runtime allocates: per rank, the weight tiers, the decode slots and the staging area
 // that WeightStore allocates (backend tags "weights" + "weights_resident", "weights_host_tier",
 // "decode_slots" + "staging") equal the plan's device weights, host weights and scratch, up to the 256-byte
-// alignment of each tensor in the runtime's layout, in the all-device and both host-tier layouts. (The plan's
-// workspace and KV pool are not compared yet: the runtime's KV cache is a float32 slab per sequence and its
-// prefill is not chunked, so neither is the plan's model of them; the serving-core issue makes them one.)
+// alignment of each tensor in the runtime's layout; the Model's workspace ("activations" on the device,
+// "dequant_scratch", "gemm_scratch", "rope_table") equals the plan's workspace exactly, and its KV pool
+// ("kv_cache") the plan's pool on the tightest rank; in the all-device and both host-tier layouts.
 TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
@@ -369,6 +374,19 @@ TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
         EXPECT_NEAR(double(tag(host, "weights_host_tier")), double(plan.host_weight_bytes), slack);
         EXPECT_NEAR(double(tag(device, "decode_slots") + tag(device, "staging")), double(plan.scratch_bytes), slack);
         EXPECT_EQ(plan.host_weight_bytes > 0, name != "device");
+
+        auto comm = MpiCommunicator::world();
+        const ModelOptions options = ModelOptions::from_plan(d, m, WeightFormat::Ecf8);
+        Model model(m.model, m.world(rank), comm.get(), options, backend);
+        const auto after = backend.live_bytes_by_tag(MemoryKind::Device);
+        EXPECT_EQ(tag(after, "activations") + tag(after, "dequant_scratch") + tag(after, "gemm_scratch") +
+                      tag(after, "rope_table"),
+                  plan.workspace_bytes);
+        uint64_t pool = UINT64_MAX;
+        for (int r = 0; r < world; ++r) pool = std::min(pool, plan_of(m, d, r).kv_bytes);
+        EXPECT_EQ(tag(after, "kv_cache"), pool);
+        EXPECT_LE(pool, plan.kv_bytes);
+        EXPECT_EQ(uint64_t(options.kv.blocks) * kv_block_bytes(m.model, options.kv), pool);
     }
 }
 

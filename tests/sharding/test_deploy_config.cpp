@@ -136,8 +136,10 @@ TEST(DeployConfig, UnknownKeys) {
     expect_error("model: m\nmemory:\n  gpu_mem: 2\n",
                  {"memory.gpu_mem", "gpu_memory_gb, gpu_memory_utilization, cpu_offload_gb"});
     expect_error("model: m\ncodec: {level: 3}\n", {"codec.level", "granularity, threads"});
-    expect_error("model: m\nkv_cache: {block_size: 16}\n",
-                 {"kv_cache.block_size", "max_model_len, max_num_seqs, min_kv_tokens, dtype"});
+    expect_error("model: m\nkv_cache: {page_size: 16}\n",
+                 {"kv_cache.page_size",
+                  "max_model_len, max_num_seqs, min_kv_tokens, dtype, block_size, "
+                  "max_num_batched_tokens"});
     expect_error("model: m\nparallel:\n  nodes: 1\n  nodes: 1\n", {"duplicate key 'parallel.nodes'"});
 }
 

@@ -1,0 +1,111 @@
+// JSON Lines requests and results.
+#include "launcher/requests_io.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/error.h"
+
+namespace ecf8 {
+namespace {
+
+using Json = nlohmann::json;
+
+const std::set<std::string> kFields = {"id",          "prompt_ids", "prompt", "max_new_tokens",
+                                       "temperature", "top_p",      "seed",   "stop_ids"};
+
+std::vector<int32_t> token_ids(const Json& v, const std::string& where, const char* field) {
+    ECF8_CHECK(v.is_array(), where << ": \"" << field << "\" must be an array of token ids");
+    std::vector<int32_t> ids;
+    for (const Json& t : v) {
+        ECF8_CHECK(t.is_number_integer() && t.get<int64_t>() >= 0 && t.get<int64_t>() <= INT32_MAX,
+                   where << ": \"" << field << "\" holds " << t.dump() << ", not a token id");
+        ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return ids;
+}
+
+Request parse_line(const Json& j, const std::string& where, size_t line, const RequestDefaults& defaults,
+                   const text::Tokenizer* tokenizer) {
+    ECF8_CHECK(j.is_object(), where << ": a request is a JSON object, got " << j.type_name());
+    for (const auto& [key, value] : j.items())
+        ECF8_CHECK(kFields.count(key), where << ": unknown field \"" << key
+                                             << "\" (allowed: id, prompt_ids, prompt, max_new_tokens, temperature, "
+                                                "top_p, seed, stop_ids)");
+    Request r;
+    r.params = defaults.params;
+    r.id = std::to_string(line);
+    if (j.contains("id")) {
+        const Json& id = j["id"];
+        ECF8_CHECK(id.is_string() || id.is_number_integer(), where << ": \"id\" must be a string or an integer");
+        r.id = id.is_string() ? id.get<std::string>() : std::to_string(id.get<int64_t>());
+    }
+    ECF8_CHECK(j.contains("prompt_ids") != j.contains("prompt"),
+               where << ": give exactly one of \"prompt_ids\" and \"prompt\"");
+    if (j.contains("prompt_ids")) {
+        r.prompt = token_ids(j["prompt_ids"], where, "prompt_ids");
+    } else {
+        ECF8_CHECK(j["prompt"].is_string(), where << ": \"prompt\" must be a string");
+        ECF8_CHECK(tokenizer != nullptr, where << ": a text \"prompt\" needs the model's tokenizer.json (--tokenizer)");
+        r.prompt = tokenizer->encode(j["prompt"].get<std::string>());
+    }
+    auto number = [&](const char* key, auto* out) {
+        if (!j.contains(key)) return;
+        ECF8_CHECK(j[key].is_number(), where << ": \"" << key << "\" must be a number");
+        *out = j[key].get<std::remove_pointer_t<decltype(out)>>();
+    };
+    number("max_new_tokens", &r.params.max_new_tokens);
+    number("temperature", &r.params.temperature);
+    number("top_p", &r.params.top_p);
+    if (j.contains("seed")) {
+        ECF8_CHECK(j["seed"].is_number_integer() && j["seed"].get<int64_t>() >= 0,
+                   where << ": \"seed\" must be a non-negative integer");
+        r.params.seed = j["seed"].get<uint64_t>();
+    }
+    if (j.contains("stop_ids")) r.params.stop_ids = token_ids(j["stop_ids"], where, "stop_ids");
+    try {
+        r.params.validate();
+    } catch (const Error& e) {
+        ECF8_FAIL(where << ": request '" << r.id << "': " << e.what());
+    }
+    return r;
+}
+
+}  // namespace
+
+std::vector<Request> parse_requests(const std::string& text, const std::string& source, const RequestDefaults& defaults,
+                                    const text::Tokenizer* tokenizer) {
+    std::vector<Request> out;
+    std::set<std::string> ids;
+    size_t line = 0, at = 0;
+    while (at < text.size()) {
+        const size_t end = std::min(text.find('\n', at), text.size());
+        const std::string body = text.substr(at, end - at);
+        at = end + 1;
+        ++line;
+        if (body.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string where = source + ":" + std::to_string(line);
+        Json j;
+        try {
+            j = Json::parse(body);
+        } catch (const Json::exception& e) {
+            ECF8_FAIL(where << ": not JSON: " << e.what());
+        }
+        out.push_back(parse_line(j, where, line, defaults, tokenizer));
+        ECF8_CHECK(ids.insert(out.back().id).second, where << ": request id '" << out.back().id << "' is repeated");
+    }
+    ECF8_CHECK(!out.empty(), source << ": no requests (one JSON object per line)");
+    return out;
+}
+
+std::string result_line(const RequestResult& r, const text::Tokenizer* tokenizer, bool skip_special) {
+    Json j;
+    j["id"] = r.id;
+    j["output_ids"] = r.output;
+    j["finish_reason"] = finish_reason_name(r.finish);
+    j["prompt_tokens"] = r.prompt_tokens;
+    if (tokenizer != nullptr) j["text"] = tokenizer->decode(r.output, skip_special);
+    return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace ecf8

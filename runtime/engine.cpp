@@ -1,0 +1,154 @@
+// The engine's step: schedule (rank 0), broadcast, forward (every rank), sample (rank 0).
+#include "runtime/engine.h"
+
+#include <chrono>
+
+#include "common/error.h"
+#include "kernels/cpu/sampling.h"
+
+namespace ecf8 {
+namespace {
+
+double wall_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+constexpr int64_t kStep = 1, kStop = 0;
+
+}  // namespace
+
+SchedulerLimits scheduler_limits(const Model& model) {
+    const ModelOptions& o = model.options();
+    return {o.max_step_seqs, o.max_step_tokens, o.max_seq_len, o.kv.block_tokens, o.kv.blocks};
+}
+
+Engine::Engine(Model& model, Forward forward, Communicator* control)
+    : model_(model),
+      forward_(std::move(forward)),
+      control_(control),
+      rank_(control ? control->rank() : 0),
+      scheduler_(scheduler_limits(model)),
+      start_(wall_seconds()) {
+    ECF8_CHECK(control_ != nullptr || model.world().world_size == 1,
+               "the engine of a world of " << model.world().world_size << " ranks needs a control communicator");
+}
+
+double Engine::now() const { return wall_seconds() - start_; }
+
+void Engine::submit(Request request) {
+    ECF8_CHECK(is_scheduler(), "requests are submitted on rank 0, which schedules");
+    for (int32_t t : request.prompt)
+        ECF8_CHECK(t >= 0 && t < model_.config().vocab_size, "request '" << request.id << "': token id " << t
+                                                                         << " is outside the vocabulary [0, "
+                                                                         << model_.config().vocab_size << ")");
+    RequestResult r;
+    r.id = request.id;
+    r.prompt_tokens = static_cast<int64_t>(request.prompt.size());
+    r.arrival_s = now();
+    const int64_t seq = scheduler_.submit(std::move(request));
+    results_[seq] = std::move(r);
+}
+
+// [kStep, released count, released ids.., seq count, (seq id, token count, sample, tokens..)..]
+std::vector<int64_t> Engine::encode(const StepPlan& plan) const {
+    std::vector<int64_t> w = {kStep, static_cast<int64_t>(plan.released.size())};
+    w.insert(w.end(), plan.released.begin(), plan.released.end());
+    w.push_back(static_cast<int64_t>(plan.seqs.size()));
+    for (const ScheduledSeq& s : plan.seqs) {
+        w.insert(w.end(), {s.seq_id, static_cast<int64_t>(s.tokens.size()), s.sample ? 1 : 0});
+        w.insert(w.end(), s.tokens.begin(), s.tokens.end());
+    }
+    return w;
+}
+
+StepPlan Engine::decode(const std::vector<int64_t>& w) const {
+    StepPlan plan;
+    size_t at = 1;
+    auto next = [&]() {
+        ECF8_CHECK(at < w.size(), "engine: a truncated step from rank 0");
+        return w[at++];
+    };
+    for (int64_t n = next(); n > 0; --n) plan.released.push_back(next());
+    for (int64_t n = next(); n > 0; --n) {
+        ScheduledSeq s;
+        s.seq_id = next();
+        const int64_t tokens = next();
+        s.sample = next() != 0;
+        for (int64_t i = 0; i < tokens; ++i) s.tokens.push_back(static_cast<int32_t>(next()));
+        plan.seqs.push_back(std::move(s));
+    }
+    return plan;
+}
+
+std::vector<int64_t> Engine::broadcast(std::vector<int64_t> words) {
+    if (control_ == nullptr || control_->size() == 1) return words;
+    int64_t n = static_cast<int64_t>(words.size());
+    control_->broadcast(&n, 1, ElemType::I64, 0);
+    words.resize(static_cast<size_t>(n));
+    control_->broadcast(words.data(), words.size(), ElemType::I64, 0);
+    return words;
+}
+
+void Engine::finish() {
+    ECF8_CHECK(is_scheduler(), "finish() is rank 0's");
+    broadcast({kStop});
+}
+
+bool Engine::step() {
+    std::vector<int64_t> words;
+    if (is_scheduler()) {
+        if (idle()) return false;
+        words = encode(scheduler_.schedule());
+    }
+    words = broadcast(std::move(words));
+    if (words.at(0) == kStop) return false;
+    const StepPlan plan = decode(words);
+    for (int64_t id : plan.released) caches_.erase(id);  // the blocks go back to the pool
+    if (plan.seqs.empty()) return true;
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<KvCache*> caches;
+    for (const ScheduledSeq& s : plan.seqs) {
+        auto it = caches_.try_emplace(s.seq_id, model_.new_cache()).first;
+        tokens.push_back(s.tokens);
+        caches.push_back(&it->second);
+    }
+    const double t0 = wall_seconds();
+    const std::vector<float> logits = forward_(tokens, caches);
+    const double seconds = wall_seconds() - t0;
+    stats_.forward_seconds += seconds;
+    stats_.step_log.push_back({static_cast<int>(plan.seqs.size()), plan.tokens(), seconds});
+    ++stats_.steps;
+    stats_.tokens += plan.tokens();
+    const KvPool& pool = model_.kv_pool();
+    stats_.peak_blocks_used = std::max(stats_.peak_blocks_used, pool.blocks() - pool.free_blocks());
+    if (is_scheduler()) sample(plan, logits);
+    return true;
+}
+
+void Engine::sample(const StepPlan& plan, const std::vector<float>& logits) {
+    const int64_t vocab = model_.config().vocab_size;
+    ECF8_CHECK(logits.size() == plan.seqs.size() * static_cast<size_t>(vocab),
+               "engine: " << logits.size() << " logits for " << plan.seqs.size() << " sequences of " << vocab);
+    for (size_t i = 0; i < plan.seqs.size(); ++i) {
+        const ScheduledSeq& s = plan.seqs[i];
+        if (!s.sample) continue;  // a prefill chunk short of the end of what is to be cached
+        const Sequence& seq = scheduler_.running_sequence(s.seq_id);
+        const SamplingParams& p = seq.request.params;
+        if (on_logits) on_logits(seq.request, logits.data() + i * vocab, vocab);
+        const int32_t token = static_cast<int32_t>(
+            cpu::sample_top_p(logits.data() + i * vocab, vocab, p.temperature, p.top_p, p.seed, seq.generated()));
+        RequestResult& r = results_.at(s.seq_id);
+        if (r.output.empty()) r.first_token_s = now();
+        r.output.push_back(token);
+        if (on_token) on_token(seq.request, token);
+        const FinishReason why = scheduler_.append(s.seq_id, token);  // may end the sequence
+        if (why == FinishReason::None) continue;
+        r.finish = why;
+        r.finish_s = now();
+        if (on_finish) on_finish(r);
+        results_.erase(s.seq_id);
+    }
+    stats_.preemptions = scheduler_.preemptions();
+}
+
+}  // namespace ecf8

@@ -1,0 +1,128 @@
+// plan_workspace: the step's buffers, sized from the model, the rank's share and the step limits.
+#include "sharding/workspace_plan.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "kernels/core/paged_kv.h"
+
+namespace ecf8 {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+constexpr const char* kNames[] = {"positions",
+                                  "slots",
+                                  "tokens",
+                                  "token_seq",
+                                  "out_rows",
+                                  "block_tables",
+                                  "x",
+                                  "h",
+                                  "block",
+                                  "expert_x",
+                                  "expert_y",
+                                  "qa",
+                                  "q",
+                                  "kv",
+                                  "attn",
+                                  "mla_scratch",
+                                  "gate",
+                                  "up",
+                                  "route_logits",
+                                  "route_weights",
+                                  "pick_scales",
+                                  "route_experts",
+                                  "pick_rows",
+                                  "pick_offsets",
+                                  "last",
+                                  "local_logits",
+                                  "gathered",
+                                  "host_inputs",
+                                  "host_logits"};
+static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(WsBuf::count), "one name per buffer");
+
+}  // namespace
+
+void StepLimits::validate() const {
+    ECF8_CHECK(tokens >= 1, "step limits: tokens per step must be >= 1, got " << tokens);
+    ECF8_CHECK(seqs >= 1 && seqs <= tokens,
+               "step limits: sequences per step must be in [1, tokens per step " << tokens << "], got " << seqs);
+    ECF8_CHECK(logit_rows >= 1 && logit_rows <= tokens,
+               "step limits: logit rows must be in [1, tokens per step " << tokens << "], got " << logit_rows);
+    ECF8_CHECK(max_seq_len >= 1, "step limits: max_seq_len must be >= 1, got " << max_seq_len);
+    ECF8_CHECK(block_tokens >= 1, "step limits: block_tokens must be >= 1, got " << block_tokens);
+}
+
+const char* ws_buf_name(WsBuf b) { return kNames[static_cast<int>(b)]; }
+bool ws_buf_pinned(WsBuf b) { return b == WsBuf::host_inputs || b == WsBuf::host_logits; }
+
+uint64_t WorkspacePlan::device_bytes() const {
+    uint64_t sum = dequant_bytes + gemm_bytes + rope_bytes;
+    for (int i = 0; i < static_cast<int>(WsBuf::count); ++i)
+        if (!ws_buf_pinned(static_cast<WsBuf>(i))) sum += bytes[i];
+    return sum;
+}
+
+uint64_t WorkspacePlan::pinned_bytes() const { return of(WsBuf::host_inputs) + of(WsBuf::host_logits); }
+
+int64_t max_local_intermediate(const ModelConfig& c, const WorldConfig& w) {
+    return std::max({ceil_div(c.intermediate_size, w.tp_size),
+                     ceil_div(c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1), w.tp_size),
+                     c.moe_intermediate_size});
+}
+
+int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w) {
+    const int64_t h = c.hidden_size, heads = ceil_div(c.num_attention_heads, w.tp_size);
+    return std::max({ceil_div(c.vocab_size, w.tp_size) * h, c.q_lora_rank * h, heads * c.qk_head_dim() * c.q_lora_rank,
+                     (c.kv_lora_rank + c.qk_rope_head_dim) * h, h * heads * c.v_head_dim,
+                     max_local_intermediate(c, w) * h, c.n_routed_experts * h});
+}
+
+WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& l) {
+    l.validate();
+    const int64_t T = l.tokens, S = l.seqs, R = l.logit_rows, dim = c.hidden_size;
+    const int64_t heads = c.num_attention_heads / w.tp_size, lora = c.kv_lora_rank, rope = c.qk_rope_head_dim;
+    const int64_t k = c.n_routed_experts > 0 ? c.num_experts_per_tok : 0;
+    const int64_t local_experts =
+        c.n_routed_experts > 0 ? w.experts_for_rank(static_cast<int>(c.n_routed_experts)).size() : 0;
+    const int64_t part = c.vocab_size / w.tp_size;
+    const uint64_t f = 4, i32 = 4, i64 = 8;
+    WorkspacePlan p;
+    auto set = [&p](WsBuf b, int64_t count, uint64_t elem) { p.bytes[static_cast<int>(b)] = uint64_t(count) * elem; };
+    set(WsBuf::positions, T, i64);
+    set(WsBuf::slots, T, i64);
+    set(WsBuf::tokens, T, i32);
+    set(WsBuf::token_seq, T, i32);
+    set(WsBuf::out_rows, R, i32);
+    set(WsBuf::block_tables, S * l.max_blocks(), i32);
+    for (WsBuf b : {WsBuf::x, WsBuf::h, WsBuf::block, WsBuf::expert_x, WsBuf::expert_y}) set(b, T * dim, f);
+    set(WsBuf::qa, T * c.q_lora_rank, f);
+    set(WsBuf::q, T * heads * c.qk_head_dim(), f);
+    set(WsBuf::kv, T * (lora + rope), f);
+    set(WsBuf::attn, T * heads * c.v_head_dim, f);
+    set(WsBuf::mla_scratch, core::paged_attention_scratch_floats(heads, lora, rope, l.block_tokens, T), f);
+    set(WsBuf::gate, T * max_local_intermediate(c, w), f);
+    set(WsBuf::up, T * max_local_intermediate(c, w), f);
+    set(WsBuf::route_logits, T * c.n_routed_experts, f);
+    set(WsBuf::route_weights, T * k, f);
+    set(WsBuf::pick_scales, T * k, f);
+    set(WsBuf::route_experts, T * k, i32);
+    set(WsBuf::pick_rows, T * k, i32);
+    set(WsBuf::pick_offsets, local_experts + 1, i32);
+    set(WsBuf::last, R * dim, f);
+    set(WsBuf::local_logits, R * part, f);
+    set(WsBuf::gathered, R * part * w.world_size, f);
+    uint64_t inputs = 0;
+    for (WsBuf b :
+         {WsBuf::positions, WsBuf::slots, WsBuf::tokens, WsBuf::token_seq, WsBuf::out_rows, WsBuf::block_tables})
+        inputs += p.of(b);
+    p.bytes[static_cast<int>(WsBuf::host_inputs)] = inputs;
+    set(WsBuf::host_logits, R * part * w.world_size, f);
+    p.dequant_bytes = uint64_t(heads * (c.qk_nope_head_dim + c.v_head_dim) * lora) * f;
+    p.gemm_bytes = uint64_t(max_linear_weight_elems(c, w)) * f;
+    p.rope_bytes = 2 * uint64_t(l.max_seq_len) * uint64_t(rope / 2) * f;
+    return p;
+}
+
+}  // namespace ecf8
