@@ -178,10 +178,11 @@ void print_bench_text(const DecodeBench& b) {
 }
 
 int cmd_bench(const CommandArgs& argv) {
+    if (!argv.empty() && argv[0] == "serve") return cmd_bench_serve(argv);
     Args args(argv, {"threads", "repeat"}, {"json"}, "bench");
     args.expect_positional(2, "ecf8 bench decode FILE [--threads N] [--repeat R] [--json]");
     ECF8_CHECK(args.positional()[0] == "decode",
-               "ecf8 bench: unknown benchmark '" << args.positional()[0] << "' (known: decode)");
+               "ecf8 bench: unknown benchmark '" << args.positional()[0] << "' (known: decode, serve)");
     const std::string& path = args.positional()[1];
     int threads = args.get_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     int repeat = std::max(5, args.get_int("repeat", 5));

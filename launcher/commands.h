@@ -22,6 +22,7 @@ int cmd_decompress(const CommandArgs& args);
 int cmd_verify(const CommandArgs& args);
 int cmd_inspect(const CommandArgs& args);
 int cmd_bench(const CommandArgs& args);
+int cmd_bench_serve(const CommandArgs& args);  // `ecf8 bench serve`, dispatched by cmd_bench
 int cmd_demo(const CommandArgs& args);
 int cmd_synth(const CommandArgs& args);
 int cmd_plan(const CommandArgs& args);

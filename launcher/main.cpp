@@ -33,12 +33,22 @@ const std::vector<Command>& all_commands() {
          "  --json   stable machine-readable output\n"
          "  --plot   draw the exponent histogram and each tensor's bits/weight against its entropy bound\n",
          cmd_inspect},
-        {"bench", "benchmarks: `ecf8 bench decode FILE`",
+        {"bench", "benchmarks: `ecf8 bench decode FILE`, `mpirun -np N ecf8 bench serve --config C.yaml`",
          "ecf8 bench decode FILE [--threads N] [--repeat R] [--json]\n"
          "  Median-of-R (default 5) decode throughput of every codable tensor in FILE, in GB/s of decoded\n"
          "  output, next to libzstd levels 3 and 19 on the same raw bytes: ratio and speed side by side.\n"
          "  With N > 1 threads (default: every core) it also gives the N-thread speed-up round by round and the\n"
-         "  machine's ceiling for it: N threads sharing nothing, each decoding its own copy on one thread.\n",
+         "  machine's ceiling for it: N threads sharing nothing, each decoding its own copy on one thread.\n"
+         "\n"
+         "mpirun -np N ecf8 bench serve --config C.yaml [--weights ecf8|raw] [--concurrency 1,4,16,64]\n"
+         "    [--input-len L] [--output-len O] [--range-ratio R] [--request-rate Q|inf] [--num-prompts P]\n"
+         "    [--seed S] [--json FILE] [--backend ...] [--gemm ...] [--threads N]\n"
+         "  Serving throughput, as vLLM's serving benchmark: random-token prompts of L (default 32) tokens and\n"
+         "  outputs of O (default 16), each uniform within +-R (default 0.5), go through the continuous-batching\n"
+         "  engine once per concurrency level (P requests per level, default max(4, 2 x level)), arriving at Q\n"
+         "  requests/s (Poisson; default inf: all at once) with at most `level` in flight. Prints output tokens/s,\n"
+         "  TTFT and TPOT (median, p99), the peak of KV blocks in use and preemptions per level; --weights raw\n"
+         "  runs the same shards on the original FP8 bytes.\n",
          cmd_bench},
         {"demo", "the codec demo: synthetic DeepSeek-like weights -> compress -> verify",
          "ecf8 demo [--out DIR] [--seed S] [--threads N]\n"

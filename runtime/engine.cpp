@@ -98,7 +98,11 @@ bool Engine::step() {
     std::vector<int64_t> words;
     if (is_scheduler()) {
         if (idle()) return false;
-        words = encode(scheduler_.schedule());
+        const StepPlan plan = scheduler_.schedule();
+        // Submit refuses what could never fit, so a step with work waiting always runs something.
+        ECF8_CHECK(!plan.seqs.empty() || !plan.released.empty() || scheduler_.running() > 0,
+                   "engine: the scheduler ran nothing with " << scheduler_.waiting() << " requests waiting");
+        words = encode(plan);
     }
     words = broadcast(std::move(words));
     if (words.at(0) == kStop) return false;

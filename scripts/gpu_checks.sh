@@ -3,7 +3,8 @@
 # the GPU tests (the `ctest -L gpu` set), the GPU benchmarks and the CPU decode benchmark on its cores,
 # each log into $OUT (or /tmp/gpu_checks).
 # Prints one line per step and exits non-zero when any test failed. GPU_TESTS_ONLY=1: stop after the tests;
-# GPU_BENCH_FORWARD=1: also the runtime benchmark (bench/run_gpu_forward.sh, minutes).
+# GPU_BENCH_FORWARD=1: also the runtime benchmark (bench/run_gpu_forward.sh, minutes); GPU_BENCH_SERVE=1: the
+# serving benchmark (bench/run_serve.sh gpu: ecf8 bench serve at 1, 8, 32 and 128 concurrent requests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/gpu_checks}
@@ -85,5 +86,9 @@ fi
 # The runtime benchmark (DeepSeek-V3 shapes, raw vs ECF8, host tier): minutes, so only when asked.
 if [ "${GPU_BENCH_FORWARD:-0}" = 1 ]; then
     bash bench/run_gpu_forward.sh devkit/bin/ecf8 "$out/forward" || failed=1
+fi
+if [ "${GPU_BENCH_SERVE:-0}" = 1 ]; then
+    bash bench/run_serve.sh devkit/bin/ecf8 gpu >"$out/serve.log" 2>&1 || failed=1
+    grep -E "^==|^ +[0-9]+ |concurrency [0-9]+:" "$out/serve.log"
 fi
 exit $failed

@@ -25,6 +25,7 @@
 #include "runtime/pipeline.h"
 #include "runtime/weight_store.h"
 #include "tests/mpi/mpi_test_main.h"
+#include "tests/runtime/model_options.h"
 #include "tests/tiny_model.h"
 
 namespace ecf8 {
@@ -148,14 +149,6 @@ double max_rel_diff(const std::vector<std::vector<float>>& a, const std::vector<
 // the router and picks another expert: measured up to 7e-4 on `tiny`. The greedy tokens are equal.
 constexpr double kBatchTolerance = 2e-3;
 
-bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (a[i].size() != b[i].size() || std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)) != 0)
-            return false;
-    return true;
-}
-
 TEST(Engine, ConcurrentRequestsGiveTheTokensAndLogitsOfEachRunAlone) {
     const std::vector<Request> requests = mixed_requests();
     const Served together = serve(requests, {});
@@ -187,7 +180,7 @@ TEST(Engine, RawWeightsGiveBitIdenticalLogitsUnderTheSameSchedule) {
     raw.mode = WeightMode::Raw;
     const Served fp8 = serve(requests, raw);
     if (mpi_test_session().rank() != 0) return;
-    for (const Request& r : requests) EXPECT_TRUE(same_bits(ecf8.logits.at(r.id), fp8.logits.at(r.id))) << r.id;
+    for (const Request& r : requests) EXPECT_TRUE(test::same_bits(ecf8.logits.at(r.id), fp8.logits.at(r.id))) << r.id;
 }
 
 // Eight requests of one block of prompt each are admitted at once into a pool of 12 blocks; as they
@@ -240,7 +233,7 @@ TEST(Engine, AFourThousandTokenPromptIsPrefilledInChunksWithinThePlannedWorkspac
     if (mpi_test_session().rank() != 0) return;
     EXPECT_GE(a.stats.steps, 4096 / 256 + 2);  // 16 chunks, then the decode steps
     EXPECT_EQ(a.tokens.at("long"), b.tokens.at("long"));
-    EXPECT_TRUE(same_bits(a.logits.at("long"), b.logits.at("long")));
+    EXPECT_TRUE(test::same_bits(a.logits.at("long"), b.logits.at("long")));
     const ShardManifest m = ShardManifest::load(shards_dir());
     const WorkspacePlan plan = plan_workspace(
         m.model, m.world(0),

@@ -174,14 +174,6 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     return out;
 }
 
-bool same_bits(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (a[i].size() != b[i].size() || std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)) != 0)
-            return false;
-    return true;
-}
-
 TEST(Pipeline, Ecf8RawAndResidentGiveBitIdenticalLogits) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank();
@@ -189,15 +181,15 @@ TEST(Pipeline, Ecf8RawAndResidentGiveBitIdenticalLogits) {
     const PipelineRun ecf8 = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get());
     const PipelineRun raw = run_pipeline(root + "/device", WeightMode::Raw, comm.get());
     const PipelineRun raw_copy = run_pipeline(root + "/device", WeightMode::RawCopy, comm.get());
-    EXPECT_TRUE(same_bits(ecf8.logits, raw.logits)) << "--weights ecf8 and raw differ";
-    EXPECT_TRUE(same_bits(ecf8.logits, raw_copy.logits)) << "--weights ecf8 and raw-copy differ";
+    EXPECT_TRUE(test::same_bits(ecf8.logits, raw.logits)) << "--weights ecf8 and raw differ";
+    EXPECT_TRUE(test::same_bits(ecf8.logits, raw_copy.logits)) << "--weights ecf8 and raw-copy differ";
 
     const ShardManifest m = ShardManifest::load(root + "/device");
     const auto resident = ResidentWeights::load(m, rank, nullptr);
     CpuBackend backend;
     Model model(m.model, m.world(rank), comm.get(), test::model_options(kMaxSeqLen), backend);
     const auto plain = run(model, [&](const auto& t, const auto& c) { return model.forward(t, c, *resident); });
-    EXPECT_TRUE(same_bits(ecf8.logits, plain)) << "the pipeline differs from the plain forward";
+    EXPECT_TRUE(test::same_bits(ecf8.logits, plain)) << "the pipeline differs from the plain forward";
     // ECF8 decoded every layer each step; raw-copy copied the same bytes; raw used them in place, no slots.
     EXPECT_EQ(ecf8.stats.layers_decoded, uint64_t{kLayers} * (kDecodeSteps + 1));
     EXPECT_EQ(ecf8.stats.bytes_decoded, raw_copy.stats.bytes_decoded);
@@ -269,14 +261,14 @@ TEST(Pipeline, HostTierGivesBitIdenticalLogits) {
         const ShardManifest m = ShardManifest::load(root + "/" + name);
         ASSERT_GT(host_tensors(m), 0u) << "the overflow shards have no host-tier tensors";
         const PipelineRun host = run_pipeline(root + "/" + name, WeightMode::Ecf8, comm.get());
-        EXPECT_TRUE(same_bits(device.logits, host.logits));
+        EXPECT_TRUE(test::same_bits(device.logits, host.logits));
         EXPECT_GT(host.stats.host_bytes, 0u);
         // Only non-expert blobs go through staging, and the copy lane shows that traffic.
         EXPECT_EQ(host.stats.bytes_copied > 0, dense_on_host);
         EXPECT_EQ(host.trace.find("copy", "copy L", mpi_test_session().rank()).empty(), !dense_on_host);
         for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy}) {
             const PipelineRun host_raw = run_pipeline(root + "/" + name, mode, comm.get());
-            EXPECT_TRUE(same_bits(device.logits, host_raw.logits)) << weight_mode_name(mode);
+            EXPECT_TRUE(test::same_bits(device.logits, host_raw.logits)) << weight_mode_name(mode);
             EXPECT_EQ(host_raw.stats.bytes_copied > 0, dense_on_host) << weight_mode_name(mode);
         }
     }

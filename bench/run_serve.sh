@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Serving benchmark (issue 19): `ecf8 bench serve` on one loaded model at several concurrency levels, ECF8 and
+# raw FP8 on the same shards. Default: the `small` synthetic DeepSeek-V3 on 2 CPU ranks at 1, 4, 16 and 64
+# concurrent requests (prompts ~32 tokens, outputs ~16). With a GPU: bench/run_serve.sh ECF8 gpu, the
+# DeepSeek-V3-shaped bench synth (configs/bench-h100.yaml, tp 1) at 1, 8, 32 and 128.
+# Usage (repo root): bench/run_serve.sh [ECF8_BINARY] [cpu|gpu] [extra bench serve flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ecf8=${1:-build/launcher/ecf8}
+where=${2:-cpu}
+shift $(($# > 2 ? 2 : $#))
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+mkdir -p out/serve
+if [ "$where" = gpu ]; then
+    [ -f out/bench/model/config.json ] || "$ecf8" synth --arch deepseek-v3 \
+        --preset configs/models/synth-bench-h100.yaml --out out/bench/model --threads "$(nproc)"
+    [ -f out/bench/shards-bench-h100/manifest.json ] || "$ecf8" shard --config configs/bench-h100.yaml \
+        --threads "$(nproc)"
+    for weights in raw ecf8; do
+        echo "== --weights $weights"
+        "$ecf8" bench serve --config configs/bench-h100.yaml --backend cuda --gemm fp8 --weights "$weights" \
+            --concurrency 1,8,32,128 --input-len 128 --output-len 64 --json "out/serve/gpu-$weights.json" "$@"
+    done
+    exit 0
+fi
+config=configs/small-cpu.yaml
+[ -f out/small/model/config.json ] || "$ecf8" synth --arch deepseek-v3 --preset small --out out/small/model
+[ -f out/small/shards/manifest.json ] || "$ecf8" shard --config "$config"
+for weights in ecf8 raw; do
+    echo "== --weights $weights"
+    mpirun --oversubscribe -np 2 "$ecf8" bench serve --config "$config" --weights "$weights" \
+        --concurrency 1,4,16,64 --json "out/serve/cpu-$weights.json" "$@"
+done

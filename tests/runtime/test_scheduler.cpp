@@ -1,0 +1,149 @@
+// The continuous-batching scheduler's decisions, host logic only: the token budget and chunked prefill,
+// decode tokens before prefill chunks, admission by max_num_seqs and free blocks, preemption of the newest
+// sequence when blocks run out (recompute from prompt and outputs), finish reasons and refused requests.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "common/error.h"
+#include "runtime/scheduler.h"
+
+namespace ecf8 {
+namespace {
+
+Request request(const std::string& id, int64_t prompt_len, int max_new_tokens) {
+    Request r;
+    r.id = id;
+    r.prompt.resize(static_cast<size_t>(prompt_len));
+    std::iota(r.prompt.begin(), r.prompt.end(), 1);
+    r.params.max_new_tokens = max_new_tokens;
+    return r;
+}
+
+SchedulerLimits limits(int64_t seqs, int64_t tokens, int64_t blocks, int64_t block_tokens = 4, int64_t max_len = 1024) {
+    return {seqs, tokens, max_len, block_tokens, blocks};
+}
+
+// Samples token 7 for every sequence the plan asks to sample.
+void sample_all(Scheduler& s, const StepPlan& plan) {
+    for (const ScheduledSeq& q : plan.seqs)
+        if (q.sample) s.append(q.seq_id, 7);
+}
+
+TEST(Scheduler, LongPromptsArePrefilledInChunksWithinTheTokenBudget) {
+    Scheduler s(limits(4, 8, 100));
+    const int64_t id = s.submit(request("a", 20, 2));
+    std::vector<int64_t> chunks;
+    for (int step = 0; step < 3; ++step) {
+        const StepPlan plan = s.schedule();
+        ASSERT_EQ(plan.seqs.size(), 1u);
+        EXPECT_EQ(plan.seqs[0].seq_id, id);
+        chunks.push_back(static_cast<int64_t>(plan.seqs[0].tokens.size()));
+        EXPECT_EQ(plan.seqs[0].sample, step == 2);  // only the chunk that completes the prompt is sampled
+        sample_all(s, plan);
+    }
+    EXPECT_EQ(chunks, (std::vector<int64_t>{8, 8, 4}));
+    const StepPlan decode = s.schedule();
+    ASSERT_EQ(decode.seqs.size(), 1u);
+    EXPECT_EQ(decode.seqs[0].tokens, std::vector<int32_t>{7});  // the sampled token is fed back
+    EXPECT_EQ(s.append(id, 9), FinishReason::Length);
+    EXPECT_TRUE(s.idle());
+    EXPECT_EQ(s.schedule().released, std::vector<int64_t>{id});  // its blocks go back before the next step
+}
+
+TEST(Scheduler, DecodeTokensComeBeforePrefillChunksAndNewRequestsJoin) {
+    Scheduler s(limits(3, 6, 100));
+    const int64_t a = s.submit(request("a", 2, 5));
+    sample_all(s, s.schedule());  // a: prefilled and sampled
+    const int64_t b = s.submit(request("b", 10, 5));
+    const int64_t c = s.submit(request("c", 3, 5));
+    StepPlan plan = s.schedule();
+    ASSERT_EQ(plan.seqs.size(), 2u);  // a's decode token, then b's first chunk of 5; c waits for budget
+    EXPECT_EQ(plan.seqs[0].seq_id, a);
+    EXPECT_EQ(plan.seqs[0].tokens.size(), 1u);
+    EXPECT_EQ(plan.seqs[1].seq_id, b);
+    EXPECT_EQ(plan.seqs[1].tokens.size(), 5u);
+    EXPECT_EQ(plan.tokens(), 6);
+    sample_all(s, plan);
+    plan = s.schedule();  // a decodes, b's last 5, c gets no budget this step
+    ASSERT_EQ(plan.seqs.size(), 2u);
+    EXPECT_EQ(plan.seqs[1].seq_id, b);
+    EXPECT_TRUE(plan.seqs[1].sample);
+    sample_all(s, plan);
+    plan = s.schedule();  // a and b decode, c's prompt joins
+    ASSERT_EQ(plan.seqs.size(), 3u);
+    EXPECT_EQ(plan.seqs[2].seq_id, c);
+    EXPECT_EQ(plan.seqs[2].tokens.size(), 3u);
+}
+
+TEST(Scheduler, AdmissionStopsAtMaxNumSeqsAndFreeBlocks) {
+    Scheduler by_seqs(limits(2, 100, 100));
+    for (int i = 0; i < 3; ++i) by_seqs.submit(request("r" + std::to_string(i), 4, 3));
+    EXPECT_EQ(by_seqs.schedule().seqs.size(), 2u);
+    EXPECT_EQ(by_seqs.waiting(), 1u);
+
+    Scheduler by_blocks(limits(8, 100, 3));  // 3 blocks of 4 tokens
+    by_blocks.submit(request("x", 8, 3));    // 2 blocks
+    by_blocks.submit(request("y", 8, 3));    // 2 more: must wait
+    EXPECT_EQ(by_blocks.schedule().seqs.size(), 1u);
+    EXPECT_EQ(by_blocks.free_blocks(), 1);
+    EXPECT_EQ(by_blocks.waiting(), 1u);
+}
+
+TEST(Scheduler, RunningOutOfBlocksPreemptsTheNewestAndRecomputesIt) {
+    Scheduler s(limits(4, 100, 4));  // 4 blocks of 4 tokens
+    const int64_t a = s.submit(request("a", 4, 8));
+    const int64_t b = s.submit(request("b", 4, 8));
+    sample_all(s, s.schedule());  // both prefilled: 1 block each (2 free)
+    EXPECT_EQ(s.free_blocks(), 2);
+    // Each decode step caches one more token; position 4 takes each a second block, and position 8 would
+    // take a third: b, the newest, gives its two back and waits at the head of the queue.
+    StepPlan plan;
+    for (int step = 0; step < 10 && s.preemptions() == 0; ++step) {
+        plan = s.schedule();
+        if (s.preemptions() == 0) sample_all(s, plan);
+    }
+    ASSERT_EQ(s.preemptions(), 1);
+    EXPECT_EQ(plan.released, std::vector<int64_t>{b});
+    ASSERT_EQ(plan.seqs.size(), 1u);
+    EXPECT_EQ(plan.seqs[0].seq_id, a);
+    EXPECT_EQ(s.waiting(), 1u);
+    EXPECT_EQ(s.running_sequence(a).blocks, 3);
+    sample_all(s, plan);
+    // Once a finishes, b comes back and is prefilled again from its prompt and its 3 outputs.
+    StepPlan next;
+    while ((next = s.schedule()).seqs.size() == 1 && next.seqs[0].seq_id == a) sample_all(s, next);
+    ASSERT_EQ(next.seqs.size(), 1u);
+    EXPECT_EQ(next.seqs[0].seq_id, b);
+    EXPECT_EQ(next.seqs[0].tokens, (std::vector<int32_t>{1, 2, 3, 4, 7, 7, 7, 7, 7}));
+    EXPECT_TRUE(next.seqs[0].sample);
+}
+
+TEST(Scheduler, StopTokensAndMaxModelLenEndSequences) {
+    Scheduler s(limits(4, 100, 100, 4, 6));
+    Request r = request("stop", 2, 10);
+    r.params.stop_ids = {42};
+    const int64_t stop = s.submit(r);
+    const int64_t full = s.submit(request("full", 4, 10));
+    const StepPlan plan = s.schedule();
+    ASSERT_EQ(plan.seqs.size(), 2u);
+    EXPECT_EQ(s.append(stop, 42), FinishReason::Stop);
+    EXPECT_EQ(s.append(full, 1), FinishReason::None);  // 5 of max_model_len 6
+    sample_all(s, s.schedule());                       // "full" reaches 6 tokens
+    EXPECT_TRUE(s.idle());
+}
+
+TEST(Scheduler, RequestsThatCanNeverRunAreRefused) {
+    Scheduler s(limits(4, 100, 2, 4, 64));
+    EXPECT_THROW(s.submit(request("empty", 0, 1)), Error);
+    EXPECT_THROW(s.submit(request("too-long", 64, 1)), Error);  // no room to generate
+    EXPECT_THROW(s.submit(request("too-big", 6, 8)), Error);    // 14 tokens need 4 blocks of a pool of 2
+    Request bad = request("bad-top-p", 2, 1);
+    bad.params.top_p = 0;
+    EXPECT_THROW(s.submit(bad), Error);
+    EXPECT_NO_THROW(s.submit(request("fits", 4, 4)));
+    EXPECT_THROW(Scheduler(limits(8, 4, 10)), Error);  // budget below max_num_seqs
+}
+
+}  // namespace
+}  // namespace ecf8
