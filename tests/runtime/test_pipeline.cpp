@@ -114,14 +114,27 @@ void prepare(const std::string& root, int world) {
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
+std::string g_root;  // the directory root_dir() made, once it has
+
 std::string root_dir() {
     static const std::string root = [] {
         const std::string r = shared_dir();
         prepare(r, mpi_test_session().size());
+        g_root = r;
         return r;
     }();
     return root;
 }
+
+// Rank 0 removes the model and shards once every test has run (the tests end with collectives, so every
+// rank is past them).
+class RemoveRoot : public ::testing::Environment {
+public:
+    void TearDown() override {
+        if (mpi_test_session().rank() == 0 && !g_root.empty()) fs::remove_all(g_root);
+    }
+};
+[[maybe_unused]] const auto* const kRemoveRoot = ::testing::AddGlobalTestEnvironment(new RemoveRoot);
 
 const std::vector<std::vector<int32_t>> kPrompts = {{3, 141, 59, 26, 535}, {89, 79, 323}};
 
@@ -335,7 +348,8 @@ TEST(Pipeline, OnlyPickedExpertsAreDecoded) {
 // "decode_slots" + "staging") equal the plan's device weights, host weights and scratch, up to the 256-byte
 // alignment of each tensor in the runtime's layout; the Model's workspace ("activations" on the device,
 // "dequant_scratch", "gemm_scratch", "rope_table") equals the plan's workspace exactly, and its KV pool
-// ("kv_cache") the plan's pool on the tightest rank; in the all-device and both host-tier layouts.
+// ("kv_cache") the plan's pool on the tightest rank, after load and after a step; in the all-device and both
+// host-tier layouts.
 TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
@@ -379,6 +393,15 @@ TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
         EXPECT_EQ(tag(after, "kv_cache"), pool);
         EXPECT_LE(pool, plan.kv_bytes);
         EXPECT_EQ(uint64_t(options.kv.blocks) * kv_block_bytes(m.model, options.kv), pool);
+        // Steps (a prefill, then a decode step; one sequence: the tightest layouts' pool holds one block)
+        // allocate nothing more.
+        {
+            Pipeline pipeline(model, *store, backend);
+            KvCache cache = model.new_cache();
+            pipeline.forward({kPrompts[0]}, {&cache});
+            pipeline.forward({{1}}, {&cache});
+            EXPECT_EQ(backend.live_bytes_by_tag(MemoryKind::Device), after);
+        }
     }
 }
 
