@@ -60,7 +60,7 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
                                  : s.fp8_gemm ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
                                               : "cuda (one GPU per rank), FP32 GEMMs");
     const KvPoolOptions& kv = s.model.kv;
-    const int64_t per_seq = (s.model.max_seq_len + kv.block_tokens - 1) / kv.block_tokens;
+    const int64_t per_seq = s.model.limits().max_blocks();
     std::printf("kv cache: %s, %" PRId64 " blocks of %" PRId64 " tokens per rank (%s), %" PRId64
                 " sequences of %" PRId64 " tokens at once\n",
                 kv_dtype_name(kv.dtype), kv.blocks, kv.block_tokens,

@@ -56,8 +56,7 @@ KvPool::KvPool(const ModelConfig& config, const KvPoolOptions& options, Backend&
 
 core::KvPages KvPool::layer(int layer) const {
     ECF8_CHECK(layer >= 0 && layer < layers_, "kv pool: layer " << layer << " of " << layers_);
-    const uint64_t layer_bytes = uint64_t(options_.blocks) * uint64_t(options_.block_tokens) * uint64_t(row_) *
-                                 uint64_t(core::kv_elem_bytes(options_.dtype));
+    const uint64_t layer_bytes = memory_.size() / uint64_t(layers_);
     return {memory_.as<uint8_t>() + uint64_t(layer) * layer_bytes, options_.dtype, options_.block_tokens,
             options_.blocks, row_};
 }

@@ -37,7 +37,7 @@ ModelOptions ModelOptions::from_plan(const DeployConfig& deploy, const ShardMani
     o.kv = {parse_kv_dtype(kv.dtype), kv.block_size, INT64_MAX};
     for (int r = 0; r < manifest.world_size(); ++r)
         o.kv.blocks = std::min(o.kv.blocks, manifest.rank_plan(deploy, r, format).kv_blocks);
-    const int64_t per_seq = (kv.max_model_len + kv.block_size - 1) / kv.block_size;
+    const int64_t per_seq = o.limits().max_blocks();
     ECF8_CHECK(o.kv.blocks >= per_seq, deploy.source << ": the memory plan leaves room for " << o.kv.blocks
                                                      << " KV blocks of " << kv.block_size
                                                      << " tokens, but one sequence of max_model_len "

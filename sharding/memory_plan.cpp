@@ -197,7 +197,7 @@ void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, d
     rm->kv_blocks = left > 0 && block > 0 ? static_cast<int64_t>(static_cast<uint64_t>(left) / block) : 0;
     rm->kv_bytes = static_cast<uint64_t>(rm->kv_blocks) * block;
     rm->kv_tokens = rm->kv_blocks * kv.block_size;
-    rm->max_batch = rm->kv_blocks / ((kv.max_model_len + kv.block_size - 1) / kv.block_size);
+    rm->max_batch = rm->kv_blocks / step_limits(kv).max_blocks();
     const bool host_ok = double(rm->host_weight_bytes) <= host_budget;
     rm->fits = host_ok && rm->kv_tokens >= kv.min_tokens();
     if (!host_ok) {

@@ -5,11 +5,15 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 namespace ecf8 {
 namespace {
 
 const MpiSession* g_session = nullptr;
+std::vector<std::string> g_remove;  // remove_after_tests
 
 // For ranks other than 0: print only failures, prefixed with the rank.
 class FailurePrinter : public testing::EmptyTestEventListener {
@@ -33,6 +37,8 @@ private:
 
 const MpiSession& mpi_test_session() { return *g_session; }
 
+void remove_after_tests(const std::string& dir) { g_remove.push_back(dir); }
+
 }  // namespace ecf8
 
 int main(int argc, char** argv) {
@@ -46,7 +52,9 @@ int main(int argc, char** argv) {
     }
     const int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
     int failed_ranks = 0;
-    MPI_Allreduce(&failed, &failed_ranks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(&failed, &failed_ranks, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);  // every rank is done
+    if (session.rank() == 0)
+        for (const std::string& dir : ecf8::g_remove) std::filesystem::remove_all(dir);
     if (session.rank() == 0 && failed_ranks > 0)
         std::fprintf(stderr, "%d of %d ranks failed\n", failed_ranks, session.size());
     return failed_ranks > 0 ? 1 : 0;

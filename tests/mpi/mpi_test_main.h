@@ -3,10 +3,14 @@
 // any rank fails. Tests reach the MPI session through mpi_test_session().
 #pragma once
 
+#include <string>
+
 #include "launcher/mpi_world.h"
 
 namespace ecf8 {
 
 const MpiSession& mpi_test_session();
+// Rank 0 removes `dir` (recursively) once every test has run on every rank.
+void remove_after_tests(const std::string& dir);
 
 }  // namespace ecf8

@@ -35,8 +35,6 @@ namespace fs = std::filesystem;
 
 constexpr int64_t kMaxModelLen = 4352;
 
-std::string g_root;  // the directory shards_dir() made, once it has
-
 // Rank 0 writes the tiny model and its shards for this world; every rank returns the shard directory.
 std::string shards_dir() {
     static const std::string dir = [] {
@@ -50,21 +48,11 @@ std::string shards_dir() {
             shard_checkpoint(d, test::quiet_shard_options());
         }
         MPI_Bcast(buf, sizeof(buf), MPI_CHAR, 0, MPI_COMM_WORLD);
-        g_root = buf;
+        remove_after_tests(buf);
         return std::string(buf) + "/shards";
     }();
     return dir;
 }
-
-// Rank 0 removes the model and shards once every test has run (every rank is past them: the tests end
-// with collectives).
-class RemoveShards : public ::testing::Environment {
-public:
-    void TearDown() override {
-        if (mpi_test_session().rank() == 0 && !g_root.empty()) fs::remove_all(g_root);
-    }
-};
-[[maybe_unused]] const auto* const kRemoveShards = ::testing::AddGlobalTestEnvironment(new RemoveShards);
 
 struct Served {
     std::map<std::string, std::vector<int32_t>> tokens;

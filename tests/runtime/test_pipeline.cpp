@@ -114,27 +114,15 @@ void prepare(const std::string& root, int world) {
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
-std::string g_root;  // the directory root_dir() made, once it has
-
 std::string root_dir() {
     static const std::string root = [] {
         const std::string r = shared_dir();
         prepare(r, mpi_test_session().size());
-        g_root = r;
+        remove_after_tests(r);
         return r;
     }();
     return root;
 }
-
-// Rank 0 removes the model and shards once every test has run (the tests end with collectives, so every
-// rank is past them).
-class RemoveRoot : public ::testing::Environment {
-public:
-    void TearDown() override {
-        if (mpi_test_session().rank() == 0 && !g_root.empty()) fs::remove_all(g_root);
-    }
-};
-[[maybe_unused]] const auto* const kRemoveRoot = ::testing::AddGlobalTestEnvironment(new RemoveRoot);
 
 const std::vector<std::vector<int32_t>> kPrompts = {{3, 141, 59, 26, 535}, {89, 79, 323}};
 
