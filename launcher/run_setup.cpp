@@ -237,6 +237,17 @@ bool all_ranks_ok(bool ok) {
     return all == 1;
 }
 
+// After a failed agreement, on every rank: the lowest failed rank and its error (up to 4 KiB of it).
+std::pair<int, std::string> first_failure(const std::string& error, int rank, int size) {
+    int mine = error.empty() ? size : rank, failed = size;
+    MPI_CHECK(MPI_Allreduce(&mine, &failed, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    int len = rank == failed ? static_cast<int>(std::min<size_t>(error.size(), 4096)) : 0;
+    MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, failed, MPI_COMM_WORLD));
+    std::string what = rank == failed ? error.substr(0, static_cast<size_t>(len)) : std::string(len, ' ');
+    MPI_CHECK(MPI_Bcast(what.data(), len, MPI_CHAR, failed, MPI_COMM_WORLD));
+    return {failed, what};
+}
+
 // Every rank's string on rank 0 (empty elsewhere). Lengths travel as 64-bit and the bytes point to point in
 // pieces of at most 1 GiB, so a long trace cannot overflow MPI's int counts.
 std::vector<std::string> gather_strings(const std::string& mine, int rank, int size) {
@@ -294,8 +305,10 @@ double start_run(const Args& args, const MpiSession& session, const RequestMaker
     }
     if (!all_ranks_ok(error.empty())) {
         if (rig->backend) rig->backend->set_tracer(nullptr);
+        // Every rank prints the first failure itself: mpirun may end the job as soon as one rank exits.
+        const auto [failed, what] = first_failure(error, session.rank(), session.size());
         if (!error.empty()) throw Error(error);
-        throw Error("stopping: another rank failed to start (its error is printed above)");
+        throw Error("stopping: rank " + std::to_string(failed) + " failed to start: " + what);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
     rig->tracer->reset_origin();  // just after the agreement (a collective), so the ranks' timelines line up

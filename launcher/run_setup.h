@@ -71,8 +71,8 @@ struct RankRig {
 };
 
 // Every rank: reads the setup and loads the shard (make_requests, when set, gives the requests), then the
-// ranks agree; a rank that failed throws its error, the others say that another rank failed. Then the
-// communicators. Returns the load time in seconds.
+// ranks agree; a rank that failed throws its error, the others the first failed rank's (mpirun may end the
+// job when one rank exits, so each says what failed). Then the communicators. Returns the load time in s.
 double start_run(const Args& args, const MpiSession& session, const RequestMaker& make_requests, RunSetup* setup,
                  RankRig* rig);
 std::unique_ptr<Model> make_model(const RunSetup& setup, const RankRig& rig);

@@ -16,21 +16,6 @@
 #include "common/thread_pool.h"
 
 namespace ecf8 {
-namespace {
-
-// Decode groups: the tensors the runtime decodes together. Each decoder layer is one group (its routed
-// experts apart); the final norm and lm_head are one more. The embedding is not decoded as a whole (the
-// runtime decodes the rows a batch looks up), so it has no group.
-constexpr int kNoGroup = -2;
-constexpr int kHeadGroup = -1;
-
-int group_of(const TensorSpec& t) {
-    if (t.layer >= 0) return t.layer;
-    if (t.role == TensorRole::VocabParallel && t.name.find("embed_tokens") != std::string::npos) return kNoGroup;
-    return kHeadGroup;
-}
-
-}  // namespace
 
 double CompressionRatios::ratio_of(DType dt) const {
     switch (dt) {
@@ -131,12 +116,12 @@ CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_samp
 
 namespace {
 
-// A rank's weight bytes and parameters (into rm) and the decode slots it needs (the largest group of a layer
-// twice, plus the expert area: every local routed expert of the layer with the most, at a fixed place, since
+// A rank's weight bytes and parameters (into rm) and the decode slots it needs (a layer's tensors other than
+// its routed experts, for the largest layer, twice, plus the expert area: every local routed expert of the layer with the most, at a fixed place, since
 // which of them decode is decided on the device, after routing).
 uint64_t weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
                                     WeightFormat format, RankMemory* rm) {
-    std::map<int, uint64_t> group_decoded;   // decoded bytes per group (non-routed)
+    std::map<int, uint64_t> layer_decoded;   // decoded bytes of a layer's tensors other than routed experts
     std::map<int, uint64_t> expert_decoded;  // decoded bytes of a layer's local routed experts
     for (size_t i = 0; i < ts.size(); ++i) {
         const TensorSpec& s = *ts[i].spec;
@@ -145,15 +130,15 @@ uint64_t weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const st
         rm->weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
         if (s.expert >= 0)
             expert_decoded[s.layer] += ts[i].raw_bytes();
-        else if (group_of(s) != kNoGroup)
-            group_decoded[group_of(s)] += ts[i].raw_bytes();
+        else if (s.layer >= 0)
+            layer_decoded[s.layer] += ts[i].raw_bytes();
     }
     if (format != WeightFormat::Ecf8) return 0;
-    uint64_t max_group = 0;
-    for (const auto& [g, b] : group_decoded) max_group = std::max(max_group, b);
+    uint64_t max_layer = 0;
+    for (const auto& [layer, b] : layer_decoded) max_layer = std::max(max_layer, b);
     uint64_t max_experts = 0;
     for (const auto& [layer, b] : expert_decoded) max_experts = std::max(max_experts, b);
-    return kDecodeSlots * max_group + max_experts;
+    return kDecodeSlots * max_layer + max_experts;
 }
 
 // Eviction order: routed experts (last layer, last expert first), then other layer tensors, last layer first.

@@ -28,6 +28,7 @@
 #include "sharding/shard_io.h"
 #include "tests/mpi/mpi_test_main.h"
 #include "tests/runtime/model_options.h"
+#include "tests/runtime/plan_checks.h"
 #include "tests/runtime/trace_checks.h"
 #include "tests/tiny_model.h"
 
@@ -57,14 +58,6 @@ uint64_t host_tensors(const ShardManifest& m) {
     for (const ManifestRank& r : m.ranks)
         for (const ManifestTensor& t : r.tensors) n += t.tier == Tier::Host;
     return n;
-}
-
-// The memory plan (sharding/memory_plan.h) of a rank of the shards in dir, with the YAML they were made with.
-RankMemory plan_of(const ShardManifest& m, const DeployConfig& d, int rank) {
-    const ShardPlan plan = plan_shards(m.model, d.parallel);
-    std::vector<uint64_t> stored;
-    for (const ManifestTensor& t : m.ranks[rank].tensors) stored.push_back(t.stored_bytes);
-    return plan_rank(plan, rank, stored, WeightFormat::Ecf8, d, nullptr);
 }
 
 // Rank 0 writes the model, the all-device shards and the overflow shards: the largest GPU budget (in
@@ -100,7 +93,7 @@ void prepare(const std::string& root, int world) {
             }
             const ShardManifest m = ShardManifest::load(d.output);
             bool fits = true;
-            for (int r = 0; r < world; ++r) fits = fits && plan_of(m, d, r).fits;
+            for (int r = 0; r < world; ++r) fits = fits && m.rank_plan(d, r, WeightFormat::Ecf8).fits;
             if (!fits) continue;
             bool dense_on_host = true;
             for (const ManifestRank& r : m.ranks)
@@ -331,14 +324,10 @@ TEST(Pipeline, OnlyPickedExpertsAreDecoded) {
     }
 }
 
-// The plan is what the runtime allocates: per rank, the weight tiers, the decode slots and the staging area
-// that WeightStore allocates (backend tags "weights" + "weights_resident", "weights_host_tier",
-// "decode_slots" + "staging") equal the plan's device weights, host weights and scratch, up to the 256-byte
-// alignment of each tensor in the runtime's layout; the Model's workspace ("activations" on the device,
-// "dequant_scratch", "gemm_scratch", "rope_table") equals the plan's workspace exactly, and its KV pool
-// ("kv_cache") the plan's pool on the tightest rank, after load and after a step; in the all-device and both
-// host-tier layouts.
-TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
+// The plan is what the runtime allocates (tests/runtime/plan_checks.h): per rank, weight tiers, decode
+// slots, staging, workspace and KV pool, after load and after steps, in the all-device and both host-tier
+// layouts with ECF8 weights, and with raw weights where the FP8 plan keeps the shards' tiers.
+TEST(Pipeline, PlanEqualsTheAllocations) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
     int offload_mib = 0;
@@ -347,50 +336,21 @@ TEST(Pipeline, PlanEqualsTheWeightStoresAllocations) {
     int deep_mib = 0;
     std::ifstream(root + "/deep_mib") >> deep_mib;
     ASSERT_GT(deep_mib, 0) << "prepare() found no layout with non-expert weights on the host";
+    int raw_layouts = 0;
     for (const auto& [name, gpu_gb] : {std::pair<std::string, double>{"device", 1.0},
                                        {"offload", offload_mib / 1024.0},
                                        {"deep", deep_mib / 1024.0}}) {
         SCOPED_TRACE(name);
         const DeployConfig d = layout(root, name, world, gpu_gb);
         const ShardManifest m = ShardManifest::load(d.output);
-        const RankMemory plan = plan_of(m, d, rank);
-        CpuBackend backend;
-        auto store = WeightStore::load(m, rank, backend, WeightMode::Ecf8, nullptr);
-        const auto device = backend.live_bytes_by_tag(MemoryKind::Device);
-        const auto host = backend.live_bytes_by_tag(MemoryKind::PinnedHost);
-        auto tag = [](const std::map<std::string, size_t>& live, const char* t) {
-            auto it = live.find(t);
-            return it == live.end() ? uint64_t{0} : uint64_t{it->second};
-        };
-        const double slack = 256.0 * static_cast<double>(m.ranks[rank].tensors.size());  // alignment, per tensor
-        EXPECT_NEAR(double(tag(device, "weights") + tag(device, "weights_resident")), double(plan.device_weight_bytes),
-                    slack);
-        EXPECT_NEAR(double(tag(host, "weights_host_tier")), double(plan.host_weight_bytes), slack);
-        EXPECT_NEAR(double(tag(device, "decode_slots") + tag(device, "staging")), double(plan.scratch_bytes), slack);
-        EXPECT_EQ(plan.host_weight_bytes > 0, name != "device");
-
-        auto comm = MpiCommunicator::world();
-        const ModelOptions options = ModelOptions::from_plan(d, m, WeightFormat::Ecf8);
-        Model model(m.model, m.world(rank), comm.get(), options, backend);
-        const auto after = backend.live_bytes_by_tag(MemoryKind::Device);
-        EXPECT_EQ(tag(after, "activations") + tag(after, "dequant_scratch") + tag(after, "gemm_scratch") +
-                      tag(after, "rope_table"),
-                  plan.workspace_bytes);
-        uint64_t pool = UINT64_MAX;
-        for (int r = 0; r < world; ++r) pool = std::min(pool, plan_of(m, d, r).kv_bytes);
-        EXPECT_EQ(tag(after, "kv_cache"), pool);
-        EXPECT_LE(pool, plan.kv_bytes);
-        EXPECT_EQ(uint64_t(options.kv.blocks) * kv_block_bytes(m.model, options.kv), pool);
-        // Steps (a prefill, then a decode step; one sequence: the tightest layouts' pool holds one block)
-        // allocate nothing more.
-        {
-            Pipeline pipeline(model, *store, backend);
-            KvCache cache = model.new_cache();
-            pipeline.forward({kPrompts[0]}, {&cache});
-            pipeline.forward({{1}}, {&cache});
-            EXPECT_EQ(backend.live_bytes_by_tag(MemoryKind::Device), after);
+        EXPECT_EQ(m.rank_plan(d, rank, WeightFormat::Ecf8).host_weight_bytes > 0, name != "device");
+        test::expect_plan_equals_allocations(m, d, rank, WeightMode::Ecf8, kPrompts[0]);
+        if (test::plan_tiers_agree(m, d)) {
+            test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, kPrompts[0]);
+            ++raw_layouts;
         }
     }
+    EXPECT_GE(raw_layouts, 1) << "raw was compared in no layout";
 }
 
 }  // namespace
