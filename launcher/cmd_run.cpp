@@ -23,7 +23,7 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
-#include "launcher/requests_io.h"
+#include "runtime/requests_io.h"
 #include "launcher/run_setup.h"
 #include "launcher/text_prompt.h"
 #include "runtime/backend_registry.h"

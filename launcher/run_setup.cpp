@@ -16,11 +16,11 @@
 #include "common/progress.h"
 #include "common/thread_pool.h"
 #include "kernels/cpu/linear.h"
-#include "launcher/requests_io.h"
 #include "launcher/text_prompt.h"
 #include "runtime/backend_registry.h"
 #include "runtime/cpu_backend.h"
 #include "runtime/mpi_communicator.h"
+#include "runtime/requests_io.h"
 
 namespace ecf8 {
 namespace {
@@ -96,83 +96,106 @@ void check_request(const Request& r, const RunSetup& s) {
                                                          << (s.tokenizer ? "; is --tokenizer the model's own?" : ""));
 }
 
+namespace {
+
+// The command line's options: what to run and how, the sampling defaults and the output paths.
+void read_options(const Args& args, bool generated, const NodePlace& place, RunSetup* s) {
+    ECF8_CHECK(args.has("config"), "--config C.yaml is required");
+    s->from_file = !generated && args.has("requests");
+    ECF8_CHECK(
+        !s->from_file || !(args.has("prompt-ids") || args.has("prompt") || args.has("chat") || args.has("batch")),
+        "--requests FILE gives the prompts: leave out --prompt-ids, --prompt, --chat and --batch");
+    ECF8_CHECK(s->from_file || !args.has("output"), "--output FILE goes with --requests FILE");
+    s->deploy = DeployConfig::load(args.get("config", ""));
+    s->mode = parse_weight_mode(args.get("weights", "ecf8"));
+    s->cuda = use_cuda(args.get("backend", "auto"), place);
+    const std::string gemm = args.get("gemm", "fp32");
+    ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
+    s->fp8_gemm = gemm == "fp8";
+    ECF8_CHECK(!s->fp8_gemm || s->cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
+    s->show_special = args.has("show-special");
+    s->batch = args.get_int("batch", 1);
+    ECF8_CHECK(s->batch >= 1 && s->batch <= s->deploy.kv_cache.max_num_seqs,
+               "--batch " << s->batch << " must be in [1, kv_cache.max_num_seqs = " << s->deploy.kv_cache.max_num_seqs
+                          << "] of " << s->deploy.source << " (the memory plan sized the KV cache for that many)");
+    s->params.max_new_tokens = args.get_int("max-new-tokens", 16);
+    s->params.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
+    s->params.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
+    s->params.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+    s->dump_logits = args.get("dump-logits", "");
+    s->output_path = args.get("output", "");
+    s->trace_path = args.get("trace", "");
+}
+
+// The shards, the tokenizer where text needs it, the prompt and the stop id.
+void load_shards_and_prompt(const Args& args, PromptKind kind, bool generated, RunSetup* s) {
+    const std::string dir = args.get("shards", s->deploy.output);
+    if (kind == PromptKind::Ids && !s->from_file && !generated) s->prompt = parse_ids(args.get("prompt-ids", ""));
+    int64_t eos = args.has("eos-id") ? args.get_int("eos-id", -1) : eos_from_config(dir);
+    s->manifest = ShardManifest::load(dir);
+    s->manifest.check_matches(s->deploy);
+    const bool file_has_text = s->from_file && (args.has("tokenizer") || has_tokenizer(s->manifest.source_model));
+    if (kind != PromptKind::Ids || file_has_text) {
+        const std::string tok_dir = tokenizer_dir(args, s->manifest.source_model);
+        s->tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::load(tok_dir));
+        if (!s->from_file) s->prompt = text_prompt_ids(args, kind, *s->tokenizer, tok_dir);
+        if (!args.has("eos-id") && eos < 0 && s->tokenizer->eos_id()) eos = *s->tokenizer->eos_id();
+    }
+    const int64_t vocab = s->manifest.model.vocab_size;
+    ECF8_CHECK(!args.has("eos-id") || eos == -1 || (eos >= 0 && eos < vocab),
+               "--eos-id " << eos << " is outside the vocabulary [0, " << vocab << ") of " << s->manifest.model.source
+                           << "; -1 never stops on a token");
+    if (eos >= 0) s->params.stop_ids = {static_cast<int32_t>(eos)};
+    s->params.validate();
+}
+
+// The ranks mpirun started against the shards', the model's options from the plan, this rank's place.
+void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s) {
+    const ParallelConfig& p = s->manifest.parallel;
+    ECF8_CHECK(s->manifest.world_size() == session.size(),
+               s->manifest.dir << " holds shards for " << s->manifest.world_size() << " ranks (tensor_parallel_size "
+                               << p.tensor_parallel_size << ", expert_parallel_size " << p.expert_parallel_size
+                               << ") but mpirun started " << session.size() << "; run mpirun -np "
+                               << s->manifest.world_size() << " or re-shard with the right parallel settings");
+    ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
+               "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
+    s->model = ModelOptions::from_plan(s->deploy, s->manifest,
+                                       s->mode == WeightMode::Ecf8 ? WeightFormat::Ecf8 : WeightFormat::Fp8);
+    s->world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
+                                    place.local_rank, place.local_size);
+}
+
+// The requests: generated (bench serve), from --requests, or --batch copies of the prompt.
+void make_run_requests(const Args& args, const RequestMaker& make_requests, RunSetup* s) {
+    if (make_requests) {
+        s->requests = make_requests(*s);
+    } else if (s->from_file) {
+        const std::string path = args.get("requests", "");
+        s->requests = parse_requests(read_file(path), path, {s->params}, s->tokenizer.get());
+    } else {
+        const int64_t need = static_cast<int64_t>(s->prompt.size()) + s->params.max_new_tokens;
+        ECF8_CHECK(need <= s->deploy.kv_cache.max_model_len,
+                   "prompt (" << s->prompt.size() << " tokens) + --max-new-tokens " << s->params.max_new_tokens
+                              << " exceeds kv_cache.max_model_len " << s->deploy.kv_cache.max_model_len << " of "
+                              << s->deploy.source);
+        for (int b = 0; b < s->batch; ++b) {  // sequence b samples with seed + b
+            s->requests.push_back({std::to_string(b), s->prompt, s->params});
+            s->requests.back().params.seed = s->params.seed + static_cast<uint64_t>(b);
+        }
+    }
+    for (const Request& r : s->requests) check_request(r, *s);
+}
+
+}  // namespace
+
 RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlace& place,
                      const RequestMaker& make_requests) {
     RunSetup s;
-    ECF8_CHECK(args.has("config"), "--config C.yaml is required");
     const bool generated = static_cast<bool>(make_requests);
-    s.from_file = !generated && args.has("requests");
-    ECF8_CHECK(!s.from_file || !(args.has("prompt-ids") || args.has("prompt") || args.has("chat") || args.has("batch")),
-               "--requests FILE gives the prompts: leave out --prompt-ids, --prompt, --chat and --batch");
-    ECF8_CHECK(s.from_file || !args.has("output"), "--output FILE goes with --requests FILE");
-    const PromptKind kind = s.from_file || generated ? PromptKind::Ids : prompt_kind(args);
-    s.deploy = DeployConfig::load(args.get("config", ""));
-    const std::string dir = args.get("shards", s.deploy.output);
-    s.mode = parse_weight_mode(args.get("weights", "ecf8"));
-    s.cuda = use_cuda(args.get("backend", "auto"), place);
-    const std::string gemm = args.get("gemm", "fp32");
-    ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
-    s.fp8_gemm = gemm == "fp8";
-    ECF8_CHECK(!s.fp8_gemm || s.cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
-    if (kind == PromptKind::Ids && !s.from_file && !generated) s.prompt = parse_ids(args.get("prompt-ids", ""));
-    s.show_special = args.has("show-special");
-    s.batch = args.get_int("batch", 1);
-    ECF8_CHECK(s.batch >= 1 && s.batch <= s.deploy.kv_cache.max_num_seqs,
-               "--batch " << s.batch << " must be in [1, kv_cache.max_num_seqs = " << s.deploy.kv_cache.max_num_seqs
-                          << "] of " << s.deploy.source << " (the memory plan sized the KV cache for that many)");
-    s.params.max_new_tokens = args.get_int("max-new-tokens", 16);
-    s.params.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
-    s.params.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
-    s.params.seed = static_cast<uint64_t>(args.get_int("seed", 0));
-    int64_t eos = args.has("eos-id") ? args.get_int("eos-id", -1) : eos_from_config(dir);
-    s.dump_logits = args.get("dump-logits", "");
-    s.output_path = args.get("output", "");
-    s.trace_path = args.get("trace", "");
-
-    s.manifest = ShardManifest::load(dir);
-    s.manifest.check_matches(s.deploy);
-    const bool file_has_text = s.from_file && (args.has("tokenizer") || has_tokenizer(s.manifest.source_model));
-    if (kind != PromptKind::Ids || file_has_text) {
-        const std::string tok_dir = tokenizer_dir(args, s.manifest.source_model);
-        s.tokenizer = std::make_shared<const text::Tokenizer>(text::Tokenizer::load(tok_dir));
-        if (!s.from_file) s.prompt = text_prompt_ids(args, kind, *s.tokenizer, tok_dir);
-        if (!args.has("eos-id") && eos < 0 && s.tokenizer->eos_id()) eos = *s.tokenizer->eos_id();
-    }
-    if (eos >= 0) s.params.stop_ids = {static_cast<int32_t>(eos)};
-    s.params.validate();
-    const ParallelConfig& p = s.manifest.parallel;
-    ECF8_CHECK(s.manifest.world_size() == session.size(),
-               dir << " holds shards for " << s.manifest.world_size() << " ranks (tensor_parallel_size "
-                   << p.tensor_parallel_size << ", expert_parallel_size " << p.expert_parallel_size
-                   << ") but mpirun started " << session.size() << "; run mpirun -np " << s.manifest.world_size()
-                   << " or re-shard with the right parallel settings");
-    ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
-               "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
-    s.model = ModelOptions::from_plan(s.deploy, s.manifest,
-                                      s.mode == WeightMode::Ecf8 ? WeightFormat::Ecf8 : WeightFormat::Fp8);
-    s.world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
-                                   place.local_rank, place.local_size);
-    if (generated) {
-        s.requests = make_requests(s);
-    } else if (s.from_file) {
-        const std::string path = args.get("requests", "");
-        s.requests = parse_requests(read_file(path), path, {s.params}, s.tokenizer.get());
-    } else {
-        const int64_t need = static_cast<int64_t>(s.prompt.size()) + s.params.max_new_tokens;
-        ECF8_CHECK(need <= s.deploy.kv_cache.max_model_len,
-                   "prompt (" << s.prompt.size() << " tokens) + --max-new-tokens " << s.params.max_new_tokens
-                              << " exceeds kv_cache.max_model_len " << s.deploy.kv_cache.max_model_len << " of "
-                              << s.deploy.source);
-        for (int b = 0; b < s.batch; ++b) {  // sequence b samples with seed + b
-            s.requests.push_back({std::to_string(b), s.prompt, s.params});
-            s.requests.back().params.seed = s.params.seed + static_cast<uint64_t>(b);
-        }
-    }
-    for (const Request& r : s.requests) check_request(r, s);
-    const int64_t vocab = s.manifest.model.vocab_size;
-    ECF8_CHECK(!args.has("eos-id") || eos == -1 || (eos >= 0 && eos < vocab),
-               "--eos-id " << eos << " is outside the vocabulary [0, " << vocab << ") of " << s.manifest.model.source
-                           << "; -1 never stops on a token");
+    read_options(args, generated, place, &s);
+    load_shards_and_prompt(args, s.from_file || generated ? PromptKind::Ids : prompt_kind(args), generated, &s);
+    check_world(session, place, &s);
+    make_run_requests(args, make_requests, &s);
     return s;
 }
 

@@ -23,14 +23,6 @@
 
 namespace ecf8 {
 
-struct RequestResult {
-    std::string id;
-    std::vector<int32_t> output;  // the generated tokens (a stop token included)
-    FinishReason finish = FinishReason::None;
-    int64_t prompt_tokens = 0;
-    double arrival_s = 0, first_token_s = 0, finish_s = 0;  // since the engine started
-};
-
 // One step as run: its sequences, token rows, and the forward's wall time.
 struct EngineStep {
     int sequences = 0;

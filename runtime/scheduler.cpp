@@ -7,16 +7,6 @@
 
 namespace ecf8 {
 
-void SamplingParams::validate() const {
-    ECF8_CHECK(max_new_tokens >= 1, "max_new_tokens must be >= 1, got " << max_new_tokens);
-    ECF8_CHECK(top_p > 0.0f && top_p <= 1.0f, "top_p must be in (0, 1], got " << top_p);
-    ECF8_CHECK(temperature >= 0.0f, "temperature must be >= 0, got " << temperature);
-}
-
-const char* finish_reason_name(FinishReason r) {
-    return r == FinishReason::Stop ? "stop" : r == FinishReason::Length ? "length" : "none";
-}
-
 void SchedulerLimits::validate() const {
     ECF8_CHECK(max_num_seqs >= 1, "scheduler: max_num_seqs must be >= 1, got " << max_num_seqs);
     ECF8_CHECK(max_num_batched_tokens >= max_num_seqs, "scheduler: max_num_batched_tokens "

@@ -18,25 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/request.h"
+
 namespace ecf8 {
-
-struct SamplingParams {
-    int max_new_tokens = 16;
-    float temperature = 0.0f;  // <= 0: greedy
-    float top_p = 1.0f;
-    uint64_t seed = 0;
-    std::vector<int32_t> stop_ids;  // generation ends after any of these (it is returned)
-    void validate() const;          // throws naming the field
-};
-
-struct Request {
-    std::string id;
-    std::vector<int32_t> prompt;
-    SamplingParams params;
-};
-
-enum class FinishReason { None, Length, Stop };
-const char* finish_reason_name(FinishReason r);  // "length", "stop"
 
 struct SchedulerLimits {
     int64_t max_num_seqs = 1;

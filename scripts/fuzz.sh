@@ -5,7 +5,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS  seconds per fuzzer (default 60)
-#   FUZZ_TARGETS  targets to run (default "fuzz_blob fuzz_safetensors fuzz_config fuzz_tokenizer")
+#   FUZZ_TARGETS  targets to run (default "fuzz_blob fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_requests")
 #   FUZZ_TIMEOUT  seconds one input may take before it counts as a hang (default 30)
 #   FUZZ_ARGS     extra libFuzzer flags, e.g. "-use_value_profile=1 -max_len=8192"
 #   FUZZ_CXX      the clang++ to use (default clang++)
@@ -17,7 +17,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-fuzz_blob fuzz_safetensors fuzz_config fuzz_tokenizer}"
+targets="${FUZZ_TARGETS:-fuzz_blob fuzz_safetensors fuzz_config fuzz_tokenizer fuzz_requests}"
 per_input_timeout="${FUZZ_TIMEOUT:-30}"
 jobs="${JOBS:-$(nproc)}"
 read -r -a extra_args <<< "${FUZZ_ARGS:-}"
@@ -65,7 +65,13 @@ printf '\x00Hello, world! 你好 123 <｜User｜>hi\xff\xfe 🙂\n\t  x' > "$see
   "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3, "1": 4, "\u0120a": 5}, "merges": ["a b", "\u0120 a"]}}
 JSON
 
-declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors [fuzz_config]=config [fuzz_tokenizer]=tokenizer)
+# Request-file seeds: ids (even first byte: no tokenizer) and a text prompt (odd: the synthetic tokenizer).
+mkdir -p "$seeds/requests"
+printf '\x00{"id": "r1", "prompt_ids": [1, 2, 3], "max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0}\n\n{"prompt_ids": [5], "stop_ids": [2]}\n' > "$seeds/requests/ids.seed"
+printf '\x01{"id": 7, "prompt": "Hello, world! 你好", "temperature": 0.7, "top_p": 0.9}\n' > "$seeds/requests/text.seed"
+
+declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors [fuzz_config]=config [fuzz_tokenizer]=tokenizer
+                     [fuzz_requests]=requests)
 summary=()
 failed=0
 for target in $targets; do

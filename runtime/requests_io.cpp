@@ -1,6 +1,8 @@
 // JSON Lines requests and results.
-#include "launcher/requests_io.h"
+#include "runtime/requests_io.h"
 
+#include <climits>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -49,16 +51,24 @@ Request parse_line(const Json& j, const std::string& where, size_t line, const R
         ECF8_CHECK(tokenizer != nullptr, where << ": a text \"prompt\" needs the model's tokenizer.json (--tokenizer)");
         r.prompt = tokenizer->encode(j["prompt"].get<std::string>());
     }
-    auto number = [&](const char* key, auto* out) {
+    if (j.contains("max_new_tokens")) {
+        const Json& v = j["max_new_tokens"];
+        ECF8_CHECK(v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= INT32_MAX,
+                   where << ": \"max_new_tokens\" must be an integer in [1, " << INT32_MAX << "], got " << v.dump());
+        r.params.max_new_tokens = static_cast<int>(v.get<int64_t>());
+    }
+    auto real = [&](const char* key, float* out) {
         if (!j.contains(key)) return;
-        ECF8_CHECK(j[key].is_number(), where << ": \"" << key << "\" must be a number");
-        *out = j[key].get<std::remove_pointer_t<decltype(out)>>();
+        const Json& v = j[key];
+        // A double beyond float's range would become infinity (and converting it is undefined behaviour).
+        ECF8_CHECK(v.is_number() && std::fabs(v.get<double>()) <= 1e30,
+                   where << ": \"" << key << "\" must be a number within float's range, got " << v.dump());
+        *out = static_cast<float>(v.get<double>());
     };
-    number("max_new_tokens", &r.params.max_new_tokens);
-    number("temperature", &r.params.temperature);
-    number("top_p", &r.params.top_p);
+    real("temperature", &r.params.temperature);
+    real("top_p", &r.params.top_p);
     if (j.contains("seed")) {
-        ECF8_CHECK(j["seed"].is_number_integer() && j["seed"].get<int64_t>() >= 0,
+        ECF8_CHECK(j["seed"].is_number_unsigned(),  // the parser types every non-negative integer unsigned
                    where << ": \"seed\" must be a non-negative integer");
         r.params.seed = j["seed"].get<uint64_t>();
     }

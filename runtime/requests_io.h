@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine.h"
+#include "runtime/request.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ecf8 {

@@ -1,0 +1,18 @@
+// Requests: their sampling parameters' checks and the names of finish reasons.
+#include "runtime/request.h"
+
+#include "common/error.h"
+
+namespace ecf8 {
+
+void SamplingParams::validate() const {
+    ECF8_CHECK(max_new_tokens >= 1, "max_new_tokens must be >= 1, got " << max_new_tokens);
+    ECF8_CHECK(top_p > 0.0f && top_p <= 1.0f, "top_p must be in (0, 1], got " << top_p);
+    ECF8_CHECK(temperature >= 0.0f, "temperature must be >= 0, got " << temperature);
+}
+
+const char* finish_reason_name(FinishReason r) {
+    return r == FinishReason::Stop ? "stop" : r == FinishReason::Length ? "length" : "none";
+}
+
+}  // namespace ecf8
