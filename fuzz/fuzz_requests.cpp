@@ -11,19 +11,11 @@
 #include <vector>
 
 #include "common/error.h"
+#include "fuzz/synth_tokenizer_once.h"
 #include "runtime/requests_io.h"
-#include "tokenizer/synth_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
-
-const ecf8::text::Tokenizer& synth_tokenizer() {
-    static const ecf8::text::Tokenizer tok = [] {
-        const ecf8::text::SynthTokenizerFiles f = ecf8::text::train_synth_tokenizer(512);
-        return ecf8::text::Tokenizer::from_json(f.tokenizer_json, f.tokenizer_config_json, "synth");
-    }();
-    return tok;
-}
 
 void check_result_line(const ecf8::Request& r, const ecf8::text::Tokenizer* tok) {
     ecf8::RequestResult res;
@@ -47,7 +39,7 @@ void check_result_line(const ecf8::Request& r, const ecf8::text::Tokenizer* tok)
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size < 1) return 0;
     const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
-    const ecf8::text::Tokenizer* tok = data[0] % 2 == 0 ? nullptr : &synth_tokenizer();
+    const ecf8::text::Tokenizer* tok = data[0] % 2 == 0 ? nullptr : &ecf8::fuzz::synth_tokenizer();
     ecf8::RequestDefaults defaults;
     defaults.params.max_new_tokens = 8;
     std::vector<ecf8::Request> requests;

@@ -10,26 +10,18 @@
 #include <vector>
 
 #include "common/error.h"
+#include "fuzz/synth_tokenizer_once.h"
 #include "tokenizer/detokenizer.h"
-#include "tokenizer/synth_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace {
 
-const ecf8::text::Tokenizer& synth_tokenizer() {
-    static const ecf8::text::Tokenizer tok = [] {
-        const ecf8::text::SynthTokenizerFiles f = ecf8::text::train_synth_tokenizer(1024);
-        return ecf8::text::Tokenizer::from_json(f.tokenizer_json, f.tokenizer_config_json, "synth");
-    }();
-    return tok;
-}
-
 void round_trip(const ecf8::text::Tokenizer& tok, const std::string& text) {
     const std::vector<int32_t> ids = tok.encode(text, false);
     const std::string back = tok.decode(ids, false);
     if (ecf8::text::is_valid_utf8(text) && back != text) std::abort();  // lossless on valid text
-    if (!ecf8::text::is_valid_utf8(back)) std::abort();                  // decode always gives UTF-8
+    if (!ecf8::text::is_valid_utf8(back)) std::abort();                 // decode always gives UTF-8
     ecf8::text::StreamingDetokenizer stream(tok, false);
     std::string streamed;
     for (int32_t id : ids) streamed += stream.push(id);
@@ -44,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
     try {
         if (data[0] % 2 == 0) {
-            round_trip(synth_tokenizer(), rest);
+            round_trip(ecf8::fuzz::synth_tokenizer(), rest);
         } else {
             const ecf8::text::Tokenizer tok = ecf8::text::Tokenizer::from_json(rest, "", "fuzz.json");
             (void)tok.decode(tok.encode("Hello, 世界! 12345 <｜User｜> \xF0\x9F\x99\x82", true), true);

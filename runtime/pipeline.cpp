@@ -39,6 +39,12 @@ Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
     ECF8_CHECK(store.num_layers() == model.config().num_hidden_layers,
                "the weight store holds " << store.num_layers() << " layers, the model has "
                                          << model.config().num_hidden_layers);
+    // The decoder reads routing's picks by the store's local expert index, the MLP by the model's.
+    ECF8_CHECK(store.first_expert() == model.first_expert() && store.local_experts() == model.local_experts(),
+               "the weight store holds routed experts [" << store.first_expert() << ", "
+                                                         << store.first_expert() + store.local_experts()
+                                                         << "), the model runs [" << model.first_expert() << ", "
+                                                         << model.first_expert() + model.local_experts() << ")");
     model_.bind_streams(compute_, comm_);
     slots_.resize(kDecodeSlots);
     for (SlotEvents& e : slots_) {

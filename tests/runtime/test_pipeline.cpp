@@ -1,4 +1,4 @@
-// The just-in-time pipeline under mpirun (-np 2 and 4) on a 5-layer tiny synthetic model:
+// The just-in-time pipeline under mpirun (-np 1, 2 and 4) on a 5-layer tiny synthetic model:
 //   - lossless: --weights ecf8, raw and raw-copy give bit-identical logits, and equal the plain
 //     forward over weights decoded at load (ResidentWeights), bit for bit;
 //   - overflow: shards whose plan put routed experts (read in place) or also non-expert weights (staged) in
@@ -321,6 +321,25 @@ TEST(Pipeline, OnlyPickedExpertsAreDecoded) {
                 }
             }
         }
+    }
+}
+
+// The store and the model must agree on this rank's routed experts: the decoder reads routing's picks by the
+// store's local index, the experts' MLP by the model's. A model of the next rank's world is refused.
+TEST(Pipeline, RefusesAStoreOfAnotherRanksExperts) {
+    const std::string root = root_dir();
+    const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
+    if (world == 1) GTEST_SKIP() << "one rank holds every expert";
+    const ShardManifest m = ShardManifest::load(root + "/device");
+    CpuBackend backend;
+    auto store = WeightStore::load(m, rank, backend, WeightMode::Raw, nullptr);
+    auto comm = MpiCommunicator::world();
+    Model model(m.model, m.world((rank + 1) % world), comm.get(), test::model_options(kMaxSeqLen), backend);
+    try {
+        Pipeline pipeline(model, *store, backend);
+        ADD_FAILURE() << "a pipeline was built over another rank's experts";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("the weight store holds routed experts"), std::string::npos) << e.what();
     }
 }
 

@@ -13,6 +13,7 @@
 #include "sharding/synth_checkpoint.h"
 #include "tests/mpi/mpi_test_main.h"
 #include "tests/runtime/plan_checks.h"
+#include "tests/tiny_model.h"
 
 namespace ecf8 {
 namespace {
@@ -22,19 +23,9 @@ namespace fs = std::filesystem;
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 DeployConfig small_layout(const std::string& root, const std::string& name, int world, double gpu_gb) {
-    DeployConfig d;
-    d.source = "test_plan_small";
-    d.model = root + "/model";
-    d.output = root + "/" + name;
-    d.parallel.tensor_parallel_size = d.parallel.expert_parallel_size = world;
-    d.parallel.nodes = 1;
-    d.parallel.gpus_per_node = world;
-    d.memory.gpu_memory_gb = gpu_gb;
-    d.memory.gpu_memory_utilization = 1.0;
+    DeployConfig d = test::tiny_layout(root, name, "test_plan_small", world, gpu_gb, 128, 2);
+    d.memory.gpu_memory_utilization = 1.0;  // the budgets below are exact
     d.memory.cpu_offload_gb = 1.0;
-    d.kv_cache.max_model_len = 128;
-    d.kv_cache.max_num_seqs = 2;
-    d.kv_cache.max_num_batched_tokens = 128;
     return d;
 }
 
