@@ -221,7 +221,9 @@ int cmd_bench_serve(const CommandArgs& argv) {
     try {
         std::unique_ptr<Model> model = make_model(setup, rig);
         Pipeline pipeline(*model, *rig.store, *rig.backend);
-        const Engine::Forward forward = [&](const auto& t, const auto& c) { return pipeline.forward(t, c); };
+        const Engine::Forward forward = [&](const auto& t, const auto& c, StepOutput out) {
+            return pipeline.step(t, c, out);
+        };
         // A warm-up request, not counted: first-step costs (the CUDA decoder's task lists) stay out of level 1.
         SamplingParams four;
         four.max_new_tokens = 4;

@@ -23,7 +23,6 @@
 #include "launcher/args.h"
 #include "launcher/commands.h"
 #include "launcher/mpi_world.h"
-#include "runtime/requests_io.h"
 #include "launcher/run_setup.h"
 #include "launcher/text_prompt.h"
 #include "runtime/backend_registry.h"
@@ -31,6 +30,7 @@
 #include "runtime/engine.h"
 #include "runtime/mpi_communicator.h"
 #include "runtime/pipeline.h"
+#include "runtime/requests_io.h"
 #include "runtime/trace.h"
 #include "runtime/weight_store.h"
 #include "sharding/memory_plan.h"
@@ -207,11 +207,11 @@ int cmd_run(const CommandArgs& argv) {
         Pipeline pipeline(*model, *rig.store, *rig.backend);
         rig.store->reset_counters();
         int64_t step = 0;
-        auto forward = [&](const std::vector<std::vector<int32_t>>& t, const std::vector<KvCache*>& c) {
+        auto forward = [&](const std::vector<std::vector<int32_t>>& t, const std::vector<KvCache*>& c, StepOutput out) {
             TraceScope span(rig.tracer.get(), Tracer::kHost, "step",
                             {{"step", step}, {"sequences", static_cast<int64_t>(t.size())}});
             ++step;
-            return pipeline.forward(t, c);
+            return pipeline.step(t, c, out);
         };
         const std::string gpu_memory = gpu_memory_note(rig);  // after load and the KV pool
         Engine engine(*model, forward, rig.control.get());

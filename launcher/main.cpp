@@ -143,7 +143,8 @@ const std::vector<Command>& all_commands() {
          "  --dump-logits FILE     the logits of every sampled token, float32 little-endian, [vocab] each, in\n"
          "                         the order sampled\n"
          "  --trace FILE.json      Chrome/Perfetto trace of every rank's copy/decode/compute/comm streams\n"
-         "  --threads N            threads for decoding the shard and, on the CPU backend, for BLAS\n"
+         "  --threads N            threads for decoding the shard and, on the CPU backend, for the linear\n"
+         "                         layers and BLAS\n"
          "                         (default or 0: codec.threads of the YAML, else cores / ranks)\n",
          cmd_run},
         {"tokenize", "text to token ids with a model's tokenizer",

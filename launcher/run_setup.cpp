@@ -200,7 +200,7 @@ RunSetup parse_setup(const Args& args, const MpiSession& session, const NodePlac
 }
 
 // --threads N (absent or 0: the codec YAML's threads, else this node's cores shared among the ranks): the
-// decode pool's threads and, on the CPU backend, OpenBLAS's.
+// decode pool's threads and, on the CPU backend, the linear layers' and OpenBLAS's (attention).
 int run_threads(const Args& args, const RunSetup& setup, int ranks) {
     const int threads = args.get_threads(0);
     if (threads > 0) return threads;

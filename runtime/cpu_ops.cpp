@@ -14,6 +14,7 @@
 #include "kernels/cpu/moe_gate.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/sampling.h"
 #include "runtime/backend.h"
 #include "runtime/communicator.h"
 
@@ -125,6 +126,9 @@ public:
     void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p, float* weights,
                    int32_t* experts, Stream&) override {
         cpu::moe_route(logits, bias, n_tokens, p, weights, experts);
+    }
+    void argmax_rows(const float* x, int64_t rows, int64_t blocks, int64_t block_len, int32_t* ids, Stream&) override {
+        cpu::argmax_rows(x, rows, blocks, block_len, ids);
     }
     void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out, Stream&) override {
         for (int64_t r = 0; r < n_rows; ++r) std::memcpy(out + r * dim, src + rows[r] * dim, dim * sizeof(float));

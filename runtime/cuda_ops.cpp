@@ -112,6 +112,10 @@ public:
                    int32_t* experts, Stream& stream) override {
         cuda::moe_route(logits, bias, n_tokens, p, weights, experts, native(stream));
     }
+    void argmax_rows(const float* x, int64_t rows, int64_t blocks, int64_t block_len, int32_t* ids,
+                     Stream& stream) override {
+        cuda::argmax_rows(x, rows, blocks, block_len, ids, native(stream));
+    }
     void gather_rows(const float* src, const int32_t* rows, int64_t n_rows, int64_t dim, float* out,
                      Stream& stream) override {
         cuda::gather_rows(src, rows, n_rows, dim, out, native(stream));

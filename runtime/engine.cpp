@@ -117,7 +117,7 @@ bool Engine::step() {
         caches.push_back(&it->second);
     }
     const double t0 = wall_seconds();
-    const std::vector<float> logits = forward_(tokens, caches);
+    const StepResult out = forward_(tokens, caches, output_for(plan));
     const double seconds = wall_seconds() - t0;
     stats_.forward_seconds += seconds;
     stats_.step_log.push_back({static_cast<int>(plan.seqs.size()), plan.tokens(), seconds});
@@ -125,22 +125,36 @@ bool Engine::step() {
     stats_.tokens += plan.tokens();
     const KvPool& pool = model_.kv_pool();
     stats_.peak_blocks_used = std::max(stats_.peak_blocks_used, pool.blocks() - pool.free_blocks());
-    if (is_scheduler()) sample(plan, logits);
+    if (is_scheduler()) sample(plan, out);
     return true;
 }
 
-void Engine::sample(const StepPlan& plan, const std::vector<float>& logits) {
+StepOutput Engine::output_for(const StepPlan& plan) const {
+    if (!is_scheduler()) return StepOutput::GreedyIds;  // nothing to sample: the fewest bytes back
+    if (on_logits) return StepOutput::Logits;
+    for (const ScheduledSeq& s : plan.seqs)
+        if (s.sample && scheduler_.running_sequence(s.seq_id).request.params.temperature > 0.0f)
+            return StepOutput::Logits;
+    return StepOutput::GreedyIds;
+}
+
+void Engine::sample(const StepPlan& plan, const StepResult& out) {
     const int64_t vocab = model_.config().vocab_size;
-    ECF8_CHECK(logits.size() == plan.seqs.size() * static_cast<size_t>(vocab),
-               "engine: " << logits.size() << " logits for " << plan.seqs.size() << " sequences of " << vocab);
+    const bool greedy = !out.ids.empty();
+    ECF8_CHECK(greedy ? out.ids.size() == plan.seqs.size()
+                      : out.logits.size() == plan.seqs.size() * static_cast<size_t>(vocab),
+               "engine: " << (greedy ? out.ids.size() : out.logits.size()) << (greedy ? " tokens" : " logits")
+                          << " for " << plan.seqs.size() << " sequences of " << vocab);
     for (size_t i = 0; i < plan.seqs.size(); ++i) {
         const ScheduledSeq& s = plan.seqs[i];
         if (!s.sample) continue;  // a prefill chunk short of the end of what is to be cached
         const Sequence& seq = scheduler_.running_sequence(s.seq_id);
         const SamplingParams& p = seq.request.params;
-        if (on_logits) on_logits(seq.request, logits.data() + i * vocab, vocab);
-        const int32_t token = static_cast<int32_t>(
-            cpu::sample_top_p(logits.data() + i * vocab, vocab, p.temperature, p.top_p, p.seed, seq.generated()));
+        const float* logits = greedy ? nullptr : out.logits.data() + i * vocab;
+        if (on_logits) on_logits(seq.request, logits, vocab);
+        const int32_t token = greedy ? out.ids[i]
+                                     : static_cast<int32_t>(cpu::sample_top_p(logits, vocab, p.temperature, p.top_p,
+                                                                              p.seed, seq.generated()));
         RequestResult& r = results_.at(s.seq_id);
         if (r.output.empty()) r.first_token_s = now();
         r.output.push_back(token);

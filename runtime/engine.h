@@ -42,11 +42,13 @@ struct EngineStats {
 
 class Engine {
 public:
-    // forward(tokens per sequence, caches) -> the logits of each sequence's last token, [B, vocab] (Model::forward
-    // or Pipeline::forward). control: host collectives between the ranks (MPI), null for one rank; its rank 0
-    // schedules.
+    // forward(tokens per sequence, caches, output) -> for each sequence's last token its logits ([B, vocab]) or
+    // its greedy token (Pipeline::step). The engine asks for greedy tokens when every sequence it samples in
+    // the step is greedy and nobody listens to on_logits, so the step waits for token ids, not logits; the
+    // other ranks, which do not sample, always do. control: host collectives between the ranks (MPI), null
+    // for one rank; its rank 0 schedules.
     using Forward =
-        std::function<std::vector<float>(const std::vector<std::vector<int32_t>>&, const std::vector<KvCache*>&)>;
+        std::function<StepResult(const std::vector<std::vector<int32_t>>&, const std::vector<KvCache*>&, StepOutput)>;
     Engine(Model& model, Forward forward, Communicator* control);
 
     bool is_scheduler() const { return rank_ == 0; }
@@ -71,7 +73,8 @@ private:
     std::vector<int64_t> encode(const StepPlan& plan) const;
     StepPlan decode(const std::vector<int64_t>& words) const;
     std::vector<int64_t> broadcast(std::vector<int64_t> words);
-    void sample(const StepPlan& plan, const std::vector<float>& logits);
+    StepOutput output_for(const StepPlan& plan) const;
+    void sample(const StepPlan& plan, const StepResult& out);
 
     Model& model_;
     Forward forward_;

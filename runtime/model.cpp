@@ -409,12 +409,25 @@ void Model::gather_logits(ForwardState& s) {
         ops_.all_gather(*comm_, source, ws<float>(WsBuf::gathered), R * part, reduce_stream());
         source = ws<float>(WsBuf::gathered);
     }
+    if (s.output == StepOutput::GreedyIds) {  // rank r's block holds vocabulary part r of every row
+        ops_.argmax_rows(source, R, world_.world_size, part, ws<int32_t>(WsBuf::ids), reduce_stream());
+        ops_.copy(ws<int32_t>(WsBuf::host_ids), ws<int32_t>(WsBuf::ids), R * sizeof(int32_t), reduce_stream());
+        return;
+    }
     ops_.copy(ws<float>(WsBuf::host_logits), source, R * part * world_.world_size * sizeof(float), reduce_stream());
 }
 
 void Model::finish_logits(ForwardState& s) {
     const int n = world_.world_size;
     const int64_t R = static_cast<int64_t>(s.out_rows.size()), part = s.vocab_part;
+    if (s.output == StepOutput::GreedyIds) {
+        const int32_t* ids = ws<int32_t>(WsBuf::host_ids);
+        s.ids.assign(ids, ids + R);
+        for (int64_t i = 0; i < R; ++i)
+            ECF8_CHECK(s.ids[i] >= 0, "the step's logits are not finite: row "
+                                          << i << " holds a NaN or an infinity (a NaN or overflow in the activations)");
+        return;
+    }
     const float* gathered = ws<float>(WsBuf::host_logits);
     // Rank r's block holds its vocabulary part of every row: interleave them into [R, vocab].
     s.logits.resize(R * part * n);

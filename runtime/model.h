@@ -65,6 +65,15 @@ struct ModelOptions {
     static ModelOptions from_plan(const DeployConfig& deploy, const ShardManifest& manifest, WeightFormat format);
 };
 
+// What a step brings back to the host: the gathered logits of its rows, or only each row's greedy token
+// (argmax where the logits are: the step's host wait is then for a few bytes per row, not the vocabulary).
+enum class StepOutput { Logits, GreedyIds };
+
+struct StepResult {
+    std::vector<float> logits;  // StepOutput::Logits: [rows, vocab]
+    std::vector<int32_t> ids;   // StepOutput::GreedyIds: [rows]
+};
+
 // The host bookkeeping of one forward step. Built by Model::prepare; the stages read and write it. The
 // activations live in the model's workspace, in backend memory.
 struct ForwardState {
@@ -80,7 +89,9 @@ struct ForwardState {
     int64_t n_tokens = 0;
     bool block_pending = false;  // the block holds a reduced output not yet added to the residual stream
     int64_t vocab_part = 0;      // this rank's lm_head rows
-    std::vector<float> logits;   // gathered [rows, vocab]
+    StepOutput output = StepOutput::Logits;
+    std::vector<float> logits;  // gathered [rows, vocab] (StepOutput::Logits)
+    std::vector<int32_t> ids;   // greedy token per row (StepOutput::GreedyIds)
 };
 
 // "model.layers.<layer>.": the prefix of a decoder layer's tensor names.
@@ -136,7 +147,8 @@ public:
     // groups the picks by this rank's experts, on the device: pick_offsets()), ffn (dense MLP or shared
     // experts), routed_experts (MoE layers: this rank's local experts [first, last), once their weights are
     // decoded; the pipeline runs them in groups), reduce_block. Then head and gather_logits, which enqueues
-    // the logits' copy to pinned host memory; the step's one host wait is for it, then finish_logits.
+    // the copy to pinned host memory of the logits or, for StepOutput::GreedyIds, of the rows' argmax; the
+    // step's one host wait is for it, then finish_logits.
     ForwardState prepare(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                          bool all_positions);
     void embed(ForwardState& s, const WeightSource& w);
@@ -148,7 +160,8 @@ public:
     void routed_experts(int layer, ForwardState& s, const WeightSource& w, int first, int last);
     void head(ForwardState& s, const WeightSource& w);
     void gather_logits(ForwardState& s);
-    // On the host, once it has waited for gather_logits' stream: the logits into s.logits ([rows, vocab]).
+    // On the host, once it has waited for gather_logits' stream: the logits into s.logits ([rows, vocab]), or
+    // the greedy tokens into s.ids. Any non-finite logit is an error naming the row.
     void finish_logits(ForwardState& s);
 
     // This rank's routed experts: local expert i is expert first_expert() + i (none in a dense model).

@@ -186,6 +186,12 @@ public:
     virtual void scatter_add_scaled_rows(const float* y, const int32_t* rows, const float* scales, int64_t n_rows,
                                          int64_t dim, float* out, Stream& stream) = 0;
 
+    // Greedy sampling where the logits are: ids[r] = the first largest logit of row r, the concatenation of
+    // its `blocks` vocabulary parts of block_len floats (part b at x + (b * rows + r) * block_len: the
+    // logits' all-gather), or -1 when the row holds a NaN or an infinity (cpu::argmax_rows).
+    virtual void argmax_rows(const float* x, int64_t rows, int64_t blocks, int64_t block_len, int32_t* ids,
+                             Stream& stream) = 0;
+
     // A decoder for one WeightStore's blobs, with room for `blobs` placed blobs (ids 0 .. blobs - 1).
     virtual std::unique_ptr<BlobDecoder> make_blob_decoder(size_t blobs) = 0;
 

@@ -87,7 +87,13 @@ void Pipeline::on_comm(const std::string& label, std::function<void()> fn) {
 
 std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& tokens,
                                      const std::vector<KvCache*>& caches, bool all_positions) {
+    return step(tokens, caches, StepOutput::Logits, all_positions).logits;
+}
+
+StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                          StepOutput output, bool all_positions) {
     auto state = std::make_shared<ForwardState>(model_.prepare(tokens, caches, all_positions));
+    state->output = output;
     Model* m = &model_;
     WeightStore* w = &store_;
     const bool multi_rank = model_.world().world_size > 1;
@@ -153,7 +159,7 @@ std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& to
     backend_.synchronize(compute_);  // the step's one host wait
     store_.throw_if_decode_failed();
     model_.finish_logits(*state);
-    return std::move(state->logits);
+    return {std::move(state->logits), std::move(state->ids)};
 }
 
 }  // namespace ecf8

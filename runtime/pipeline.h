@@ -11,8 +11,9 @@
 // and skipping an expert nobody picked, while the compute stream runs the shared experts. Host-tier experts
 // are read where they lie (pinned memory), so no copy waits on the picks. The compute stream runs a group's
 // experts (one grouped MLP call) as soon as that group is decoded. The host enqueues a whole step without
-// waiting and synchronizes once, for the logits. On the CPU backend the streams are worker threads, so the
-// same schedule runs here as on a GPU. The tracer draws each stream's work on its own lane, with span names
+// waiting and synchronizes once, for the logits (or, with StepOutput::GreedyIds, the greedy token ids, picked
+// where the logits are). On the CPU backend the streams are worker threads, so the same schedule runs here
+// as on a GPU. The tracer draws each stream's work on its own lane, with span names
 // "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
 #pragma once
 
@@ -39,6 +40,10 @@ public:
     // As Model::forward, with the weights decoded just in time. Returns the gathered logits.
     std::vector<float> forward(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
                                bool all_positions = false);
+    // The same step, bringing back what `output` asks for (StepOutput::GreedyIds: each sequence's greedy
+    // token, computed where the logits are, and no logits).
+    StepResult step(const std::vector<std::vector<int32_t>>& tokens, const std::vector<KvCache*>& caches,
+                    StepOutput output, bool all_positions = false);
 
 private:
     // Enqueues layer L's copy and decode into its slot, behind the slot's last reader.

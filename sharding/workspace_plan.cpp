@@ -38,8 +38,10 @@ constexpr const char* kNames[] = {"positions",
                                   "last",
                                   "local_logits",
                                   "gathered",
+                                  "ids",
                                   "host_inputs",
-                                  "host_logits"};
+                                  "host_logits",
+                                  "host_ids"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(WsBuf::count), "one name per buffer");
 
 }  // namespace
@@ -55,7 +57,7 @@ void StepLimits::validate() const {
 }
 
 const char* ws_buf_name(WsBuf b) { return kNames[static_cast<int>(b)]; }
-bool ws_buf_pinned(WsBuf b) { return b == WsBuf::host_inputs || b == WsBuf::host_logits; }
+bool ws_buf_pinned(WsBuf b) { return b == WsBuf::host_inputs || b == WsBuf::host_logits || b == WsBuf::host_ids; }
 
 uint64_t WorkspacePlan::device_bytes() const {
     uint64_t sum = dequant_bytes + gemm_bytes + rope_bytes;
@@ -64,7 +66,9 @@ uint64_t WorkspacePlan::device_bytes() const {
     return sum;
 }
 
-uint64_t WorkspacePlan::pinned_bytes() const { return of(WsBuf::host_inputs) + of(WsBuf::host_logits); }
+uint64_t WorkspacePlan::pinned_bytes() const {
+    return of(WsBuf::host_inputs) + of(WsBuf::host_logits) + of(WsBuf::host_ids);
+}
 
 int64_t max_local_intermediate(const ModelConfig& c, const WorldConfig& w) {
     return std::max({ceil_div(c.intermediate_size, w.tp_size),
@@ -113,12 +117,14 @@ WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const S
     set(WsBuf::last, R * dim, f);
     set(WsBuf::local_logits, R * part, f);
     set(WsBuf::gathered, R * part * w.world_size, f);
+    set(WsBuf::ids, R, i32);
     uint64_t inputs = 0;
     for (WsBuf b :
          {WsBuf::positions, WsBuf::slots, WsBuf::tokens, WsBuf::token_seq, WsBuf::out_rows, WsBuf::block_tables})
         inputs += p.of(b);
     p.bytes[static_cast<int>(WsBuf::host_inputs)] = inputs;
     set(WsBuf::host_logits, R * part * w.world_size, f);
+    set(WsBuf::host_ids, R, i32);
     p.dequant_bytes = uint64_t(heads * (c.qk_nope_head_dim + c.v_head_dim) * lora) * f;
     p.gemm_bytes = uint64_t(max_linear_weight_elems(c, w)) * f;
     p.rope_bytes = 2 * uint64_t(l.max_seq_len) * uint64_t(rope / 2) * f;

@@ -53,9 +53,11 @@ enum class WsBuf : int {
     last,          // [logit_rows, hidden]
     local_logits,  // [logit_rows, vocab / tp]
     gathered,      // [logit_rows, vocab]
+    ids,           // int32 [logit_rows]: greedy tokens (argmax where the logits are)
     // Pinned host memory.
     host_inputs,  // the inputs above (positions .. block_tables), in that order
     host_logits,  // [logit_rows, vocab]
+    host_ids,     // int32 [logit_rows]
     count
 };
 

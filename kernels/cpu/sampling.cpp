@@ -3,6 +3,7 @@
 #include "kernels/cpu/sampling.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -34,6 +35,26 @@ int64_t argmax(const float* x, int64_t n) {
         if (best < 0 || x[i] > x[best]) best = i;  // strict: the first of equal values stays
     }
     return best < 0 ? 0 : best;
+}
+
+void argmax_rows(const float* x, int64_t rows, int64_t blocks, int64_t block_len, int32_t* ids) {
+    ECF8_CHECK(rows >= 0 && blocks > 0 && block_len > 0 && blocks * block_len <= INT32_MAX,
+               "argmax_rows: rows " << rows << ", blocks " << blocks << ", block_len " << block_len);
+    if (rows == 0) return;
+    ECF8_CHECK(x != nullptr && ids != nullptr, "argmax_rows: null x or ids");
+    for (int64_t r = 0; r < rows; ++r) {
+        int64_t best = -1;
+        float best_v = 0.0f;
+        bool finite = true;
+        for (int64_t b = 0; b < blocks && finite; ++b) {
+            const float* part = x + (b * rows + r) * block_len;
+            for (int64_t i = 0; i < block_len; ++i) {
+                finite = finite && std::isfinite(part[i]);
+                if (best < 0 || part[i] > best_v) best = b * block_len + i, best_v = part[i];
+            }
+        }
+        ids[r] = finite ? static_cast<int32_t>(best) : -1;
+    }
 }
 
 double sampling_uniform(uint64_t seed, uint64_t counter) {

@@ -15,6 +15,13 @@ void softmax(const float* x, int64_t n, float* out);
 // Index of the largest of x[0..n): the lowest such index on ties; NaN entries are never chosen (all NaN: 0).
 int64_t argmax(const float* x, int64_t n);
 
+// Greedy tokens of `rows` rows of vocab-parallel logits: row r is the concatenation over b in [0, blocks) of
+// x[(b * rows + r) * block_len, + block_len) (the all-gather of `blocks` ranks' vocabulary parts; blocks = 1:
+// x is [rows, block_len]). ids[r] is the index of the row's first largest entry (argmax's rule, so the same
+// as argmax of the row laid out whole), or -1 when the row holds a NaN or an infinity: the caller reports
+// it, as it refuses any non-finite logit.
+void argmax_rows(const float* x, int64_t rows, int64_t blocks, int64_t block_len, int32_t* ids);
+
 // The uniform double in [0, 1) that sample_top_p draws for (seed, counter): a std::mt19937_64 seeded with
 // std::seed_seq{seed low 32 bits, seed high 32 bits, counter low 32 bits, counter high 32 bits} (both are
 // fully specified by the C++ standard), one raw 64-bit output, top 53 bits times 2^-53.

@@ -56,8 +56,10 @@ void silu_mul_picks(const float* gate, const float* up, const int32_t* offsets, 
                     int64_t max_rows, float* out, cudaStream_t stream);
 void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const int32_t* offsets, int64_t e,
                        int64_t dim, int64_t max_rows, float* out, cudaStream_t stream);
-// out[r] = index of the largest of x[r * n .. r * n + n): lowest index on ties, NaN never chosen (all NaN: 0).
-void argmax_rows(const float* x, int64_t rows, int64_t n, int64_t* out, cudaStream_t stream);
+// As cpu::argmax_rows (kernels/cpu/sampling.h): out[r] = the first largest entry of row r, the concatenation
+// of its `blocks` parts of block_len floats (part b at x + (b * rows + r) * block_len), or -1 when the row
+// holds a NaN or an infinity.
+void argmax_rows(const float* x, int64_t rows, int64_t blocks, int64_t block_len, int32_t* out, cudaStream_t stream);
 
 // y[T, out] = x[T, in] . w[out, in]^T in full FP32 (cuBLAS SGEMM, pedantic math: no TF32). The fallback
 // GEMM of the FP8 path: weights dequantized by dequantize_fp8_block_to_float, as the CPU does, until the

@@ -340,17 +340,24 @@ TEST_F(PagedAttentionCuda, StaysInsideThePool) {
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
-TEST_F(KernelsCuda, ArgmaxMatchesItsCpuTwin) {
-    const int64_t rows = 6, n = 129280;
-    std::vector<float> x = randn(rows * n);
-    x[1 * n + 5] = x[1 * n + 7] = 100.0f;                // a tie: the lower index wins
-    x[2 * n + 3] = NAN;                                  // NaN is never chosen
-    for (int64_t i = 0; i < n; ++i) x[3 * n + i] = NAN;  // all NaN: 0
-    std::vector<int64_t> want(rows);
-    for (int64_t r = 0; r < rows; ++r) want[r] = cpu::argmax(x.data() + r * n, n);
-    int64_t* out = dev(std::vector<int64_t>(rows));
-    cuda::argmax_rows(dev(x), rows, n, out, nullptr);
-    EXPECT_EQ(host(out, rows), want);
+TEST_F(KernelsCuda, ArgmaxRowsMatchesItsCpuTwin) {
+    for (const int64_t blocks : {1, 4}) {
+        const int64_t rows = 6, part = 129280 / blocks;
+        std::vector<float> x = randn(rows * blocks * part);
+        auto at = [&](int64_t r, int64_t v) -> float& { return x[((v / part) * rows + r) * part + v % part]; };
+        at(1, 5) = at(1, part + 7) = 100.0f;  // a tie across parts: the lower index wins
+        at(2, 3) = NAN;                       // a non-finite row: -1
+        at(4, blocks * part - 1) = -INFINITY;
+        at(5, blocks * part - 1) = 1000.0f;  // the last entry of the last part
+        std::vector<int32_t> want(rows);
+        cpu::argmax_rows(x.data(), rows, blocks, part, want.data());
+        EXPECT_EQ(want[1], 5);
+        EXPECT_EQ(want[2], -1);
+        EXPECT_EQ(want[4], -1);
+        int32_t* out = dev(std::vector<int32_t>(rows));
+        cuda::argmax_rows(dev(x), rows, blocks, part, out, nullptr);
+        EXPECT_EQ(host(out, rows), want) << blocks << " parts";
+    }
 }
 
 }  // namespace

@@ -158,6 +158,39 @@ OpCase make_elementwise(std::mt19937& rng, int64_t n, bool silu) {
             }};
 }
 
+// argmax_rows: rows x (blocks parts of block_len), with a tie across parts, a row whose largest entry is the
+// very last, and rows with a NaN or an infinity (-1).
+OpCase make_argmax_rows(std::mt19937& rng, int64_t rows, int64_t blocks, int64_t block_len) {
+    auto x = std::make_shared<std::vector<float>>(uniform(rng, rows * blocks * block_len, -20, 20));
+    auto at = [=](int64_t r, int64_t v) -> float& {
+        return (*x)[((v / block_len) * rows + r) * block_len + v % block_len];
+    };
+    const int64_t n = blocks * block_len;
+    if (rows > 0) at(0, n - 1) = 50.0f;
+    if (rows > 1) at(1, n / 3) = at(1, n - 2) = 60.0f;
+    if (rows > 2) at(2, n / 2) = NAN;
+    if (rows > 3) at(3, 0) = -INFINITY;
+    return {"argmax_rows",
+            [=](const Device& d) {
+                Buffer xb = d.up(*x), ids = d.alloc(rows);
+                d.ops().argmax_rows(xb.as<float>(), rows, blocks, block_len, ids.as<int32_t>(), d.s());
+                return Output{{}, d.down<int32_t>(ids, rows)};
+            },
+            [=] {
+                Reference ref;
+                for (int64_t r = 0; r < rows; ++r) {
+                    int64_t best = 0;
+                    bool finite = true;
+                    for (int64_t v = 0; v < n; ++v) {
+                        finite = finite && std::isfinite(at(r, v));
+                        if (at(r, v) > at(r, best)) best = v;
+                    }
+                    ref.i.push_back(finite ? static_cast<int32_t>(best) : -1);
+                }
+                return ref;
+            }};
+}
+
 // all_gather (gather == true) or all_reduce_sum of count floats on a one-rank group.
 OpCase make_collective(std::mt19937& rng, int64_t count, bool gather) {
     auto x = std::make_shared<std::vector<float>>(uniform(rng, count, -1, 1));

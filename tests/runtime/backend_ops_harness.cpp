@@ -25,6 +25,7 @@ constexpr Tolerance kTolerances[] = {
     {"rmsnorm", 1e-6, 0.0},                       // of |y|: mean, rsqrt, two products (8 ulps); GPU: core's order
     {"moe_route", 1e-6, 1e-6},                    // weights, of |w|; experts exact (no near-ties)
     {"moe_dispatch", 0.0, 0.0},                   // offsets and rows exact, scales copied
+    {"argmax_rows", 0.0, 0.0},                    // token ids, exact
     {"decode", 0.0, 0.0},                         // BlobDecoder::decode: bytes (skipped jobs' untouched)
     {"routed_experts_mlp", 1e-5, 1e-5},           // of sum |s| |a| |w_down|, a with its own bound: three linears
     {"linear", 1e-5, 1e-5},                       // of sum_k |x_k w_k|: float sums in any order

@@ -143,6 +143,7 @@ OpCase make_copy_rows(std::mt19937& rng, int64_t rows, int64_t cols, int64_t src
 OpCase make_embedding(std::mt19937& rng, int64_t vocab, int64_t begin, int64_t end, int64_t dim, int64_t n_tokens);
 OpCase make_gather(std::mt19937& rng, int64_t n_src, int64_t dim, int64_t n_rows);
 OpCase make_scatter(std::mt19937& rng, int64_t n_out, int64_t dim, int64_t n_rows);
+OpCase make_argmax_rows(std::mt19937& rng, int64_t rows, int64_t blocks, int64_t block_len);
 OpCase make_elementwise(std::mt19937& rng, int64_t n, bool silu);
 OpCase make_collective(std::mt19937& rng, int64_t count, bool gather);
 OpCase make_rmsnorm(std::mt19937& rng, int64_t rows, int64_t dim, int64_t x_stride, int64_t out_stride);

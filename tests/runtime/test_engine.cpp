@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 
 #include "runtime/cpu_backend.h"
 #include "runtime/engine.h"
@@ -61,11 +62,13 @@ struct Served {
     EngineStats stats;
     std::map<std::string, size_t> live;  // the backend's live bytes by tag once the model is built
     std::map<std::string, size_t> live_after;
+    std::set<StepOutput> outputs;  // what this rank's steps asked for
 };
 
 struct ServeSetup {
     int64_t max_num_seqs = 16, max_tokens = 64, blocks = 0, block_tokens = 16;
     WeightMode mode = WeightMode::Ecf8;
+    bool keep_logits = true;  // on_logits set: every step brings the logits back
 };
 
 // Runs `requests` (submitted all at once) through an engine on every rank.
@@ -88,10 +91,17 @@ Served serve(const std::vector<Request>& requests, const ServeSetup& setup) {
         Pipeline pipeline(model, *store, backend);
         out.live = backend.live_bytes_by_tag(MemoryKind::Device);
         Engine engine(
-            model, [&](const auto& t, const auto& c) { return pipeline.forward(t, c); }, control.get());
-        engine.on_logits = [&](const Request& r, const float* l, int64_t vocab) {
-            out.logits[r.id].emplace_back(l, l + vocab);
-        };
+            model,
+            [&](const auto& t, const auto& c, StepOutput output) {
+                out.outputs.insert(output);
+                return pipeline.step(t, c, output);
+            },
+            control.get());
+        if (setup.keep_logits) {
+            engine.on_logits = [&](const Request& r, const float* l, int64_t vocab) {
+                out.logits[r.id].emplace_back(l, l + vocab);
+            };
+        }
         engine.on_finish = [&](const RequestResult& r) {
             out.tokens[r.id] = r.output;
             out.finish[r.id] = r.finish;
@@ -164,6 +174,29 @@ TEST(Engine, ConcurrentRequestsGiveTheTokensAndLogitsOfEachRunAlone) {
             << "logits differ by up to " << max_rel_diff(together.logits.at(r.id), alone.logits.at(r.id))
             << " of each step's largest";
     }
+}
+
+// Greedy steps bring back token ids, not logits, unless on_logits listens or a request samples: the same
+// tokens either way. Ranks other than 0 never sample, so they always ask for ids.
+TEST(Engine, GreedyStepsBringBackTokenIdsInsteadOfLogits) {
+    const std::vector<Request> requests = mixed_requests();
+    ServeSetup ids;
+    ids.keep_logits = false;
+    const Served fast = serve(requests, ids);
+    const Served full = serve(requests, {});
+    Request hot = requests[1];
+    hot.params.temperature = 0.8f;
+    const Served sampled = serve({hot}, ids);
+    EXPECT_EQ(fast.outputs, std::set<StepOutput>{StepOutput::GreedyIds});
+    if (mpi_test_session().rank() != 0) {
+        EXPECT_EQ(full.outputs, std::set<StepOutput>{StepOutput::GreedyIds});
+        EXPECT_EQ(sampled.outputs, std::set<StepOutput>{StepOutput::GreedyIds});
+        return;
+    }
+    EXPECT_EQ(full.outputs, std::set<StepOutput>{StepOutput::Logits});
+    EXPECT_TRUE(sampled.outputs.count(StepOutput::Logits));
+    EXPECT_TRUE(fast.logits.empty());
+    for (const Request& r : requests) EXPECT_EQ(fast.tokens.at(r.id), full.tokens.at(r.id)) << r.id;
 }
 
 TEST(Engine, RawWeightsGiveBitIdenticalLogitsUnderTheSameSchedule) {
