@@ -159,8 +159,7 @@ void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s)
                                << s->manifest.world_size() << " or re-shard with the right parallel settings");
     ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
-    s->model = ModelOptions::from_plan(s->deploy, s->manifest,
-                                       s->mode == WeightMode::Ecf8 ? WeightFormat::Ecf8 : WeightFormat::Fp8);
+    s->model = ModelOptions::from_plan(s->deploy, s->manifest, plan_format(s->mode));
     s->world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
                                     place.local_rank, place.local_size);
 }

@@ -44,6 +44,10 @@ class ThreadPool;
 enum class WeightMode { Ecf8, Raw, RawCopy };
 const char* weight_mode_name(WeightMode mode);
 WeightMode parse_weight_mode(const std::string& name);  // "ecf8" | "raw" | "raw-copy"; throws naming the choices
+// The memory plan's format for a mode: ECF8 for ecf8, the checkpoint's own bytes for raw and raw-copy.
+inline WeightFormat plan_format(WeightMode mode) {
+    return mode == WeightMode::Ecf8 ? WeightFormat::Ecf8 : WeightFormat::Fp8;
+}
 
 struct WeightStoreStats {
     uint64_t device_bytes = 0;    // stored layer weights in the device tier (blobs, or raw bytes in Raw mode)

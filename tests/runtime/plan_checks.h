@@ -16,11 +16,6 @@
 
 namespace ecf8::test {
 
-// The plan's format for a runtime weight mode: ECF8 for ecf8, the checkpoint's own bytes for raw and raw-copy.
-inline WeightFormat plan_format(WeightMode mode) {
-    return mode == WeightMode::Ecf8 ? WeightFormat::Ecf8 : WeightFormat::Fp8;
-}
-
 inline uint64_t tag_bytes(const std::map<std::string, size_t>& live, const char* tag) {
     auto it = live.find(tag);
     return it == live.end() ? uint64_t{0} : uint64_t{it->second};

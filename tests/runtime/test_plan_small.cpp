@@ -56,9 +56,7 @@ std::pair<double, double> prepare(const std::string& root, int world) {
         o.threads = 2;
         o.progress = false;
         write_synth_checkpoint(root + "/model", o);
-        ShardOptions so;
-        so.threads = 2;
-        so.progress = false;
+        const ShardOptions so = test::quiet_shard_options();
         const DeployConfig wide = small_layout(root, "wide", world, 8.0);  // for the stored sizes
         shard_checkpoint(wide, so);
         const ShardManifest m = ShardManifest::load(wide.output);
