@@ -4,6 +4,7 @@
 //     additions in the tree), with a 1% margin;
 //   - bit for bit against the order contract written out here in plain C++ (8 fma lanes, fixed tree);
 //   - bit for bit across batch sizes, weight-row subsets, thread pools and the AVX2 / scalar paths;
+//   - decode-sized calls (fused conversion) with NaN bytes and huge scales, against the contract;
 //   - the weight conversion over all 256 FP8 bytes and many scales, bit for bit;
 //   - argument errors.
 #include <gtest/gtest.h>
@@ -230,6 +231,44 @@ TEST(DotGemm, VectorPathMatchesScalarPath) {
         const auto sca = run(tw, x, m);
         dot_gemm_force_scalar(false);
         ASSERT_EQ(bits(vec), bits(sca)) << cs.name << " m " << m << " k " << k << " n " << n;
+    }
+}
+
+// Decode-sized calls (m <= 3) convert BF16 and FP8 weights in registers when a chunk allows it (lengths and
+// scale blocks in whole groups of 8, no NaN byte, no scale whose x256 overflows) and in two passes
+// otherwise. Both must give the contract's bits, also where chunks of one call take different ways: NaN
+// bytes and huge scales in some rows, blocks of 12 that straddle chunks, k not a multiple of 8.
+TEST(DotGemm, DecodeSizedCallsMatchContract) {
+    auto rng = seeded(1001);
+    const float huge = 0x1p126f;  // x256 overflows: the fast conversion must not take it
+    for (const Case& cs : kCases) {
+        if (cs.type == DotWeightType::F32) continue;
+        for (int64_t k : {8, 24, 512, 520, 1408, 2048, 1001}) {
+            const int64_t n = 1 + static_cast<int64_t>(rng() % 13), m = 1 + static_cast<int64_t>(rng() % 3);
+            TestWeight tw(cs.type, n, k, cs.block, rng);
+            if (cs.type == DotWeightType::FP8) {
+                if (rng() % 2 == 0) tw.fp8[rng() % tw.fp8.size()] = rng() % 2 ? 0x7F : 0xFF;  // a NaN
+                if (rng() % 2 == 0) tw.scale[rng() % tw.scale.size()] = rng() % 2 ? huge : -huge;
+                dequantize_fp8_block_to_float(tw.fp8.data(), tw.scale.data(), n, k, tw.wf.data(), cs.block);
+            }
+            const auto x = uniform_vec(static_cast<size_t>(m * k), rng, 2.0);
+            for_each_path([&](const char* path) {
+                const auto y = run(tw, x, m);
+                for (int64_t i = 0; i < m; ++i) {
+                    for (int64_t j = 0; j < n; ++j) {
+                        const float got = y[i * n + j], want = contract_dot(&x[i * k], &tw.wf[j * k], k);
+                        if (std::isnan(want)) {
+                            ASSERT_TRUE(std::isnan(got))
+                                << cs.name << " " << path << " k " << k << " " << i << "," << j;
+                        } else {
+                            ASSERT_EQ(ecf8::f32_to_bits(got), ecf8::f32_to_bits(want))
+                                << cs.name << " " << path << " m " << m << " k " << k << " n " << n << " at " << i
+                                << "," << j;
+                        }
+                    }
+                }
+            });
+        }
     }
 }
 
