@@ -1,7 +1,9 @@
 // The engine's step: schedule (rank 0), broadcast, forward (every rank), sample (rank 0).
 #include "runtime/engine.h"
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "common/error.h"
 #include "kernels/cpu/sampling.h"
@@ -138,6 +140,32 @@ StepOutput Engine::output_for(const StepPlan& plan) const {
     return StepOutput::GreedyIds;
 }
 
+std::vector<int32_t> Engine::draw_tokens(const StepPlan& plan, const std::vector<float>& logits) {
+    const int64_t vocab = model_.config().vocab_size;
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < plan.seqs.size(); ++i)
+        if (plan.seqs[i].sample) rows.push_back(i);
+    std::vector<int32_t> drawn(plan.seqs.size(), -1);
+    // Rows are independent and each takes about a millisecond at DeepSeek's vocabulary, so a batch of them
+    // is spread over the host's cores (the ranks' compute is idle while rank 0 samples).
+    if (rows.size() > 1 && sampling_pool_ == nullptr) {
+        const int per_rank = static_cast<int>(std::thread::hardware_concurrency()) / model_.world().gpus_per_node;
+        sampling_pool_ = std::make_unique<ThreadPool>(std::clamp(per_rank, 1, 16));
+    }
+    auto draw = [&](size_t r) {
+        const size_t i = rows[r];
+        const Sequence& seq = scheduler_.running_sequence(plan.seqs[i].seq_id);
+        const SamplingParams& p = seq.request.params;
+        drawn[i] = static_cast<int32_t>(
+            cpu::sample_top_p(logits.data() + i * vocab, vocab, p.temperature, p.top_p, p.seed, seq.generated()));
+    };
+    if (rows.size() > 1)
+        sampling_pool_->parallel_for(rows.size(), draw);
+    else if (rows.size() == 1)
+        draw(0);
+    return drawn;
+}
+
 void Engine::sample(const StepPlan& plan, const StepResult& out) {
     const int64_t vocab = model_.config().vocab_size;
     const bool greedy = !out.ids.empty();
@@ -145,16 +173,13 @@ void Engine::sample(const StepPlan& plan, const StepResult& out) {
                       : out.logits.size() == plan.seqs.size() * static_cast<size_t>(vocab),
                "engine: " << (greedy ? out.ids.size() : out.logits.size()) << (greedy ? " tokens" : " logits")
                           << " for " << plan.seqs.size() << " sequences of " << vocab);
+    const std::vector<int32_t> drawn = greedy ? out.ids : draw_tokens(plan, out.logits);
     for (size_t i = 0; i < plan.seqs.size(); ++i) {
         const ScheduledSeq& s = plan.seqs[i];
         if (!s.sample) continue;  // a prefill chunk short of the end of what is to be cached
         const Sequence& seq = scheduler_.running_sequence(s.seq_id);
-        const SamplingParams& p = seq.request.params;
-        const float* logits = greedy ? nullptr : out.logits.data() + i * vocab;
-        if (on_logits) on_logits(seq.request, logits, vocab);
-        const int32_t token = greedy ? out.ids[i]
-                                     : static_cast<int32_t>(cpu::sample_top_p(logits, vocab, p.temperature, p.top_p,
-                                                                              p.seed, seq.generated()));
+        if (on_logits) on_logits(seq.request, greedy ? nullptr : out.logits.data() + i * vocab, vocab);
+        const int32_t token = drawn[i];
         RequestResult& r = results_.at(s.seq_id);
         if (r.output.empty()) r.first_token_s = now();
         r.output.push_back(token);

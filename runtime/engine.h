@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/thread_pool.h"
 #include "runtime/communicator.h"
 #include "runtime/model.h"
 #include "runtime/scheduler.h"
@@ -75,6 +77,8 @@ private:
     std::vector<int64_t> broadcast(std::vector<int64_t> words);
     StepOutput output_for(const StepPlan& plan) const;
     void sample(const StepPlan& plan, const StepResult& out);
+    // The sampled rows' tokens drawn from their logits ([seqs, vocab]); -1 for rows that do not sample.
+    std::vector<int32_t> draw_tokens(const StepPlan& plan, const std::vector<float>& logits);
 
     Model& model_;
     Forward forward_;
@@ -85,6 +89,7 @@ private:
     std::map<int64_t, RequestResult> results_;  // rank 0, per sequence not yet finished
     EngineStats stats_;
     double start_ = 0;
+    std::unique_ptr<ThreadPool> sampling_pool_;  // rank 0, made at the first step that samples several rows
 };
 
 // The Scheduler's limits for a model: its step limits and KV pool.

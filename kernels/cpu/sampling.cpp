@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <limits>
-#include <numeric>
 #include <random>
 #include <vector>
 
@@ -64,6 +64,67 @@ double sampling_uniform(uint64_t seed, uint64_t counter) {
     return static_cast<double>(rng() >> 11) * 0x1p-53;
 }
 
+namespace {
+
+// A token and its weight; ordered by weight, larger first, then by lower index (a strict total order).
+struct Weighted {
+    double w;
+    int64_t token;
+    bool operator<(const Weighted& o) const { return w != o.w ? w > o.w : token < o.token; }
+};
+
+// The first of run[0, k) whose running sum exceeds r; when rounding leaves r at or past the end, the last
+// with nonzero weight (run[0], the largest logit's token, has weight 1).
+int64_t draw(const std::vector<Weighted>& run, size_t k, double r) {
+    double sum = 0.0;
+    for (size_t j = 0; j < k; ++j) {
+        sum += run[j].w;
+        if (sum > r) return run[j].token;
+    }
+    while (k > 1 && run[k - 1].w == 0.0) --k;
+    return run[k - 1].token;
+}
+
+// The biased binary exponent of a weight in [0, 1] (0 for zero and subnormals).
+int exponent_of(double w) {
+    uint64_t bits;
+    std::memcpy(&bits, &w, sizeof(bits));
+    return static_cast<int>(bits >> 52);
+}
+
+// The nucleus of top_p < 1 (see sampling.h), sorted. Only the tokens that can be in it are sorted: those
+// whose weight is at least 2^(e - 1023), with e the highest exponent at which the weights of that exponent
+// and above already sum to the target with room to spare (1e-9 relative; two orders of summing n weights
+// differ by at most n * 2^-53 relative). If the sorted candidates still fall short, every token is taken.
+std::vector<Weighted> nucleus(const std::vector<double>& w, double target, size_t* k) {
+    constexpr int kExponents = 2048;
+    std::vector<double> by_exponent(kExponents, 0.0);
+    for (double v : w) by_exponent[static_cast<size_t>(exponent_of(v))] += v;
+    int lowest = 0;  // all tokens
+    double above = 0.0;
+    for (int e = kExponents - 1; e > 0; --e) {
+        above += by_exponent[static_cast<size_t>(e)];
+        if (above >= target * (1.0 + 1e-9)) {
+            lowest = e;
+            break;
+        }
+    }
+    for (;; lowest = 0) {
+        std::vector<Weighted> cand;
+        for (size_t i = 0; i < w.size(); ++i)
+            if (exponent_of(w[i]) >= lowest) cand.push_back({w[i], static_cast<int64_t>(i)});
+        std::sort(cand.begin(), cand.end());
+        double sum = 0.0;
+        for (*k = 0; *k < cand.size();) {
+            sum += cand[(*k)++].w;
+            if (sum >= target) return cand;
+        }
+        if (lowest == 0) return cand;  // rounding: the ordered sum of all falls short of the target
+    }
+}
+
+}  // namespace
+
 int64_t sample_top_p(const float* logits, int64_t n, float temperature, float top_p, uint64_t seed, uint64_t counter) {
     ECF8_CHECK(n > 0, "sample_top_p: n " << n << " must be positive");
     ECF8_CHECK(logits != nullptr, "sample_top_p: null logits");
@@ -79,37 +140,29 @@ int64_t sample_top_p(const float* logits, int64_t n, float temperature, float to
     if (temperature <= 0.0f) return argmax(logits, n);
 
     std::vector<double> w(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-        w[static_cast<size_t>(i)] = std::exp((static_cast<double>(logits[i]) - m) / temperature);
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), int64_t{0});
-    // A strict total order (weight, then index), so std::sort's result is unique.
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        const double wa = w[static_cast<size_t>(a)], wb = w[static_cast<size_t>(b)];
-        return wa != wb ? wa > wb : a < b;
-    });
-    // The total is summed in the same order as the nucleus, so top_p = 1 takes exactly the tokens of
-    // nonzero weight.
     double total = 0.0;
-    for (const int64_t i : order) total += w[static_cast<size_t>(i)];
-    const double target = static_cast<double>(top_p) * total;
-    double nucleus = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        w[static_cast<size_t>(i)] = std::exp((static_cast<double>(logits[i]) - m) / temperature);
+        total += w[static_cast<size_t>(i)];
+    }
+    const double u = sampling_uniform(seed, counter);
+    if (top_p == 1.0f) {  // every token, in index order: no sort
+        const double r = u * total;
+        double sum = 0.0;
+        int64_t last = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            const double v = w[static_cast<size_t>(i)];
+            sum += v;
+            if (sum > r) return i;
+            if (v != 0.0) last = i;
+        }
+        return last;
+    }
     size_t k = 0;
-    while (k < order.size()) {
-        nucleus += w[static_cast<size_t>(order[k])];
-        ++k;
-        if (nucleus >= target) break;
-    }
-    const double r = sampling_uniform(seed, counter) * nucleus;
-    double run = 0.0;
-    for (size_t j = 0; j < k; ++j) {
-        run += w[static_cast<size_t>(order[j])];
-        if (run > r) return order[j];
-    }
-    // Only when rounding put r at the very end of the nucleus: its last token of nonzero weight (the
-    // first token always has weight 1).
-    while (k > 1 && w[static_cast<size_t>(order[k - 1])] == 0.0) --k;
-    return order[k - 1];
+    const std::vector<Weighted> nuc = nucleus(w, static_cast<double>(top_p) * total, &k);
+    double nucleus_sum = 0.0;
+    for (size_t j = 0; j < k; ++j) nucleus_sum += nuc[j].w;
+    return draw(nuc, k, u * nucleus_sum);
 }
 
 }  // namespace ecf8::cpu

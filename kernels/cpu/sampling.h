@@ -29,13 +29,19 @@ double sampling_uniform(uint64_t seed, uint64_t counter);
 
 // Samples a token from logits[0..n) with temperature and top-p:
 //   temperature <= 0: argmax (greedy).
-//   otherwise: weights w_i = exp((logits[i] - max) / temperature) in double; tokens ordered by weight,
-//   larger first and lower index on ties; the nucleus is the shortest prefix whose weight sum reaches
-//   top_p * total (at least one token); with u = sampling_uniform(seed, counter) the result is the first
-//   nucleus token whose running weight sum exceeds u * (nucleus sum).
-// The result depends only on the inputs, so a (seed, counter) pair reproduces a draw on every platform:
-// use one seed per request and the generated-token index as counter. top_p must be in (0, 1]; NaN and
-// +inf logits are errors, -inf logits are never sampled.
+//   otherwise: weights w_i = exp((logits[i] - max) / temperature) in double, total = their sum in index
+//   order, u = sampling_uniform(seed, counter), and
+//     top_p = 1: the first token in index order whose running weight sum exceeds u * total;
+//     top_p < 1: with tokens ordered by weight, larger first and lower index on ties, the nucleus is the
+//     shortest prefix whose running sum (in that order) reaches top_p * total (all tokens if rounding
+//     leaves the whole sum short), and the result is the first nucleus token whose running sum exceeds
+//     u * (nucleus sum).
+//   Where rounding leaves no running sum above the bound, the last token of nonzero weight of the walk.
+// Only the tokens that can be in the nucleus are sorted, so a row of DeepSeek's 129K vocabulary takes about
+// 1 ms (the exps) rather than the 17 ms of a full sort. The result depends only on the inputs, so a
+// (seed, counter) pair reproduces a draw on every platform: use one seed per request and the
+// generated-token index as counter. top_p must be in (0, 1]; NaN and +inf logits are errors, -inf logits
+// are never sampled.
 int64_t sample_top_p(const float* logits, int64_t n, float temperature, float top_p, uint64_t seed, uint64_t counter);
 
 }  // namespace ecf8::cpu

@@ -813,6 +813,71 @@ TEST(Sampling, SeededDrawsAreReproducibleAndStayInTheNucleus) {
     EXPECT_EQ(seen.size(), 3u);
 }
 
+// sample_top_p's rule (sampling.h) written out the slow way: every token sorted, no candidate pruning.
+int64_t top_p_by_full_sort(const std::vector<float>& lg, float temperature, float top_p, uint64_t seed,
+                           uint64_t counter) {
+    const float m = *std::max_element(lg.begin(), lg.end());
+    std::vector<double> w;
+    double total = 0.0;
+    for (float v : lg) {
+        w.push_back(std::exp((static_cast<double>(v) - m) / temperature));
+        total += w.back();
+    }
+    const double u = sampling_uniform(seed, counter);
+    std::vector<int64_t> walk(lg.size());
+    std::iota(walk.begin(), walk.end(), int64_t{0});
+    size_t k = walk.size();
+    double bound = u * total;
+    if (top_p < 1.0f) {
+        std::sort(walk.begin(), walk.end(), [&](int64_t a, int64_t b) { return w[a] != w[b] ? w[a] > w[b] : a < b; });
+        double sum = 0.0;
+        for (k = 0; k < walk.size();) {
+            sum += w[walk[k++]];
+            if (sum >= static_cast<double>(top_p) * total) break;
+        }
+        double nucleus = 0.0;
+        for (size_t j = 0; j < k; ++j) nucleus += w[walk[j]];
+        bound = u * nucleus;
+    }
+    double run = 0.0;
+    int64_t last = walk[0];
+    for (size_t j = 0; j < k; ++j) {
+        run += w[walk[j]];
+        if (run > bound) return walk[j];
+        if (w[walk[j]] != 0.0) last = walk[j];
+    }
+    return last;
+}
+
+// The pruned sort gives the full sort's token for every draw: vocabularies up to DeepSeek's, flat and peaked
+// logits, many ties, masked tokens, weights that underflow to zero, top_p from tiny to 1.
+TEST(Sampling, PrunedNucleusEqualsFullSort) {
+    std::mt19937 rng(2024);
+    const float top_ps[] = {1e-6f, 0.1f, 0.5f, 0.9f, 0.95f, 0.999f, 1.0f};
+    for (int trial = 0; trial < 24; ++trial) {
+        const size_t n = trial % 12 == 0 ? 129280 : 1 + rng() % 4000;
+        std::vector<float> lg = uniform(n, 500 + trial, 0.5 + trial % 5 * 4.0);
+        if (trial % 4 == 1)
+            for (auto& v : lg) v = std::round(v);  // ties
+        if (trial % 5 == 2)
+            for (size_t i = 1; i < n; i += 3) lg[i] = -kInf;
+        if (trial % 7 == 3)
+            for (auto& v : lg) v *= 400.0f;  // most weights are 0 in double
+        const bool big = n > 4000;  // fewer draws: the reference sorts every token each time
+        for (float t : {0.05f, 0.7f, 1.0f, 3.0f}) {
+            if (big && (t == 0.05f || t == 3.0f)) continue;
+            for (float p : top_ps) {
+                for (uint64_t c = 0; c < (big ? 2u : 3u); ++c) {
+                    ASSERT_EQ(sample_top_p(lg.data(), static_cast<int64_t>(n), t, p, trial, c),
+                              top_p_by_full_sort(lg, t, p, trial, c))
+                        << "trial " << trial << " n " << n << " temperature " << t << " top_p " << p << " counter "
+                        << c;
+                }
+            }
+        }
+    }
+}
+
 TEST(Sampling, UniformStreamIsPinned) {
     // The documented stream: mt19937_64 seeded by seed_seq{seed lo, seed hi, counter lo, counter hi}, top 53
     // bits of its first output. Both are fully specified by the C++ standard, so these values hold everywhere.

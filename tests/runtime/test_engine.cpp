@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 
+#include "kernels/cpu/sampling.h"
 #include "runtime/cpu_backend.h"
 #include "runtime/engine.h"
 #include "runtime/mpi_communicator.h"
@@ -197,6 +198,38 @@ TEST(Engine, GreedyStepsBringBackTokenIdsInsteadOfLogits) {
     EXPECT_TRUE(sampled.outputs.count(StepOutput::Logits));
     EXPECT_TRUE(fast.logits.empty());
     for (const Request& r : requests) EXPECT_EQ(fast.tokens.at(r.id), full.tokens.at(r.id)) << r.id;
+}
+
+// Sampled requests (temperature, top-p, seeds) in one batch: rank 0 draws the step's rows in parallel, and
+// each request gets the tokens it gets alone, each drawn by sample_top_p from that step's logits with the
+// generated-token index as counter.
+TEST(Engine, SampledRequestsGiveTheTokensOfEachRunAlone) {
+    std::vector<Request> requests = mixed_requests();
+    requests.resize(8);
+    const float top_ps[] = {1.0f, 0.9f, 0.5f, 0.99f};
+    for (size_t i = 0; i < requests.size(); ++i) {
+        requests[i].params.temperature = 0.6f + 0.2f * static_cast<float>(i % 3);
+        requests[i].params.top_p = top_ps[i % 4];
+        requests[i].params.seed = 100 + i;
+        requests[i].params.max_new_tokens = 6;
+    }
+    const Served together = serve(requests, {});
+    std::vector<Served> alone_runs;
+    for (const Request& r : requests) alone_runs.push_back(serve({r}, {}));
+    if (mpi_test_session().rank() != 0) return;
+    for (size_t i = 0; i < requests.size(); ++i) {
+        const Request& r = requests[i];
+        SCOPED_TRACE(r.id);
+        const std::vector<int32_t>& got = together.tokens.at(r.id);
+        EXPECT_EQ(got, alone_runs[i].tokens.at(r.id));
+        const auto& steps = together.logits.at(r.id);
+        ASSERT_EQ(steps.size(), got.size());
+        for (size_t j = 0; j < got.size(); ++j) {
+            EXPECT_EQ(got[j], cpu::sample_top_p(steps[j].data(), static_cast<int64_t>(steps[j].size()),
+                                                r.params.temperature, r.params.top_p, r.params.seed, j))
+                << "token " << j;
+        }
+    }
 }
 
 TEST(Engine, RawWeightsGiveBitIdenticalLogitsUnderTheSameSchedule) {
