@@ -39,13 +39,19 @@ struct RaggedBatch {
     int64_t max_blocks = 0;
 };
 
+// CTAs the CUDA attention may spread a step over when it splits long contexts (flash-decoding): a few
+// decode tokens over a long context would otherwise run one CTA per (token, head) on a GPU of 132 SMs.
+inline constexpr int64_t kAttentionSplitCtas = 512;
+
 // Floats of scratch the batched attention takes for n_tokens rows: the absorbed queries and the weighted
-// latents ([n_tokens, n_heads, kv_lora_rank] each), and one key tile's widened rows and scores (the CPU's;
-// the CUDA kernel uses the first part only). The plan counts the same.
+// latents ([n_tokens, n_heads, kv_lora_rank] each), then one region each backend uses its own way: the
+// CPU's key tile (its widened rows and scores), the CUDA kernel's context-split partials (per CTA the
+// unnormalized latent sum, the running max and the sum of weights). The plan counts the same.
 inline int64_t paged_attention_scratch_floats(int64_t n_heads, int64_t kv_lora_rank, int64_t qk_rope_head_dim,
                                               int64_t block_tokens, int64_t n_tokens) {
-    return 2 * n_tokens * n_heads * kv_lora_rank + block_tokens * (kv_lora_rank + qk_rope_head_dim) +
-           n_heads * block_tokens + 2 * n_heads;
+    const int64_t cpu_tile = block_tokens * (kv_lora_rank + qk_rope_head_dim) + n_heads * block_tokens + 2 * n_heads;
+    const int64_t split_partials = kAttentionSplitCtas * (kv_lora_rank + 2);
+    return 2 * n_tokens * n_heads * kv_lora_rank + (cpu_tile > split_partials ? cpu_tile : split_partials);
 }
 
 }  // namespace ecf8::core

@@ -11,6 +11,11 @@
 // neither scratch nor shared memory grows with a 32K-token context. A row's latent is read twice per tile
 // (for the scores, then for the sum); the second read is meant to hit L1 or L2.
 //
+// Few (token, head) pairs over long contexts (a handful of decode tokens at 32K) would leave most SMs idle,
+// so such steps split each context into parts (flash-decoding): one CTA per (token, head, part) writes
+// its part's unnormalized latent sum, max and weight sum, and a second kernel combines the parts. Steps
+// stay within kAttentionSplitCtas CTAs (kernels/core/paged_kv.h), whose partials the planned scratch holds.
+//
 // Against the CPU only the order of the sums differs: the dot products are split over lanes and reduced
 // by shuffles, a tile's weighted rows are summed before the rescaled accumulator is added, and products
 // are fused (fmaf). The tests compare within 1e-5 of the largest output.
@@ -80,6 +85,11 @@ struct AttnArgs {
     int64_t n_seqs, max_blocks;
     int heads, C, R, qk_head, nope;
     float scale;
+    // Context split: CTA (th, s) = (blockIdx.x, blockIdx.y) takes tiles [s * split_tiles, (s + 1) * split_tiles)
+    // and writes its partial [acc | max | sum] to partials[(th * gridDim.y + s) * (C + 2)]; 0: no split, the
+    // CTA takes every tile and writes o_lat.
+    int64_t split_tiles;
+    float* partials;
 };
 
 // Scaled scores of a tile's rows [0, n) into s: warp w dots rows w*K .. w*K + K-1 (K = kKeysPerWarp), then
@@ -176,7 +186,8 @@ int64_t shared_floats(int64_t C, int64_t R, int64_t block_tokens) {
     return (C + R + 1) / 2 * 2 + (C + 1) / 2 * 2 + 2 * block_tokens + 4;
 }
 
-// One CTA per (token, head) = blockIdx.x: o_lat[t, h] = softmax(scores) . latent over the token's keys.
+// One CTA per (token, head) = blockIdx.x, and per context part = blockIdx.y when the context is split:
+// o_lat[t, h] = softmax(scores) . latent over the token's keys, or the part's partial (see AttnArgs).
 template <class T, bool kPairs>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     extern __shared__ float4 shared_raw[];  // float4: aligned for the float2 views
@@ -199,7 +210,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     const T* cache = static_cast<const T*>(a.cache);
     float m = -INFINITY, l = 0.0f;  // warp 0's
     int buf = 0;
-    for (int64_t tile = 0; tile * bt < keys; ++tile) {
+    const int64_t tile_begin = a.split_tiles > 0 ? blockIdx.y * a.split_tiles : 0;
+    const int64_t tile_end = a.split_tiles > 0 ? tile_begin + a.split_tiles : INT64_MAX;
+    for (int64_t tile = tile_begin; tile < tile_end && tile * bt < keys; ++tile) {
         const int64_t b = table[tile];  // the same in every thread: the skip and the barriers stay uniform
         if (b < 0 || b >= a.n_blocks) continue;
         const T* rows = cache + b * bt * row;
@@ -216,20 +229,62 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
         tile_accumulate<T, kPairs>(rows, n, row, C, s, stat[buf], acc);
         buf ^= 1;
     }
+    if (a.split_tiles > 0) {  // the part's unnormalized sum, max and weight sum (an empty part: 0, -inf, 0)
+        __syncthreads();      // acc's channels were last written by other threads (pairs)
+        float* part = a.partials + (th * gridDim.y + blockIdx.y) * (C + 2);
+        for (int c = threadIdx.x; c < C; c += kThreads) part[c] = acc[c];
+        if (threadIdx.x == 0) part[C] = m, part[C + 1] = l;
+        return;
+    }
     if (threadIdx.x == 0) stat[2] = l;
     __syncthreads();
     const float sum = stat[2];
     for (int c = threadIdx.x; c < C; c += kThreads) a.o_lat[th * C + c] = sum == 0.0f ? 0.0f : acc[c] / sum;
 }
 
+// One CTA per (token, head): o_lat = sum_s acc_s exp(m_s - M) / sum_s l_s exp(m_s - M) over the `parts`
+// partials, M their largest max; parts with no key (max -inf) weigh 0, and no key at all gives 0.
+__global__ void __launch_bounds__(kThreads)
+    combine_parts_kernel(const float* partials, int parts, int C, float* o_lat) {
+    const int64_t th = blockIdx.x;
+    const float* p = partials + th * parts * (C + 2);
+    float mx = -INFINITY;
+    for (int s = 0; s < parts; ++s) mx = fmaxf(mx, p[s * (C + 2) + C]);
+    float sum = 0.0f;
+    for (int s = 0; s < parts; ++s) {
+        const float ms = p[s * (C + 2) + C];
+        if (ms != -INFINITY) sum = fmaf(p[s * (C + 2) + C + 1], expf(ms - mx), sum);
+    }
+    for (int c = threadIdx.x; c < C; c += kThreads) {
+        float v = 0.0f;
+        for (int s = 0; s < parts; ++s) {
+            const float ms = p[s * (C + 2) + C];
+            if (ms != -INFINITY) v = fmaf(p[s * (C + 2) + c], expf(ms - mx), v);
+        }
+        o_lat[th * C + c] = sum == 0.0f ? 0.0f : v / sum;
+    }
+}
+
 template <class T>
-void launch_kernel(const AttnArgs& a, int64_t TH, bool pairs, size_t shared_bytes, cudaStream_t stream) {
-    const unsigned grid = static_cast<unsigned>(TH);
+void launch_kernel(const AttnArgs& a, int64_t TH, int parts, bool pairs, size_t shared_bytes, cudaStream_t stream) {
+    const dim3 grid(static_cast<unsigned>(TH), static_cast<unsigned>(parts));
     if (pairs)
         paged_attention_kernel<T, true><<<grid, kThreads, shared_bytes, stream>>>(a);
     else
         paged_attention_kernel<T, false><<<grid, kThreads, shared_bytes, stream>>>(a);
     CUDA_CHECK(cudaGetLastError());
+    if (a.split_tiles > 0) {
+        combine_parts_kernel<<<static_cast<unsigned>(TH), kThreads, 0, stream>>>(a.partials, parts, a.C, a.o_lat);
+        CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+// Context parts per (token, head): as many as keep the step within kAttentionSplitCtas CTAs and give each
+// part at least kMinSplitTiles of the longest table's tiles; 1 (no split) for batches that fill the GPU.
+constexpr int64_t kMinSplitTiles = 4;
+int context_parts(int64_t TH, int64_t max_blocks) {
+    const int64_t parts = std::min(core::kAttentionSplitCtas / TH, max_blocks / kMinSplitTiles);
+    return parts >= 2 ? static_cast<int>(parts) : 1;
 }
 
 // Bytes of shared memory a CTA takes; throws beyond what a launch gets without opting in.
@@ -242,7 +297,7 @@ size_t shared_bytes_for(int64_t C, int64_t R, int64_t block_tokens) {
 }
 
 // Step (b): o_lat from q_lat and q_pe over the cache, one CTA per (token, head); TH = n_tokens * n_heads.
-void launch_attention(const float* q, const float* q_lat, float* o_lat, const core::KvPages& kv,
+void launch_attention(const float* q, const float* q_lat, float* o_lat, float* partials, const core::KvPages& kv,
                       const core::RaggedBatch& batch, const cpu::MlaDims& d, int64_t TH, float scale,
                       size_t shared_bytes, cudaStream_t stream) {
     const int C = static_cast<int>(d.kv_lora_rank), R = static_cast<int>(d.qk_rope_head_dim);
@@ -254,13 +309,16 @@ void launch_attention(const float* q, const float* q_lat, float* o_lat, const co
     a.heads = static_cast<int>(d.n_heads), a.C = C, a.R = R;
     a.qk_head = static_cast<int>(d.qk_head_dim()), a.nope = static_cast<int>(d.qk_nope_head_dim);
     a.scale = scale;
+    const int parts = context_parts(TH, batch.max_blocks);
+    a.split_tiles = parts > 1 ? (batch.max_blocks + parts - 1) / parts : 0;
+    a.partials = partials;
     // Pairs of elements per load when every row and its latent start on a pair.
     const int64_t elem = core::kv_elem_bytes(kv.dtype);
     const bool pairs = C % 2 == 0 && R % 2 == 0 && reinterpret_cast<uintptr_t>(kv.data) % (2 * elem) == 0;
     if (kv.dtype == core::KvDType::BF16)
-        launch_kernel<uint16_t>(a, TH, pairs, shared_bytes, stream);
+        launch_kernel<uint16_t>(a, TH, parts, pairs, shared_bytes, stream);
     else
-        launch_kernel<float>(a, TH, pairs, shared_bytes, stream);
+        launch_kernel<float>(a, TH, parts, pairs, shared_bytes, stream);
 }
 
 void check_pages(const core::KvPages& kv, const char* what) {
@@ -312,8 +370,9 @@ void paged_mla_attention(Sgemm& gemm, const float* q, const core::KvPages& kv, c
     cpu::mla_blas_int(d.n_heads * std::max(d.kv_lora_rank, d.v_head_dim), "n_heads * kv_lora_rank");
     const size_t shared_bytes = shared_bytes_for(C, d.qk_rope_head_dim, kv.block_tokens);
     const long long wrows = NOPE + V;
-    float* q_lat = scratch;                  // [T, H, C]
-    float* o_lat = q_lat + int64_t{TH} * C;  // [T, H, C]
+    float* q_lat = scratch;                     // [T, H, C]
+    float* o_lat = q_lat + int64_t{TH} * C;     // [T, H, C]
+    float* partials = o_lat + int64_t{TH} * C;  // [parts of (token, head), C + 2] when the context is split
     cublasHandle_t h = gemm.handle();
     CUBLAS_CHECK(cublasSetStream(h, stream));
     const float one = 1.0f, zero = 0.0f;
@@ -321,7 +380,7 @@ void paged_mla_attention(Sgemm& gemm, const float* q, const core::KvPages& kv, c
     // q_lat[t, h, :] = q_nope[t, h, :] . wkv_b_k[h]   (per head, batched)
     CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, C, T, NOPE, &one, wkv_b, C, wrows * C, q,
                                            H * QK, QK, &zero, q_lat, H * C, C, H));
-    launch_attention(q, q_lat, o_lat, kv, batch, d, TH, softmax_scale, shared_bytes, stream);
+    launch_attention(q, q_lat, o_lat, partials, kv, batch, d, TH, softmax_scale, shared_bytes, stream);
     // out[t, h, :] = o_lat[t, h] . wkv_b_v[h]^T   (per head, batched)
     CUBLAS_CHECK(cublasSgemmStridedBatched(h, CUBLAS_OP_T, CUBLAS_OP_N, V, T, C, &one, wkv_b + NOPE * int64_t{C}, C,
                                            wrows * C, o_lat, H * C, C, &zero, out, H * V, V, H));

@@ -519,7 +519,11 @@ TEST(MlaAttention, TokensAreIndependentOfTheirBatch) {
 
 TEST(MlaAttention, ScratchSizeAndArguments) {
     const MlaDims d{4, 8, 4, 8, 16};
-    EXPECT_EQ(ecf8::core::paged_attention_scratch_floats(4, 16, 4, 8, 3), 2 * 3 * 4 * 16 + 8 * 20 + 4 * 8 + 2 * 4);
+    // Queries and latents, then the larger of the CPU's key tile and the CUDA kernel's split partials.
+    EXPECT_EQ(ecf8::core::paged_attention_scratch_floats(4, 16, 4, 8, 3),
+              2 * 3 * 4 * 16 + ecf8::core::kAttentionSplitCtas * (16 + 2));
+    EXPECT_EQ(ecf8::core::paged_attention_scratch_floats(4, 16, 4, 1024, 3),
+              2 * 3 * 4 * 16 + 1024 * 20 + 4 * 1024 + 2 * 4);
     std::vector<float> buf(4096);
     std::vector<int64_t> positions = {0};
     std::vector<int32_t> seqs = {0}, table = {0};
@@ -863,7 +867,7 @@ TEST(Sampling, PrunedNucleusEqualsFullSort) {
             for (size_t i = 1; i < n; i += 3) lg[i] = -kInf;
         if (trial % 7 == 3)
             for (auto& v : lg) v *= 400.0f;  // most weights are 0 in double
-        const bool big = n > 4000;  // fewer draws: the reference sorts every token each time
+        const bool big = n > 4000;           // fewer draws: the reference sorts every token each time
         for (float t : {0.05f, 0.7f, 1.0f, 3.0f}) {
             if (big && (t == 0.05f || t == 3.0f)) continue;
             for (float p : top_ps) {

@@ -259,6 +259,15 @@ std::vector<CaseSpec> all_cases() {
              return make_paged_mla(r, kDeepSeekMla, BF16, 64, {{31, 1}, {0, 1}, {130, 1}, {64, 1}});
          }},
         {"paged_mla_deepseek_mixed", [=](R& r) { return make_paged_mla(r, kDeepSeekMla, BF16, 16, kRagged); }},
+        // Long contexts under few (token, head) pairs: the CUDA kernel splits them into parts and combines.
+        {"paged_mla_deepseek_long_decode_split",
+         [=](R& r) {
+             return make_paged_mla(r, kDeepSeekMla, BF16, 16, {{3000, 1}});
+         }},
+        {"paged_mla_small_ragged_split",
+         [=](R& r) {
+             return make_paged_mla(r, kSmallMla, F32, 4, {{700, 1}, {5, 1}, {0, 1}, {300, 2}});
+         }},
         {"paged_mla_deepseek_prefill_129",
          [=](R& r) {
              return make_paged_mla(r, kDeepSeekMla, F32, 64, {{0, 129}});
