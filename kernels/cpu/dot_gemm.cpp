@@ -245,6 +245,19 @@ ECF8_DOT_AVX2 inline __m256 bf16x8(const uint16_t* src) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
+// The weight vectors of the fused path: row c of the panel at column i, as float.
+struct Bf16Rows {
+    const uint16_t* const* h;
+    ECF8_DOT_AVX2 __m256 operator()(int c, int64_t i) const { return bf16x8(h[c] + i); }
+};
+struct Fp8Rows {
+    const uint8_t* const* b;
+    const __m256* scale256;  // per row: the scale block's scale x 256
+    ECF8_DOT_AVX2 __m256 operator()(int c, int64_t i) const {
+        return _mm256_mul_ps(fp8x8_div256_finite(b[c] + i), scale256[c]);
+    }
+};
+
 // Columns [i, i + n) of every x row against the 4 weight rows, with W(c, i) the weight vector of row c at
 // column i; a[r][c] are the accumulators.
 template <int R, class W>
@@ -287,14 +300,13 @@ ECF8_DOT_AVX2 bool fused_avx2(const DotWeight& w, int64_t k, const int64_t* rows
         for (int c = 0; c < kPanelRows; ++c) a[r][c] = _mm256_loadu_ps(acc + r * kTileFloats + c * kLanes);
     }
     if (w.type == DotWeightType::BF16) {
-        fused_run<R>(a, x, 0, len, [&](int c, int64_t i) { return bf16x8(h[c] + i); });
+        fused_run<R>(a, x, 0, len, Bf16Rows{h});
     } else {
         for (int64_t i = 0; i < len;) {  // segments of one scale block
             const int64_t col = c0 + i, seg = std::min(len - i, (col / w.block + 1) * w.block - col);
             __m256 vs[kPanelRows];
             for (int c = 0; c < kPanelRows; ++c) vs[c] = _mm256_set1_ps(srow[c][col / w.block] * 256.0f);
-            fused_run<R>(a, x, i, seg,
-                         [&](int c, int64_t j) { return _mm256_mul_ps(fp8x8_div256_finite(b[c] + j), vs[c]); });
+            fused_run<R>(a, x, i, seg, Fp8Rows{b, vs});
             i += seg;
         }
     }
