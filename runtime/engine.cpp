@@ -150,7 +150,8 @@ std::vector<int32_t> Engine::draw_tokens(const StepPlan& plan, const std::vector
     // is spread over the host's cores (the ranks' compute is idle while rank 0 samples).
     if (rows.size() > 1 && sampling_pool_ == nullptr) {
         const int per_rank = static_cast<int>(std::thread::hardware_concurrency()) / model_.world().gpus_per_node;
-        sampling_pool_ = std::make_unique<ThreadPool>(std::clamp(per_rank, 1, 16));
+        sampling_pool_ =
+            std::make_unique<ThreadPool>(sampling_threads > 0 ? sampling_threads : std::clamp(per_rank, 1, 16));
     }
     auto draw = [&](size_t r) {
         const size_t i = rows[r];

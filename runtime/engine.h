@@ -68,6 +68,8 @@ public:
     std::function<void(const RequestResult&)> on_finish;          // rank 0, as each request ends
     // Rank 0, before each sampling: the logits the token is drawn from ([vocab]).
     std::function<void(const Request&, const float* logits, int64_t vocab)> on_logits;
+    // Rank 0: threads that draw a step's temperature rows (0: the host's cores per rank, at most 16).
+    int sampling_threads = 0;
     const EngineStats& stats() const { return stats_; }
     const Scheduler& scheduler() const { return scheduler_; }
 

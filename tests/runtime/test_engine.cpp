@@ -70,6 +70,7 @@ struct ServeSetup {
     int64_t max_num_seqs = 16, max_tokens = 64, blocks = 0, block_tokens = 16;
     WeightMode mode = WeightMode::Ecf8;
     bool keep_logits = true;  // on_logits set: every step brings the logits back
+    int sampling_threads = 0;
 };
 
 // Runs `requests` (submitted all at once) through an engine on every rank.
@@ -98,6 +99,7 @@ Served serve(const std::vector<Request>& requests, const ServeSetup& setup) {
                 return pipeline.step(t, c, output);
             },
             control.get());
+        engine.sampling_threads = setup.sampling_threads;
         if (setup.keep_logits) {
             engine.on_logits = [&](const Request& r, const float* l, int64_t vocab) {
                 out.logits[r.id].emplace_back(l, l + vocab);
@@ -200,7 +202,7 @@ TEST(Engine, GreedyStepsBringBackTokenIdsInsteadOfLogits) {
     for (const Request& r : requests) EXPECT_EQ(fast.tokens.at(r.id), full.tokens.at(r.id)) << r.id;
 }
 
-// Sampled requests (temperature, top-p, seeds) in one batch: rank 0 draws the step's rows in parallel, and
+// Sampled requests (temperature, top-p, seeds) in one batch: rank 0 draws the step's rows on 3 threads, and
 // each request gets the tokens it gets alone, each drawn by sample_top_p from that step's logits with the
 // generated-token index as counter.
 TEST(Engine, SampledRequestsGiveTheTokensOfEachRunAlone) {
@@ -213,7 +215,9 @@ TEST(Engine, SampledRequestsGiveTheTokensOfEachRunAlone) {
         requests[i].params.seed = 100 + i;
         requests[i].params.max_new_tokens = 6;
     }
-    const Served together = serve(requests, {});
+    ServeSetup pool;
+    pool.sampling_threads = 3;  // workers draw rows too, whatever cores this machine has
+    const Served together = serve(requests, pool);
     std::vector<Served> alone_runs;
     for (const Request& r : requests) alone_runs.push_back(serve({r}, {}));
     if (mpi_test_session().rank() != 0) return;
