@@ -163,10 +163,14 @@ ECF8_DOT_AVX2 void tile_avx2(const float* const* x, const float* const* w, int64
 // (fp16 has bias 15 = 7 + 8, so the exponent field is the same and normals and subnormals both come out
 // divided by 2^8). The e4m3fn NaNs (magnitude 0x7F, which would read 0x3F80) become fp16 NaN 0x7E00,
 // which widens to float's 0x7FC00000 as fp8_e4m3_to_float gives.
-ECF8_DOT_AVX2 inline __m256 fp8x8_div256(const uint8_t* b) {
+// fp8x8_half_bits: the fp16 bits without the NaN fix-up (what a chunk checked for NaN bytes takes).
+ECF8_DOT_AVX2 inline __m128i fp8x8_half_bits(const uint8_t* b) {
     const __m128i s = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b)));
     // Sign extension puts 1s in bits 8-15; shifted by 7, bit 15 is the sign and bit 14 must be cleared.
-    __m128i h = _mm_and_si128(_mm_slli_epi16(s, 7), _mm_set1_epi16(static_cast<short>(0xBF80)));
+    return _mm_and_si128(_mm_slli_epi16(s, 7), _mm_set1_epi16(static_cast<short>(0xBF80)));
+}
+ECF8_DOT_AVX2 inline __m256 fp8x8_div256(const uint8_t* b) {
+    __m128i h = fp8x8_half_bits(b);
     const __m128i nan = _mm_cmpeq_epi16(_mm_or_si128(h, _mm_set1_epi16(static_cast<short>(0x8000))),
                                         _mm_set1_epi16(static_cast<short>(0xBF80)));
     h = _mm_xor_si128(h, _mm_and_si128(nan, _mm_set1_epi16(0x3F80 ^ 0x7E00)));
@@ -175,15 +179,21 @@ ECF8_DOT_AVX2 inline __m256 fp8x8_div256(const uint8_t* b) {
 
 // (v / 256) * (s * 256) rounds like v * s because both products are the same real number, as long as
 // s * 256 is exact: every scale but finite ones that overflow there, which take the table.
+inline bool scale_x256_exact(float s) { return !(std::isfinite(s) && !std::isfinite(s * 256.0f)); }
+
+ECF8_DOT_AVX2 inline __m256 bf16x8(const uint16_t* src) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
 ECF8_DOT_AVX2 void fp8_avx2(const uint8_t* b, const float* srow, int64_t block, int64_t c0, int64_t len, float* out) {
     for (int64_t i = 0; i < len;) {
         const int64_t c = c0 + i;
         const int64_t seg = std::min(len - i, (c / block + 1) * block - c);  // up to the next scale block
         const float s = srow[c / block];
-        const float s256 = s * 256.0f;
         int64_t j = 0;
-        if (!(std::isfinite(s) && !std::isfinite(s256))) {
-            const __m256 vs = _mm256_set1_ps(s256);
+        if (scale_x256_exact(s)) {
+            const __m256 vs = _mm256_set1_ps(s * 256.0f);
             for (; j + kLanes <= seg; j += kLanes)
                 _mm256_storeu_ps(out + i + j, _mm256_mul_ps(fp8x8_div256(b + i + j), vs));
         }
@@ -194,10 +204,7 @@ ECF8_DOT_AVX2 void fp8_avx2(const uint8_t* b, const float* srow, int64_t block, 
 
 ECF8_DOT_AVX2 void bf16_avx2(const uint16_t* src, int64_t len, float* out) {
     int64_t i = 0;
-    for (; i + kLanes <= len; i += kLanes) {
-        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
-        _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
-    }
+    for (; i + kLanes <= len; i += kLanes) _mm256_storeu_ps(out + i, bf16x8(src + i));
     for (; i < len; ++i) out[i] = bf16_to_float(src[i]);
 }
 
@@ -234,17 +241,6 @@ ECF8_DOT_AVX2 bool fp8_has_nan(const uint8_t* b, int64_t n) {
     return false;
 }
 
-// fp8x8_div256 without the NaN fix-up (the chunk has been checked for NaN bytes).
-ECF8_DOT_AVX2 inline __m256 fp8x8_div256_finite(const uint8_t* b) {
-    const __m128i s = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b)));
-    return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(s, 7), _mm_set1_epi16(static_cast<short>(0xBF80))));
-}
-
-ECF8_DOT_AVX2 inline __m256 bf16x8(const uint16_t* src) {
-    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
-
 // The weight vectors of the fused path: row c of the panel at column i, as float.
 struct Bf16Rows {
     const uint16_t* const* h;
@@ -254,7 +250,7 @@ struct Fp8Rows {
     const uint8_t* const* b;
     const __m256* scale256;  // per row: the scale block's scale x 256
     ECF8_DOT_AVX2 __m256 operator()(int c, int64_t i) const {
-        return _mm256_mul_ps(fp8x8_div256_finite(b[c] + i), scale256[c]);
+        return _mm256_mul_ps(_mm256_cvtph_ps(fp8x8_half_bits(b[c] + i)), scale256[c]);
     }
 };
 
@@ -278,6 +274,8 @@ template <int R>
 ECF8_DOT_AVX2 bool fused_avx2(const DotWeight& w, int64_t k, const int64_t* rows, int64_t c0, int64_t len,
                               const float* const* x, float* acc) {
     if (len % kLanes != 0) return false;
+    if (w.type == DotWeightType::FP8 && w.block % kLanes != 0 && (c0 / w.block != (c0 + len - 1) / w.block))
+        return false;  // a scale block would change inside a group of 8 columns
     const uint8_t* b[kPanelRows] = {};
     const uint16_t* h[kPanelRows] = {};
     const float* srow[kPanelRows] = {};
@@ -289,12 +287,10 @@ ECF8_DOT_AVX2 bool fused_avx2(const DotWeight& w, int64_t k, const int64_t* rows
             srow[c] = fp8_scale_row(w, k, rows[c]);
             if (fp8_has_nan(b[c], len)) return false;
             for (int64_t s = c0 / w.block; s <= (c0 + len - 1) / w.block; ++s) {
-                if (std::isfinite(srow[c][s]) && !std::isfinite(srow[c][s] * 256.0f)) return false;
+                if (!scale_x256_exact(srow[c][s])) return false;
             }
         }
     }
-    if (w.type == DotWeightType::FP8 && w.block % kLanes != 0 && (c0 / w.block != (c0 + len - 1) / w.block))
-        return false;
     __m256 a[R][kPanelRows];
     for (int r = 0; r < R; ++r) {
         for (int c = 0; c < kPanelRows; ++c) a[r][c] = _mm256_loadu_ps(acc + r * kTileFloats + c * kLanes);
