@@ -56,9 +56,7 @@ public:
     }
     void rmsnorm(const float* x, int64_t x_stride, const uint16_t* weight, int64_t rows, int64_t dim, float eps,
                  float* out, int64_t out_stride, Stream& stream) override {
-        if (x_stride == dim && out_stride == dim) return cuda::rmsnorm(x, weight, rows, dim, eps, out, native(stream));
-        for (int64_t r = 0; r < rows; ++r)
-            cuda::rmsnorm(x + r * x_stride, weight, 1, dim, eps, out + r * out_stride, native(stream));
+        cuda::rmsnorm(x, x_stride, weight, rows, dim, eps, out, out_stride, native(stream));
     }
     void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
               const int64_t* positions, const RopeTables& t, Stream& stream) override {

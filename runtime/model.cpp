@@ -69,6 +69,7 @@ void plan_sequence(const ModelConfig& c, const StepLimits& limits, KvPool& pool,
         const int64_t pos = cache.length + static_cast<int64_t>(i);
         s.tokens.push_back(tokens[i]);
         s.positions.push_back(pos);
+        s.max_keys = std::max(s.max_keys, pos + 1);
         s.slots.push_back(int64_t{table[pos / limits.block_tokens]} * limits.block_tokens + pos % limits.block_tokens);
         s.token_seq.push_back(static_cast<int32_t>(q));
     }
@@ -303,7 +304,8 @@ void Model::attention(int layer, ForwardState& s, const WeightSource& w) {
                                   ws<int32_t>(WsBuf::token_seq),
                                   ws<int32_t>(WsBuf::block_tables),
                                   static_cast<int64_t>(s.caches.size()),
-                                  options_.limits().max_blocks()};
+                                  options_.limits().max_blocks(),
+                                  s.max_keys};
     ops_.paged_mla_attention(q, pages, wkv_b, dims, batch, softmax_scale_, ws<float>(WsBuf::mla_scratch), attn,
                              *compute_);
     linear(p + "o_proj.weight", attn, n_tokens, w, ws<float>(WsBuf::block));  // a partial sum over the local heads

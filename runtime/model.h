@@ -80,6 +80,7 @@ struct ForwardState {
     std::vector<KvCache*> caches;
     std::vector<int64_t> seq_begin;     // sequence s owns token rows [seq_begin[s], seq_begin[s + 1])
     std::vector<int64_t> positions;     // of every token row
+    int64_t max_keys = 0;               // the most keys a row attends to: its position + 1
     std::vector<int64_t> slots;         // of every token row: where its latent goes in the KV pool
     std::vector<int32_t> tokens;        // flattened
     std::vector<int32_t> token_seq;     // of every token row: its sequence

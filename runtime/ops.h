@@ -163,7 +163,8 @@ public:
                                      Stream& stream) = 0;
 
     // MoE routing: sigmoid scores, group-limited top-k with the correction bias (may be null); weights and
-    // experts [n_tokens, topk].
+    // experts [n_tokens, topk]. A token with a NaN logit: the CPU throws; CUDA, which cannot, gives it expert -1
+    // in every slot (moe_dispatch skips those); a NaN hidden state, the usual cause, also reaches the logits.
     virtual void moe_route(const float* logits, const float* bias, int64_t n_tokens, const cpu::GateParams& p,
                            float* weights, int32_t* experts, Stream& stream) = 0;
     // Routing's picks grouped by this rank's experts [expert_begin, expert_begin + n_local), where they are:

@@ -2,8 +2,8 @@
 // and their CUDA kernels (kernels/cuda): SiLU-multiply, add, scaled add, RMSNorm's scale and the RoPE
 // rotation (FP8 and BF16 values come from common/float_formats.h on both sides). Plain operators only; the host
 // compiles with -ffp-contract=off and the CUDA kernels with --fmad=false, so both sides round each operation once,
-// identically. Only the RMSNorm sum of squares is not here: the CPU adds it in order, the GPU as a tree
-// (kernels/cuda/ops.cuh states the effect).
+// identically. The RMSNorm sum of squares is a loop on the CPU and a block reduction on the GPU; both follow
+// the order fixed below (kRmsPartials), so it matches too.
 #pragma once
 
 #include <cmath>

@@ -25,6 +25,37 @@ struct RouteShape {
     float scaling = 1.0f;  // routed_scaling_factor
 };
 
+// One token's working arrays, in memory the caller gives (the CUDA kernel's shared memory: arrays of this
+// size in a thread's frame would make the driver reserve local memory for every resident thread of the GPU).
+struct RouteScratch {
+    float* scores;        // [n_experts]
+    float* choice;        // [n_experts]
+    float* group_scores;  // [n_group]
+    bool* taken;          // [n_experts]
+    bool* group_taken;    // [n_group]
+    bool* keep;           // [n_group]
+};
+
+// Bytes of one token's scratch (a multiple of 4, so consecutive tokens' scratch stays float-aligned).
+ECF8_HD int64_t route_scratch_bytes(const RouteShape& p) {
+    const int64_t floats = 2 * int64_t{p.n_experts} + p.n_group, flags = int64_t{p.n_experts} + 2 * p.n_group;
+    return 4 * floats + (flags + 3) / 4 * 4;
+}
+inline constexpr int64_t kRouteMaxScratchBytes =
+    4 * (2 * kRouteMaxExperts + kRouteMaxGroups) + (kRouteMaxExperts + 2 * kRouteMaxGroups + 3) / 4 * 4;
+
+// The scratch of route_scratch_bytes(p) bytes at base (4-byte aligned).
+ECF8_HD RouteScratch route_scratch_at(void* base, const RouteShape& p) {
+    RouteScratch s;
+    s.scores = static_cast<float*>(base);
+    s.choice = s.scores + p.n_experts;
+    s.group_scores = s.choice + p.n_experts;
+    s.taken = reinterpret_cast<bool*>(s.group_scores + p.n_group);
+    s.group_taken = s.taken + p.n_experts;
+    s.keep = s.group_taken + p.n_group;
+    return s;
+}
+
 // Index of the largest v[i] over i in [0, n) not yet taken (lower index on ties); marks it taken.
 ECF8_HD int take_largest(const float* v, int n, bool* taken) {
     int best = -1;
@@ -51,10 +82,10 @@ ECF8_HD float group_score(const float* choice, int n, bool sum_top2) {
 
 // Routes one token: logits [n_experts], bias [n_experts] or null; writes topk experts and weights. Returns
 // false, writing nothing, when a logit is NaN (the callers report it).
-ECF8_HD bool route_token_sigmoid(const float* logits, const float* bias, const RouteShape& p, float* weights,
-                                 int32_t* experts) {
-    float scores[kRouteMaxExperts], choice[kRouteMaxExperts];
-    bool taken[kRouteMaxExperts];
+ECF8_HD bool route_token_sigmoid(const float* logits, const float* bias, const RouteShape& p, const RouteScratch& work,
+                                 float* weights, int32_t* experts) {
+    float *scores = work.scores, *choice = work.choice;
+    bool* taken = work.taken;
     for (int e = 0; e < p.n_experts; ++e) {
         if (logits[e] != logits[e]) return false;  // NaN
         scores[e] = static_cast<float>(1.0 / (1.0 + exp(-static_cast<double>(logits[e]))));
@@ -63,8 +94,8 @@ ECF8_HD bool route_token_sigmoid(const float* logits, const float* bias, const R
     }
     if (p.n_group > 1) {
         const int per_group = p.n_experts / p.n_group;
-        float scores_of_groups[kRouteMaxGroups];
-        bool group_taken[kRouteMaxGroups], keep[kRouteMaxGroups];
+        float* scores_of_groups = work.group_scores;
+        bool *group_taken = work.group_taken, *keep = work.keep;
         for (int g = 0; g < p.n_group; ++g) {
             scores_of_groups[g] = group_score(choice + g * per_group, per_group, bias != nullptr);
             group_taken[g] = keep[g] = false;

@@ -37,6 +37,9 @@ struct RaggedBatch {
     const int32_t* block_tables = nullptr;  // [n_seqs, max_blocks]
     int64_t n_seqs = 0;
     int64_t max_blocks = 0;
+    // The most keys (position + 1) of any token, from the host's positions; 0: not known (max_blocks whole
+    // blocks). Tables are as wide as max_model_len, so the CUDA attention sizes its context split by this.
+    int64_t max_keys = 0;
 };
 
 // CTAs the CUDA attention may spread a step over when it splits long contexts (flash-decoding): a few

@@ -135,6 +135,9 @@ void paged_mla_attention(const float* q, const core::KvPages& kv, const float* w
         ECF8_CHECK(seq >= 0 && seq < batch.n_seqs,
                    "mla_attention: token " << t << " belongs to sequence " << seq << " of " << batch.n_seqs);
         ECF8_CHECK(batch.positions[t] >= 0, "mla_attention: token " << t << " has a negative position");
+        ECF8_CHECK(batch.max_keys == 0 || batch.positions[t] < batch.max_keys,
+                   "mla_attention: token " << t << " at position " << batch.positions[t]
+                                           << " is past the batch's max_keys " << batch.max_keys);
         attend_one_token(q_lat + t * H * C, qt, kv, d, batch.block_tables + seq * batch.max_blocks, batch.max_blocks,
                          batch.positions[t], softmax_scale, tile, scores, ml, o_lat + t * H * C);
         for (int64_t h = 0; h < H; ++h)  // out[t, h] = o_lat[t, h] . wkv_b_v[h]^T  (einsum "bshc,hdc->bshd")

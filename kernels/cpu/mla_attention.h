@@ -40,8 +40,8 @@ void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, c
 // Per token and head: q_lat = q_nope . wkv_b_k (the absorb), then over the keys [0, position] in tiles of
 // one block: scores = (q_lat . latent + q_pe . rope_key) * softmax_scale, an online softmax (running max and
 // sum, the accumulated latent rescaled when the max grows), and out = (acc / sum) . wkv_b_v^T. A token's
-// result does not depend on the other tokens of the batch. Throws on a block id outside the pool or a
-// position beyond its sequence's table.
+// result does not depend on the other tokens of the batch. Throws on a block id outside the pool, a
+// position beyond its sequence's table or one not below batch.max_keys (when given).
 void paged_mla_attention(const float* q, const core::KvPages& kv, const float* wkv_b, const MlaDims& d,
                          const core::RaggedBatch& batch, float softmax_scale, float* scratch, float* out);
 

@@ -123,9 +123,12 @@ void moe_route(const float* logits, const float* bias, int64_t n_tokens, const G
                "moe_route: a group-limited gate with a bias needs >= 2 experts per group, not " << per_group);
     if (p.scoring == ScoringFunc::Softmax) return route_softmax(logits, bias, n_tokens, p, weights, experts);
     const core::RouteShape shape = route_shape(p);
+    alignas(4) uint8_t scratch[core::kRouteMaxScratchBytes];
+    const core::RouteScratch s = core::route_scratch_at(scratch, shape);
     for (int64_t t = 0; t < n_tokens; ++t)
-        ECF8_CHECK(core::route_token_sigmoid(logits + t * E, bias, shape, weights + t * p.topk, experts + t * p.topk),
-                   "moe_route: a router logit of token " << t << " is NaN");
+        ECF8_CHECK(
+            core::route_token_sigmoid(logits + t * E, bias, shape, s, weights + t * p.topk, experts + t * p.topk),
+            "moe_route: a router logit of token " << t << " is NaN");
 }
 
 }  // namespace ecf8::cpu

@@ -86,8 +86,8 @@ struct AttnArgs {
     int heads, C, R, qk_head, nope;
     float scale;
     // Context split: CTA (th, s) = (blockIdx.x, blockIdx.y) takes tiles [s * split_tiles, (s + 1) * split_tiles)
-    // and writes its partial [acc | max | sum] to partials[(th * gridDim.y + s) * (C + 2)]; 0: no split, the
-    // CTA takes every tile and writes o_lat.
+    // (the last part: to the token's end) and writes its partial [acc | max | sum] to partials[(th * gridDim.y + s) *
+    // (C + 2)]; 0: no split, the CTA takes every tile and writes o_lat.
     int64_t split_tiles;
     float* partials;
 };
@@ -211,7 +211,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(AttnArgs a) {
     float m = -INFINITY, l = 0.0f;  // warp 0's
     int buf = 0;
     const int64_t tile_begin = a.split_tiles > 0 ? blockIdx.y * a.split_tiles : 0;
-    const int64_t tile_end = a.split_tiles > 0 ? tile_begin + a.split_tiles : INT64_MAX;
+    // The last part runs to the token's end, so a host max_keys that fell short would cost time, not keys.
+    const int64_t tile_end = a.split_tiles > 0 && blockIdx.y + 1 < gridDim.y ? tile_begin + a.split_tiles : INT64_MAX;
     for (int64_t tile = tile_begin; tile < tile_end && tile * bt < keys; ++tile) {
         const int64_t b = table[tile];  // the same in every thread: the skip and the barriers stay uniform
         if (b < 0 || b >= a.n_blocks) continue;
@@ -279,12 +280,24 @@ void launch_kernel(const AttnArgs& a, int64_t TH, int parts, bool pairs, size_t 
     }
 }
 
-// Context parts per (token, head): as many as keep the step within kAttentionSplitCtas CTAs and give each
-// part at least kMinSplitTiles of the longest table's tiles; 1 (no split) for batches that fill the GPU.
+// How a step splits its contexts: `parts` per (token, head), each of `tiles` tiles (0: no split).
+struct ContextSplit {
+    int parts = 1;
+    int64_t tiles = 0;
+};
+
+// As many parts as keep the step within kAttentionSplitCtas CTAs and give each at least kMinSplitTiles of
+// the longest context's tiles (the batch's max_keys, else its whole table); none for batches that fill the
+// GPU. Parts that would start past the longest context are dropped.
 constexpr int64_t kMinSplitTiles = 4;
-int context_parts(int64_t TH, int64_t max_blocks) {
-    const int64_t parts = std::min(core::kAttentionSplitCtas / TH, max_blocks / kMinSplitTiles);
-    return parts >= 2 ? static_cast<int>(parts) : 1;
+ContextSplit context_split(int64_t TH, const core::RaggedBatch& batch, int64_t block_tokens) {
+    const int64_t longest = batch.max_keys > 0
+                                ? std::min(batch.max_blocks, (batch.max_keys + block_tokens - 1) / block_tokens)
+                                : batch.max_blocks;
+    const int64_t parts = std::min(core::kAttentionSplitCtas / TH, longest / kMinSplitTiles);
+    if (parts < 2) return {};
+    const int64_t tiles = (longest + parts - 1) / parts;
+    return {static_cast<int>((longest + tiles - 1) / tiles), tiles};
 }
 
 // Bytes of shared memory a CTA takes; throws beyond what a launch gets without opting in.
@@ -309,8 +322,9 @@ void launch_attention(const float* q, const float* q_lat, float* o_lat, float* p
     a.heads = static_cast<int>(d.n_heads), a.C = C, a.R = R;
     a.qk_head = static_cast<int>(d.qk_head_dim()), a.nope = static_cast<int>(d.qk_nope_head_dim);
     a.scale = scale;
-    const int parts = context_parts(TH, batch.max_blocks);
-    a.split_tiles = parts > 1 ? (batch.max_blocks + parts - 1) / parts : 0;
+    const ContextSplit split = context_split(TH, batch, kv.block_tokens);
+    const int parts = split.parts;
+    a.split_tiles = split.tiles;
     a.partials = partials;
     // Pairs of elements per load when every row and its latent start on a pair.
     const int64_t elem = core::kv_elem_bytes(kv.dtype);

@@ -17,8 +17,9 @@
 
 namespace ecf8::cuda {
 
-void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps, float* out,
-             cudaStream_t stream);
+// Rows of dim values x_stride (out_stride) floats apart: one launch for any strides.
+void rmsnorm(const float* x, int64_t x_stride, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps,
+             float* out, int64_t out_stride, cudaStream_t stream);
 void silu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t stream);
 void add(const float* a, const float* b, int64_t n, float* out, cudaStream_t stream);
 // out[i] = the float value of in[i] (cpu::bf16_to_float_array).
@@ -83,8 +84,9 @@ private:
 // wkv_b, scratch and out). Where the CPU throws they cannot: kv_cache_write skips a slot outside the pool,
 // the attention skips a block id outside the pool and gives a token of an unknown sequence a zero output;
 // the caller checks those on the host. The attention tiles the keys by cache block with an online softmax
-// (no score matrix over the context) and uses only the first 2 * n_tokens * n_heads * kv_lora_rank floats of
-// core::paged_attention_scratch_floats; its sums run in another order than the CPU's.
+// (no score matrix over the context); when few (token, head) pairs share a long context it splits the keys
+// into parts whose partials take the third region of core::paged_attention_scratch_floats. Its sums run in
+// another order than the CPU's.
 void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, const core::KvPages& kv,
                     cudaStream_t stream);
 void paged_mla_attention(Sgemm& gemm, const float* q, const core::KvPages& kv, const float* wkv_b,

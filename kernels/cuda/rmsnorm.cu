@@ -10,10 +10,11 @@ namespace {
 
 constexpr int kThreads = core::kRmsPartials;
 
-__global__ void rmsnorm_kernel(const float* x, const uint16_t* w, int64_t dim, float eps, float* out) {
+__global__ void rmsnorm_kernel(const float* x, int64_t x_stride, const uint16_t* w, int64_t dim, float eps, float* out,
+                               int64_t out_stride) {
     __shared__ double partial[kThreads];
-    const float* xr = x + blockIdx.x * dim;
-    float* yr = out + blockIdx.x * dim;
+    const float* xr = x + blockIdx.x * x_stride;
+    float* yr = out + blockIdx.x * out_stride;
     double ss = 0.0;
     for (int64_t i = threadIdx.x; i < dim; i += kThreads) ss += static_cast<double>(xr[i]) * xr[i];
     partial[threadIdx.x] = ss;
@@ -28,12 +29,14 @@ __global__ void rmsnorm_kernel(const float* x, const uint16_t* w, int64_t dim, f
 
 }  // namespace
 
-void rmsnorm(const float* x, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps, float* out,
-             cudaStream_t stream) {
-    ECF8_CHECK(dim > 0 && eps >= 0.0f && n_tokens >= 0,
-               "rmsnorm: dim " << dim << ", eps " << eps << ", n_tokens " << n_tokens);
+void rmsnorm(const float* x, int64_t x_stride, const uint16_t* w_bf16, int64_t n_tokens, int64_t dim, float eps,
+             float* out, int64_t out_stride, cudaStream_t stream) {
+    ECF8_CHECK(dim > 0 && eps >= 0.0f && n_tokens >= 0 && x_stride >= dim && out_stride >= dim,
+               "rmsnorm: dim " << dim << ", eps " << eps << ", n_tokens " << n_tokens << ", strides " << x_stride
+                               << " and " << out_stride);
     if (n_tokens == 0) return;
-    rmsnorm_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, stream>>>(x, w_bf16, dim, eps, out);
+    rmsnorm_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, stream>>>(x, x_stride, w_bf16, dim, eps, out,
+                                                                             out_stride);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -116,7 +116,7 @@ TEST_F(KernelsCuda, RmsnormAndEmbeddingMatchTheirCpuTwins) {
     std::vector<float> want(tokens * dim);
     cpu::rmsnorm(x.data(), w.data(), tokens, dim, 1e-6f, want.data());
     float* out = dev(std::vector<float>(tokens * dim));
-    cuda::rmsnorm(dev(x), dev(w), tokens, dim, 1e-6f, out, nullptr);
+    cuda::rmsnorm(dev(x), dim, dev(w), tokens, dim, 1e-6f, out, dim, nullptr);
     expect_ulps(host(out, tokens * dim), want, 0, "rmsnorm");  // kernels/core fixes the order
 
     const int64_t begin = 500, end = 1000, edim = 64;  // this rank's half of a 1000-token vocabulary

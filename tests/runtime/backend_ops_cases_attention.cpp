@@ -28,8 +28,11 @@ double stored(float v, core::KvDType t) {
     return t == core::KvDType::BF16 ? static_cast<double>(bf16_to_float(float_to_bf16(v))) : static_cast<double>(v);
 }
 
+// Tables are table_blocks wide when that is more than the sequences need, padded with block 0 as the
+// runtime pads them (its tables are max_model_len wide).
 std::shared_ptr<PagedInputs> draw_paged(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dtype,
-                                        int64_t block_tokens, const std::vector<PagedSeq>& seqs) {
+                                        int64_t block_tokens, const std::vector<PagedSeq>& seqs,
+                                        int64_t table_blocks = 0) {
     auto in = std::make_shared<PagedInputs>();
     in->d = d;
     in->dtype = dtype;
@@ -39,6 +42,8 @@ std::shared_ptr<PagedInputs> draw_paged(std::mt19937& rng, const cpu::MlaDims& d
     for (const PagedSeq& s : seqs)
         in->max_blocks = std::max(in->max_blocks, (s.context + s.fresh + block_tokens - 1) / block_tokens);
     in->n_blocks = in->max_blocks * static_cast<int64_t>(seqs.size()) + 3;  // spare blocks are never read
+    const int64_t used_blocks = in->max_blocks;
+    in->max_blocks = std::max(in->max_blocks, table_blocks);
     std::vector<int32_t> ids(static_cast<size_t>(in->n_blocks));
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);
@@ -46,7 +51,7 @@ std::shared_ptr<PagedInputs> draw_paged(std::mt19937& rng, const cpu::MlaDims& d
     in->rows.assign(static_cast<size_t>(in->n_blocks * block_tokens * row), 0.0f);
     size_t next = 0;
     for (size_t s = 0; s < seqs.size(); ++s) {
-        for (int64_t b = 0; b < in->max_blocks; ++b) in->tables.push_back(ids[next++]);
+        for (int64_t b = 0; b < in->max_blocks; ++b) in->tables.push_back(b < used_blocks ? ids[next++] : 0);
         for (int64_t p = 0; p < seqs[s].context + seqs[s].fresh; ++p) {
             const int64_t slot = in->tables[s * in->max_blocks + p / block_tokens] * block_tokens + p % block_tokens;
             const std::vector<float> v = uniform(rng, static_cast<size_t>(row), -1, 1);
@@ -147,8 +152,8 @@ OpCase make_kv_cache_write(std::mt19937& rng, const cpu::MlaDims& d, core::KvDTy
 }
 
 OpCase make_paged_mla(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dtype, int64_t block_tokens,
-                      const std::vector<PagedSeq>& seqs) {
-    auto in = draw_paged(rng, d, dtype, block_tokens, seqs);
+                      const std::vector<PagedSeq>& seqs, int64_t table_blocks) {
+    auto in = draw_paged(rng, d, dtype, block_tokens, seqs, table_blocks);
     return {"paged_mla_attention",
             [=](const Device& dev) {
                 core::KvPages pages;
@@ -165,7 +170,8 @@ OpCase make_paged_mla(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dt
                                               seq.as<int32_t>(),
                                               tables.as<int32_t>(),
                                               static_cast<int64_t>(in->seqs.size()),
-                                              in->max_blocks};
+                                              in->max_blocks,
+                                              *std::max_element(in->positions.begin(), in->positions.end()) + 1};
                 dev.ops().paged_mla_attention(q.as<float>(), pages, w.as<float>(), d, batch, in->scale,
                                               scratch.as<float>(), out.as<float>(), dev.s());
                 return Output{dev.down<float>(out, n_out), {}};

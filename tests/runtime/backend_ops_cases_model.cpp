@@ -264,6 +264,12 @@ std::vector<CaseSpec> all_cases() {
          [=](R& r) {
              return make_paged_mla(r, kDeepSeekMla, BF16, 16, {{3000, 1}});
          }},
+        // The runtime's tables are max_model_len wide (here 131072 in blocks of 64): the split follows the
+        // longest context, not the table.
+        {"paged_mla_deepseek_wide_table_split",
+         [=](R& r) {
+             return make_paged_mla(r, kDeepSeekMla, BF16, 64, {{3000, 1}, {700, 1}}, 2048);
+         }},
         {"paged_mla_small_ragged_split",
          [=](R& r) {
              return make_paged_mla(r, kSmallMla, F32, 4, {{700, 1}, {5, 1}, {0, 1}, {300, 2}});

@@ -196,14 +196,16 @@ struct DecodeJobSpec {
 OpCase make_blob_decode(std::mt19937& rng, std::vector<DecodeJobSpec> jobs);
 
 // backend_ops_cases_attention.cpp: the paged KV cache's write and the batched MLA attention over a ragged
-// batch; each sequence has `context` positions cached before the step and `fresh` new tokens in it.
+// batch; each sequence has `context` positions cached before the step and `fresh` new tokens in it. The
+// attention's block tables are table_blocks wide when that is more than the sequences need (as the runtime's,
+// max_model_len wide), and the batch gives its max_keys as the runtime does.
 struct PagedSeq {
     int64_t context = 0, fresh = 1;
 };
 OpCase make_kv_cache_write(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dtype, int64_t block_tokens,
                            const std::vector<PagedSeq>& seqs);
 OpCase make_paged_mla(std::mt19937& rng, const cpu::MlaDims& d, core::KvDType dtype, int64_t block_tokens,
-                      const std::vector<PagedSeq>& seqs);
+                      const std::vector<PagedSeq>& seqs, int64_t table_blocks = 0);
 
 // backend_ops_cases_model.cpp: every case, those that need CUDA (the FP8 GEMM) only when asked.
 std::vector<CaseSpec> cases(bool with_cuda_only);
