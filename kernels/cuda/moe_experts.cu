@@ -1,6 +1,7 @@
 // CUDA twins of kernels/cpu/moe_dispatch.h and the routed-expert MLP's steps, with the picks' counts read on
-// the device (moe_dispatch's offsets), so that no host ever waits for routing. Grids are sized for the
-// caller's bound on an expert's picks (max_rows); blocks past the actual count return at once.
+// the device (moe_dispatch's offsets), so that no host ever waits for routing. The host knows only a bound on
+// an expert's picks (max_rows, the step's tokens), so the grids are capped at a few waves and their blocks loop
+// over the actual count: a prefill step's experts do not launch CTAs by the hundred thousand only to exit.
 #include <algorithm>
 
 #include "common/error.h"
@@ -12,11 +13,13 @@ namespace ecf8::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kTile = 32;     // linear_picks: a 32 x 32 output tile per block
-constexpr int kTileRows = 8;  // ... computed by 32 x 8 threads, four rows each
+constexpr int kTile = 32;                // linear_picks: a 32 x 32 output tile per block
+constexpr int kTileRows = 8;             // ... computed by 32 x 8 threads, four rows each
+constexpr int64_t kMaxBlocks = 2048;     // element-wise grids: a few waves of an H100/H200 (132 SMs)
+constexpr int64_t kMaxRowTileCtas = 16;  // linear_picks: CTAs along the rows, each looping over row tiles
 
 unsigned blocks_for(int64_t n) {
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20)));
+    return static_cast<unsigned>(std::max<int64_t>(1, std::min((n + kThreads - 1) / kThreads, kMaxBlocks)));
 }
 
 // One block: thread e counts local expert e's picks, thread 0 turns the counts into offsets, and thread e
@@ -87,37 +90,40 @@ __global__ void linear_picks_kernel(const float* x, const uint8_t* w, const floa
                                     int64_t out_features, int64_t in_features, const int32_t* offsets, int64_t e,
                                     int64_t max_rows, float* y) {
     const int64_t count = pick_count(offsets, e, max_rows);
-    const int64_t row0 = int64_t{blockIdx.y} * kTile, col0 = int64_t{blockIdx.x} * kTile;
-    if (row0 >= count) return;
+    const int64_t col0 = int64_t{blockIdx.x} * kTile;
     __shared__ float xs[kTile][kTile + 1], ws[kTile][kTile + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int64_t scale_cols = (in_features + block - 1) / block;
-    float acc[kTile / kTileRows] = {};
-    for (int64_t k0 = 0; k0 < in_features; k0 += kTile) {
-        const int64_t k = k0 + tx;
-        for (int j = ty; j < kTile; j += kTileRows) {
-            const int64_t r = row0 + j, n = col0 + j;
-            xs[j][tx] = r < count && k < in_features ? x[r * in_features + k] : 0.0f;
-            float wv = 0.0f;
-            if (n < out_features && k < in_features) {
-                if constexpr (kFp8) {
-                    wv = fp8_e4m3_to_float(w[n * in_features + k]) * scale_inv[(n / block) * scale_cols + k / block];
-                } else {
-                    wv = bf16_to_float(reinterpret_cast<const uint16_t*>(w)[n * in_features + k]);
+    // The same for every thread of the CTA, so the barriers inside stay uniform.
+    for (int64_t row0 = int64_t{blockIdx.y} * kTile; row0 < count; row0 += int64_t{gridDim.y} * kTile) {
+        float acc[kTile / kTileRows] = {};
+        for (int64_t k0 = 0; k0 < in_features; k0 += kTile) {
+            const int64_t k = k0 + tx;
+            for (int j = ty; j < kTile; j += kTileRows) {
+                const int64_t r = row0 + j, n = col0 + j;
+                xs[j][tx] = r < count && k < in_features ? x[r * in_features + k] : 0.0f;
+                float wv = 0.0f;
+                if (n < out_features && k < in_features) {
+                    if constexpr (kFp8) {
+                        wv =
+                            fp8_e4m3_to_float(w[n * in_features + k]) * scale_inv[(n / block) * scale_cols + k / block];
+                    } else {
+                        wv = bf16_to_float(reinterpret_cast<const uint16_t*>(w)[n * in_features + k]);
+                    }
                 }
+                ws[j][tx] = wv;
             }
-            ws[j][tx] = wv;
+            __syncthreads();
+            for (int kk = 0; kk < kTile; ++kk) {
+                const float wv = ws[tx][kk];
+                for (int q = 0; q < kTile / kTileRows; ++q) acc[q] += xs[ty + kTileRows * q][kk] * wv;
+            }
+            __syncthreads();
         }
-        __syncthreads();
-        for (int kk = 0; kk < kTile; ++kk) {
-            const float wv = ws[tx][kk];
-            for (int q = 0; q < kTile / kTileRows; ++q) acc[q] += xs[ty + kTileRows * q][kk] * wv;
+        for (int q = 0; q < kTile / kTileRows; ++q) {
+            const int64_t r = row0 + ty + kTileRows * q, n = col0 + tx;
+            if (r < count && n < out_features) y[r * out_features + n] = acc[q];
         }
-        __syncthreads();
-    }
-    for (int q = 0; q < kTile / kTileRows; ++q) {
-        const int64_t r = row0 + ty + kTileRows * q, n = col0 + tx;
-        if (r < count && n < out_features) y[r * out_features + n] = acc[q];
     }
 }
 
@@ -161,8 +167,7 @@ void linear_picks(const uint8_t* w, bool fp8, const float* scale_inv, int64_t bl
                "linear_picks: " << out_features << " x " << in_features << " weight, max_rows " << max_rows);
     if (max_rows == 0) return;
     const dim3 grid(static_cast<unsigned>((out_features + kTile - 1) / kTile),
-                    static_cast<unsigned>((max_rows + kTile - 1) / kTile));
-    ECF8_CHECK(grid.y <= 65535, "linear_picks: max_rows " << max_rows << " exceeds the grid");
+                    static_cast<unsigned>(std::min((max_rows + kTile - 1) / kTile, kMaxRowTileCtas)));
     const dim3 threads(kTile, kTileRows);
     if (fp8) {
         linear_picks_kernel<true>

@@ -294,6 +294,11 @@ std::vector<CaseSpec> all_cases() {
          [](R& r) {
              return make_routed_experts(r, {4, 2, 1, 4, 33, 17, DType::BF16});
          }},
+        // About 600 picks per expert: more row tiles than CUDA's linear_picks has CTAs along the rows, so they loop.
+        {"routed_experts_many_picks",
+         [](R& r) {
+             return make_routed_experts(r, {4, 2, 1200, 2, 40, 24, DType::BF16});
+         }},
         {"routed_experts_deepseek",
          [=](R& r) {
              return make_routed_experts(r, {256, 8, 3, 2, kHidden, kMoeInter, F8});
