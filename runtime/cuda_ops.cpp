@@ -129,22 +129,36 @@ public:
         cuda::moe_dispatch(experts, weights, n_tokens, topk, expert_begin, n_local, offsets, rows, scales,
                            native(stream));
     }
-    // One kernel per step and expert, each reading its expert's count on the device (a grouped GEMM with device
-    // sizes would fold them into one launch per step).
+    // The picks' counts are read on the device. A step whose picks all fit the scratch at once (decode: the
+    // step's tokens x topk within its rows) runs kMaxExpertGroup experts per launch, six launches per group;
+    // a larger step (prefill) runs one expert after another, each launch over that expert's picks.
     void routed_experts_mlp(const std::vector<ExpertWeights>& experts, const float* h, int64_t dim,
                             const int32_t* offsets, const int32_t* rows, const float* scales, const ExpertScratch& sc,
                             float* out, Stream& stream) override {
         const cudaStream_t st = native(stream);
-        for (size_t i = 0; i < experts.size(); ++i) {
-            const int64_t e = static_cast<int64_t>(i);
-            const ExpertWeights& w = experts[i];
-            const int64_t inter = w.gate.rows;
-            cuda::gather_picks(h, rows, offsets, e, dim, sc.max_rows, sc.x, st);
-            linear_picks(w.gate, sc.x, offsets, e, sc.max_rows, sc.gate, st);
-            linear_picks(w.up, sc.x, offsets, e, sc.max_rows, sc.up, st);
-            cuda::silu_mul_picks(sc.gate, sc.up, offsets, e, inter, sc.max_rows, sc.gate, st);
-            linear_picks(w.down, sc.gate, offsets, e, sc.max_rows, sc.y, st);
-            cuda::scatter_add_picks(sc.y, rows, scales, offsets, e, dim, sc.max_rows, out, st);
+        const int64_t n_local = static_cast<int64_t>(experts.size());
+        const int64_t capacity = std::max(sc.capacity_rows, sc.max_rows);
+        // A token picks an expert once, so a group has at most max_rows x min(count, topk) picks.
+        const bool grouped = sc.topk > 0 && sc.max_rows * std::min(sc.topk, cuda::kMaxExpertGroup) <= capacity;
+        const int64_t group = grouped ? cuda::kMaxExpertGroup : 1;
+        for (int64_t e0 = 0; e0 < n_local; e0 += group) {
+            cuda::PickGroup g;
+            g.offsets = offsets;
+            g.first = e0;
+            g.count = std::min(group, n_local - e0);
+            g.cap_rows = grouped ? capacity : sc.max_rows;
+            g.expert_bound = sc.max_rows;
+            g.group_bound = grouped ? sc.max_rows * std::min(sc.topk, g.count) : sc.max_rows;
+            const int64_t inter = experts[static_cast<size_t>(e0)].gate.rows;
+            cuda::gather_picks(h, rows, g, dim, sc.x, st);
+            linear_picks(experts, g, &ExpertWeights::gate, sc.x, sc.gate, st);
+            linear_picks(experts, g, &ExpertWeights::up, sc.x, sc.up, st);
+            cuda::silu_mul_picks(sc.gate, sc.up, g, inter, sc.gate, st);
+            linear_picks(experts, g, &ExpertWeights::down, sc.gate, sc.y, st);
+            if (grouped)
+                cuda::scatter_add_group(sc.y, rows, scales, g, sc.max_rows, dim, out, st);
+            else
+                cuda::scatter_add_picks(sc.y, rows, scales, g, dim, out, st);
         }
     }
 
@@ -161,12 +175,22 @@ public:
     }
 
 private:
-    static void linear_picks(const LinearWeight& w, const float* x, const int32_t* offsets, int64_t e, int64_t max_rows,
-                             float* y, cudaStream_t st) {
-        ECF8_CHECK(w.dtype == DType::F8_E4M3 || w.dtype == DType::BF16,
-                   "routed_experts_mlp: weight dtype " << dtype_name(w.dtype) << " is not FP8 or BF16");
-        cuda::linear_picks(w.data, w.dtype == DType::F8_E4M3, w.scale_inv, w.block, w.rows, w.cols, x, offsets, e,
-                           max_rows, y, st);
+    // One matrix (gate, up or down) of the group's experts, which share its shape, dtype and block.
+    static void linear_picks(const std::vector<ExpertWeights>& experts, const cuda::PickGroup& g,
+                             LinearWeight ExpertWeights::*which, const float* x, float* y, cudaStream_t st) {
+        const LinearWeight& w0 = experts[static_cast<size_t>(g.first)].*which;
+        ECF8_CHECK(w0.dtype == DType::F8_E4M3 || w0.dtype == DType::BF16,
+                   "routed_experts_mlp: weight dtype " << dtype_name(w0.dtype) << " is not FP8 or BF16");
+        cuda::ExpertMatrices m{};
+        for (int64_t j = 0; j < g.count; ++j) {
+            const LinearWeight& w = experts[static_cast<size_t>(g.first + j)].*which;
+            ECF8_CHECK(w.dtype == w0.dtype && w.rows == w0.rows && w.cols == w0.cols && w.block == w0.block,
+                       "routed_experts_mlp: local expert " << g.first + j << "'s weights differ from expert " << g.first
+                                                           << "'s in shape, dtype or block");
+            m.w[j] = w.data;
+            m.scale_inv[j] = w.scale_inv;
+        }
+        cuda::linear_picks(m, w0.dtype == DType::F8_E4M3, w0.block, w0.rows, w0.cols, x, g, y, st);
     }
     // NCCL runs on the communicator's own stream: it waits for `stream`, and `stream` waits for it.
     template <class Fn>

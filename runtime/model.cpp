@@ -378,11 +378,16 @@ void Model::routed_experts(int layer, ForwardState& s, const WeightSource& w, in
         const std::string e = p + std::to_string(first_expert_ + i) + ".";
         experts.push_back({linear_weight(e + "gate_proj.weight", w), linear_weight(e + "up_proj.weight", w),
                            linear_weight(e + "down_proj.weight", w)});
-        check_ffn_room(e, experts.back().gate.rows, s.n_tokens);
+        check_ffn_room(e, experts.back().gate.rows, options_.limits().tokens);  // CUDA may use every row
     }
     // A token picks an expert at most once, so the step's token count bounds every expert's picks.
-    const ExpertScratch scratch{ws<float>(WsBuf::expert_x), ws<float>(WsBuf::gate), ws<float>(WsBuf::up),
-                                ws<float>(WsBuf::expert_y), s.n_tokens};
+    const ExpertScratch scratch{ws<float>(WsBuf::expert_x),
+                                ws<float>(WsBuf::gate),
+                                ws<float>(WsBuf::up),
+                                ws<float>(WsBuf::expert_y),
+                                s.n_tokens,
+                                options_.limits().tokens,
+                                gate_.topk};
     ops_.routed_experts_mlp(experts, ws<float>(WsBuf::h), config_.hidden_size, ws<int32_t>(WsBuf::pick_offsets) + first,
                             ws<int32_t>(WsBuf::pick_rows), ws<float>(WsBuf::pick_scales), scratch,
                             ws<float>(WsBuf::block), *compute_);

@@ -53,7 +53,9 @@ struct ExpertScratch {
     float* gate = nullptr;
     float* up = nullptr;
     float* y = nullptr;
-    int64_t max_rows = 0;
+    int64_t max_rows = 0;       // the step's tokens: the most picks one expert can have
+    int64_t capacity_rows = 0;  // rows the buffers hold (>= max_rows; 0: max_rows)
+    int64_t topk = 0;           // picks per token (0: not known)
 };
 
 // The rotary tables in backend memory: cos and sin, [max_seq_len, pairs] each (cpu::RopeTable's rows).

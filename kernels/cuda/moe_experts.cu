@@ -51,31 +51,36 @@ __global__ void moe_dispatch_kernel(const int32_t* experts, const float* weights
     }
 }
 
-// Expert e's picks: [offsets[e], offsets[e] + count), count capped at max_rows (the scratch's rows).
-__device__ int64_t pick_count(const int32_t* offsets, int64_t e, int64_t max_rows) {
-    const int64_t n = offsets[e + 1] - offsets[e];
-    return n < max_rows ? n : max_rows;
-}
+// The scratch rows of a group of local experts [e0, e0 + n): expert e0 + j's picks are scratch rows
+// [start(j), start(j) + count(j)), pick p at row p - offsets[e0]; rows at or past cap_rows are dropped.
+struct GroupRows {
+    const int32_t* offsets;
+    int64_t e0, n, cap_rows;
+    __device__ int64_t base() const { return offsets[e0]; }
+    __device__ int64_t total() const { return min(int64_t{offsets[e0 + n]} - base(), cap_rows); }
+    __device__ int64_t start(int64_t j) const { return offsets[e0 + j] - base(); }
+    __device__ int64_t count(int64_t j) const {
+        return max(int64_t{0}, min(int64_t{offsets[e0 + j + 1]} - base(), cap_rows) - start(j));
+    }
+};
 
-__global__ void gather_picks_kernel(const float* src, const int32_t* rows, const int32_t* offsets, int64_t e,
-                                    int64_t dim, int64_t max_rows, float* out) {
-    const int32_t* mine = rows + offsets[e];
-    const int64_t total = pick_count(offsets, e, max_rows) * dim;
+__global__ void gather_picks_kernel(const float* src, const int32_t* rows, GroupRows g, int64_t dim, float* out) {
+    const int32_t* mine = rows + g.base();
+    const int64_t total = g.total() * dim;
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x)
         out[i] = src[mine[i / dim] * dim + i % dim];
 }
 
-__global__ void silu_mul_picks_kernel(const float* gate, const float* up, const int32_t* offsets, int64_t e,
-                                      int64_t width, int64_t max_rows, float* out) {
-    const int64_t total = pick_count(offsets, e, max_rows) * width;
+__global__ void silu_mul_picks_kernel(const float* gate, const float* up, GroupRows g, int64_t width, float* out) {
+    const int64_t total = g.total() * width;
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x)
         out[i] = core::silu_mul_one(gate[i], up[i]);
 }
 
-// A token picks an expert once, so no two threads add into one element.
-__global__ void scatter_add_picks_kernel(const float* y, const int32_t* rows, const float* scales,
-                                         const int32_t* offsets, int64_t e, int64_t dim, int64_t max_rows, float* out) {
-    const int64_t begin = offsets[e], total = pick_count(offsets, e, max_rows) * dim;
+// One expert's picks: a token picks an expert once, so no two threads add into one element.
+__global__ void scatter_add_picks_kernel(const float* y, const int32_t* rows, const float* scales, GroupRows g,
+                                         int64_t dim, float* out) {
+    const int64_t begin = g.base(), total = g.total() * dim;
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
         const int64_t r = i / dim;
         float* dst = out + rows[begin + r] * dim + i % dim;
@@ -83,13 +88,44 @@ __global__ void scatter_add_picks_kernel(const float* y, const int32_t* rows, co
     }
 }
 
-// y[r, n] = sum_k x[r, k] * W[n, k] for the expert's picks r: W FP8 e4m3 with block scales (dequantized as
-// the CPU does, one float product) or BF16, loaded a 32 x 32 tile at a time; FP32 sums in k order.
+// A group's picks, one block per token: thread j finds the token among expert e0 + j's picks (rows ascend
+// within an expert: moe_dispatch writes them in token order), then the block adds the token's picks in
+// expert order, as one expert after another would.
+__global__ void scatter_add_group_kernel(const float* y, const int32_t* rows, const float* scales, GroupRows g,
+                                         int64_t dim, float* out) {
+    __shared__ int64_t found[kMaxExpertGroup];
+    const int64_t token = blockIdx.x, base = g.base();
+    for (int64_t j = threadIdx.x; j < g.n; j += blockDim.x) {
+        int64_t lo = base + g.start(j), hi = lo + g.count(j);  // search [lo, hi)
+        while (lo < hi) {
+            const int64_t mid = (lo + hi) / 2;
+            if (rows[mid] < token)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        found[j] = lo < base + g.start(j) + g.count(j) && rows[lo] == token ? lo : -1;
+    }
+    __syncthreads();
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = out[token * dim + i];
+        for (int64_t j = 0; j < g.n; ++j)
+            if (found[j] >= 0) v = core::add_scaled_one(v, y[(found[j] - base) * dim + i], scales[found[j]]);
+        out[token * dim + i] = v;
+    }
+}
+
+// y[r, n] = sum_k x[r, k] * W[n, k] for the picks r of expert e0 + blockIdx.z: W FP8 e4m3 with block scales
+// (dequantized as the CPU does, one float product) or BF16, loaded a 32 x 32 tile at a time; FP32 sums in k
+// order.
 template <bool kFp8>
-__global__ void linear_picks_kernel(const float* x, const uint8_t* w, const float* scale_inv, int64_t block,
-                                    int64_t out_features, int64_t in_features, const int32_t* offsets, int64_t e,
-                                    int64_t max_rows, float* y) {
-    const int64_t count = pick_count(offsets, e, max_rows);
+__global__ void linear_picks_kernel(ExpertMatrices m, int64_t block, int64_t out_features, int64_t in_features,
+                                    const float* x_all, GroupRows g, float* y_all) {
+    const int64_t j = blockIdx.z, count = g.count(j);
+    const float* x = x_all + g.start(j) * in_features;
+    float* y = y_all + g.start(j) * out_features;
+    const uint8_t* w = m.w[j];
+    const float* scale_inv = m.scale_inv[j];
     const int64_t col0 = int64_t{blockIdx.x} * kTile;
     __shared__ float xs[kTile][kTile + 1], ws[kTile][kTile + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
@@ -99,9 +135,9 @@ __global__ void linear_picks_kernel(const float* x, const uint8_t* w, const floa
         float acc[kTile / kTileRows] = {};
         for (int64_t k0 = 0; k0 < in_features; k0 += kTile) {
             const int64_t k = k0 + tx;
-            for (int j = ty; j < kTile; j += kTileRows) {
-                const int64_t r = row0 + j, n = col0 + j;
-                xs[j][tx] = r < count && k < in_features ? x[r * in_features + k] : 0.0f;
+            for (int r = ty; r < kTile; r += kTileRows) {
+                const int64_t row = row0 + r, n = col0 + r;
+                xs[r][tx] = row < count && k < in_features ? x[row * in_features + k] : 0.0f;
                 float wv = 0.0f;
                 if (n < out_features && k < in_features) {
                     if constexpr (kFp8) {
@@ -111,7 +147,7 @@ __global__ void linear_picks_kernel(const float* x, const uint8_t* w, const floa
                         wv = bf16_to_float(reinterpret_cast<const uint16_t*>(w)[n * in_features + k]);
                     }
                 }
-                ws[j][tx] = wv;
+                ws[r][tx] = wv;
             }
             __syncthreads();
             for (int kk = 0; kk < kTile; ++kk) {
@@ -121,11 +157,22 @@ __global__ void linear_picks_kernel(const float* x, const uint8_t* w, const floa
             __syncthreads();
         }
         for (int q = 0; q < kTile / kTileRows; ++q) {
-            const int64_t r = row0 + ty + kTileRows * q, n = col0 + tx;
-            if (r < count && n < out_features) y[r * out_features + n] = acc[q];
+            const int64_t row = row0 + ty + kTileRows * q, n = col0 + tx;
+            if (row < count && n < out_features) y[row * out_features + n] = acc[q];
         }
     }
 }
+
+GroupRows group_rows(const PickGroup& g, const char* what) {
+    ECF8_CHECK(g.offsets != nullptr && g.first >= 0 && g.count >= 1 && g.count <= kMaxExpertGroup && g.cap_rows >= 0 &&
+                   g.expert_bound >= 0 && g.group_bound >= 0,
+               what << ": experts [" << g.first << ", +" << g.count << ") (at most " << kMaxExpertGroup
+                    << "), cap_rows " << g.cap_rows << ", bounds " << g.expert_bound << " and " << g.group_bound);
+    return GroupRows{g.offsets, g.first, g.count, g.cap_rows};
+}
+
+// Rows the group's kernels may meet: the scratch's, or fewer by the host's bound.
+int64_t group_rows_bound(const PickGroup& g) { return std::min(g.cap_rows, g.group_bound); }
 
 }  // namespace
 
@@ -140,42 +187,62 @@ void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens
     CUDA_CHECK(cudaGetLastError());
 }
 
-void gather_picks(const float* src, const int32_t* rows, const int32_t* offsets, int64_t e, int64_t dim,
-                  int64_t max_rows, float* out, cudaStream_t stream) {
-    gather_picks_kernel<<<blocks_for(max_rows * dim), kThreads, 0, stream>>>(src, rows, offsets, e, dim, max_rows, out);
-    CUDA_CHECK(cudaGetLastError());
-}
-
-void silu_mul_picks(const float* gate, const float* up, const int32_t* offsets, int64_t e, int64_t width,
-                    int64_t max_rows, float* out, cudaStream_t stream) {
-    silu_mul_picks_kernel<<<blocks_for(max_rows * width), kThreads, 0, stream>>>(gate, up, offsets, e, width, max_rows,
-                                                                                 out);
-    CUDA_CHECK(cudaGetLastError());
-}
-
-void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const int32_t* offsets, int64_t e,
-                       int64_t dim, int64_t max_rows, float* out, cudaStream_t stream) {
-    scatter_add_picks_kernel<<<blocks_for(max_rows * dim), kThreads, 0, stream>>>(y, rows, scales, offsets, e, dim,
-                                                                                  max_rows, out);
-    CUDA_CHECK(cudaGetLastError());
-}
-
-void linear_picks(const uint8_t* w, bool fp8, const float* scale_inv, int64_t block, int64_t out_features,
-                  int64_t in_features, const float* x, const int32_t* offsets, int64_t e, int64_t max_rows, float* y,
+void gather_picks(const float* src, const int32_t* rows, const PickGroup& g, int64_t dim, float* out,
                   cudaStream_t stream) {
-    ECF8_CHECK(out_features > 0 && in_features > 0 && max_rows >= 0 && (!fp8 || (scale_inv && block > 0)),
-               "linear_picks: " << out_features << " x " << in_features << " weight, max_rows " << max_rows);
-    if (max_rows == 0) return;
+    const GroupRows gr = group_rows(g, "gather_picks");
+    const int64_t bound = group_rows_bound(g);
+    if (bound == 0) return;
+    gather_picks_kernel<<<blocks_for(bound * dim), kThreads, 0, stream>>>(src, rows, gr, dim, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void silu_mul_picks(const float* gate, const float* up, const PickGroup& g, int64_t width, float* out,
+                    cudaStream_t stream) {
+    const GroupRows gr = group_rows(g, "silu_mul_picks");
+    const int64_t bound = group_rows_bound(g);
+    if (bound == 0) return;
+    silu_mul_picks_kernel<<<blocks_for(bound * width), kThreads, 0, stream>>>(gate, up, gr, width, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const PickGroup& g, int64_t dim,
+                       float* out, cudaStream_t stream) {
+    const GroupRows gr = group_rows(g, "scatter_add_picks");
+    ECF8_CHECK(g.count == 1, "scatter_add_picks: one expert at a time (scatter_add_group for " << g.count << ")");
+    const int64_t bound = group_rows_bound(g);
+    if (bound == 0) return;
+    scatter_add_picks_kernel<<<blocks_for(bound * dim), kThreads, 0, stream>>>(y, rows, scales, gr, dim, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void scatter_add_group(const float* y, const int32_t* rows, const float* scales, const PickGroup& g, int64_t n_tokens,
+                       int64_t dim, float* out, cudaStream_t stream) {
+    const GroupRows gr = group_rows(g, "scatter_add_group");
+    ECF8_CHECK(n_tokens >= 0 && n_tokens <= INT32_MAX, "scatter_add_group: n_tokens " << n_tokens);
+    if (group_rows_bound(g) == 0 || n_tokens == 0) return;
+    scatter_add_group_kernel<<<static_cast<unsigned>(n_tokens), kThreads, 0, stream>>>(y, rows, scales, gr, dim, out);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_features, int64_t in_features,
+                  const float* x, const PickGroup& g, float* y, cudaStream_t stream) {
+    const GroupRows gr = group_rows(g, "linear_picks");
+    ECF8_CHECK(out_features > 0 && in_features > 0 && (!fp8 || block > 0),
+               "linear_picks: " << out_features << " x " << in_features << " weights, block " << block);
+    for (int64_t j = 0; j < g.count; ++j)
+        ECF8_CHECK(m.w[j] != nullptr && (!fp8 || m.scale_inv[j] != nullptr),
+                   "linear_picks: expert " << g.first + j << " has no weight or scales");
+    const int64_t expert_rows = std::min({g.cap_rows, g.expert_bound, g.group_bound});
+    if (expert_rows == 0) return;
+    // CTAs along the rows for the most picks one expert can have; they loop over the actual count.
     const dim3 grid(static_cast<unsigned>((out_features + kTile - 1) / kTile),
-                    static_cast<unsigned>(std::min((max_rows + kTile - 1) / kTile, kMaxRowTileCtas)));
+                    static_cast<unsigned>(std::min((expert_rows + kTile - 1) / kTile, kMaxRowTileCtas)),
+                    static_cast<unsigned>(g.count));
     const dim3 threads(kTile, kTileRows);
-    if (fp8) {
-        linear_picks_kernel<true>
-            <<<grid, threads, 0, stream>>>(x, w, scale_inv, block, out_features, in_features, offsets, e, max_rows, y);
-    } else {
-        linear_picks_kernel<false>
-            <<<grid, threads, 0, stream>>>(x, w, nullptr, 1, out_features, in_features, offsets, e, max_rows, y);
-    }
+    if (fp8)
+        linear_picks_kernel<true><<<grid, threads, 0, stream>>>(m, block, out_features, in_features, x, gr, y);
+    else
+        linear_picks_kernel<false><<<grid, threads, 0, stream>>>(m, 1, out_features, in_features, x, gr, y);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -42,21 +42,37 @@ void moe_route(const float* logits, const float* bias, int64_t n_tokens, const c
 // kernels/cpu/moe_dispatch.h on the device: one block. A negative expert (a NaN token) is skipped here.
 void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens, int64_t topk, int64_t expert_begin,
                   int64_t n_local, int32_t* offsets, int32_t* rows, float* scales, cudaStream_t stream);
-// The routed-expert MLP's steps for local expert e's picks (moe_dispatch's offsets / rows / scales), the
-// count read on the device and capped at max_rows, the rows of the scratch x, y, gate and up:
-//   gather_picks       x[r] = src[rows[offsets[e] + r]]
-//   linear_picks       y[r] = x[r] . W^T (W FP8 with block scales, or BF16), a tiled FP32 kernel
+// The routed-expert MLP's steps over moe_dispatch's picks (offsets / rows / scales, read on the device) of a
+// group of local experts (PickGroup): pick p is row p - offsets[first] of the scratch x, y, gate and up.
+//   gather_picks       x[r] = src[rows[offsets[first] + r]]
+//   linear_picks       y[r] = x[r] . W_e^T for each pick r of expert e (W FP8 with block scales, or BF16), a
+//                      tiled FP32 kernel; m holds the group's matrices, all out_features x in_features
 //   silu_mul_picks     out[r] = silu(gate[r]) * up[r]
-//   scatter_add_picks  out[rows[offsets[e] + r]] += scales[offsets[e] + r] * y[r]
-void gather_picks(const float* src, const int32_t* rows, const int32_t* offsets, int64_t e, int64_t dim,
-                  int64_t max_rows, float* out, cudaStream_t stream);
-void linear_picks(const uint8_t* w, bool fp8, const float* scale_inv, int64_t block, int64_t out_features,
-                  int64_t in_features, const float* x, const int32_t* offsets, int64_t e, int64_t max_rows, float* y,
+//   scatter_add_picks  out[rows[offsets[first] + r]] += scales[offsets[first] + r] * y[r], one expert
+//   scatter_add_group  the same for a group, each of the n_tokens rows adding its picks in expert order
+inline constexpr int64_t kMaxExpertGroup = 64;
+struct PickGroup {
+    const int32_t* offsets = nullptr;  // moe_dispatch's, in device memory
+    int64_t first = 0, count = 1;      // local experts [first, first + count), count <= kMaxExpertGroup
+    int64_t cap_rows = 0;              // the scratch's rows: picks past them are dropped
+    // Host bounds that size the grids (the counts themselves are read on the device): the most picks one
+    // expert can have (the step's tokens) and the group (tokens x min(count, topk)).
+    int64_t expert_bound = 0, group_bound = 0;
+};
+struct ExpertMatrices {
+    const uint8_t* w[kMaxExpertGroup];
+    const float* scale_inv[kMaxExpertGroup];  // FP8 only
+};
+void gather_picks(const float* src, const int32_t* rows, const PickGroup& g, int64_t dim, float* out,
                   cudaStream_t stream);
-void silu_mul_picks(const float* gate, const float* up, const int32_t* offsets, int64_t e, int64_t width,
-                    int64_t max_rows, float* out, cudaStream_t stream);
-void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const int32_t* offsets, int64_t e,
-                       int64_t dim, int64_t max_rows, float* out, cudaStream_t stream);
+void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_features, int64_t in_features,
+                  const float* x, const PickGroup& g, float* y, cudaStream_t stream);
+void silu_mul_picks(const float* gate, const float* up, const PickGroup& g, int64_t width, float* out,
+                    cudaStream_t stream);
+void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const PickGroup& g, int64_t dim,
+                       float* out, cudaStream_t stream);
+void scatter_add_group(const float* y, const int32_t* rows, const float* scales, const PickGroup& g, int64_t n_tokens,
+                       int64_t dim, float* out, cudaStream_t stream);
 // As cpu::argmax_rows (kernels/cpu/sampling.h): out[r] = the first largest entry of row r, the concatenation
 // of its `blocks` parts of block_len floats (part b at x + (b * rows + r) * block_len), or -1 when the row
 // holds a NaN or an infinity.

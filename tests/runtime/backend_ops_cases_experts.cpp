@@ -122,8 +122,15 @@ OpCase make_routed_experts(std::mt19937& rng, ExpertsShape sh) {
                         {upload(d, *w[3 * e], keep), upload(d, *w[3 * e + 1], keep), upload(d, *w[3 * e + 2], keep)});
                 const DispatchBuffers b = run_dispatch(d, *picks, T, sh.topk, begin, sh.n_local);
                 Buffer hb = d.up(*h), out = d.up(*base);
-                Buffer x = d.alloc(T * D), g = d.alloc(T * I), u = d.alloc(T * I), y = d.alloc(T * D);
-                const ExpertScratch scratch{x.as<float>(), g.as<float>(), u.as<float>(), y.as<float>(), T};
+                const int64_t rows = sh.room_for_all_picks ? T * sh.topk : T;
+                Buffer x = d.alloc(rows * D), g = d.alloc(rows * I), u = d.alloc(rows * I), y = d.alloc(rows * D);
+                const ExpertScratch scratch{x.as<float>(),
+                                            g.as<float>(),
+                                            u.as<float>(),
+                                            y.as<float>(),
+                                            T,
+                                            rows,
+                                            sh.room_for_all_picks ? sh.topk : 0};
                 d.ops().reserve_linear_scratch(I * D);
                 d.ops().routed_experts_mlp(experts, hb.as<float>(), D, b.offsets.as<int32_t>(), b.rows.as<int32_t>(),
                                            b.scales.as<float>(), scratch, out.as<float>(), d.s());

@@ -299,6 +299,15 @@ std::vector<CaseSpec> all_cases() {
          [](R& r) {
              return make_routed_experts(r, {4, 2, 1200, 2, 40, 24, DType::BF16});
          }},
+        // Experts in groups: two groups (64 + 36 local experts), tokens picking several experts of one group.
+        {"routed_experts_grouped",
+         [](R& r) {
+             return make_routed_experts(r, {128, 8, 5, 100, 40, 24, DType::BF16, true});
+         }},
+        {"routed_experts_small_grouped",
+         [](R& r) {
+             return make_routed_experts(r, {8, 2, 5, 3, 129, 64, DType::F8_E4M3, true});
+         }},
         {"routed_experts_deepseek",
          [=](R& r) {
              return make_routed_experts(r, {256, 8, 3, 2, kHidden, kMoeInter, F8});

@@ -181,6 +181,9 @@ OpCase make_moe_dispatch(std::mt19937& rng, int64_t n_tokens, int64_t topk, int6
 struct ExpertsShape {
     int64_t n_experts, topk, n_tokens, n_local, dim, inter;
     DType dtype;
+    // The scratch holds every pick (n_tokens x topk rows, topk given), as the runtime's does in decode steps:
+    // CUDA then runs the experts in groups (cuda::kMaxExpertGroup per launch) instead of one by one.
+    bool room_for_all_picks = false;
 };
 OpCase make_routed_experts(std::mt19937& rng, ExpertsShape sh);
 
