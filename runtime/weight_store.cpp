@@ -104,9 +104,8 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
             // pass 2, so a shard larger than the page cache is not read from disk twice.
             e.prepared = file.parse(rec);
             // The CPU decodes the blob as stored; the CUDA decoder reads a device layout of it (with tables).
-            const uint64_t placed = decoder.placed_bytes(*e.prepared, file.stored_bytes(rec));
-            e.stored_bytes = staged(t) ? file.stored_bytes(rec) : placed;
-            e.staging_bytes = placed;
+            // Every tier holds that layout, so a staged tensor goes to its staging area in one plain copy.
+            e.stored_bytes = e.staging_bytes = decoder.placed_bytes(*e.prepared, file.stored_bytes(rec));
         }
         uint64_t& tier = on_host ? host : device;
         tier_offset.push_back(tier);
@@ -180,10 +179,12 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
             file.decode(rec, host_copy.data(), pool);
             decoder.upload(target, host_copy.data(), host_copy.size());
         } else if (staged(t)) {
-            // Pinned host tier: the blob as stored; the decoder's view points at its staging area.
-            std::memcpy(target, file.file().tensor_data(info), e.stored_bytes);
-            file.check_stored(rec, target);
-            decoder.bind(static_cast<uint32_t>(e.index), *e.prepared, target, staging_base(t.layer) + e.staging_offset,
+            // Pinned host tier: the placed layout, copied as it is to the staging area before each decode (no
+            // pageable source, so the copy stays asynchronous); the decoder's view points at the staging area.
+            const uint8_t* blob = file.file().tensor_data(info);
+            file.check_stored(rec, blob);
+            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes, nullptr);
+            decoder.bind(static_cast<uint32_t>(e.index), *e.prepared, blob, staging_base(t.layer) + e.staging_offset,
                          e.staging_bytes);
         } else {  // the device tier, and host-tier experts: placed where the decoder reads them
             const uint8_t* blob = file.file().tensor_data(info);
@@ -238,13 +239,8 @@ void WeightStore::copy_layer(int layer, Stream& stream) {
     uint8_t* staging = staging_base(layer);
     for (Entry* e : l.dense) {
         if (e->meta.tier != Tier::Host) continue;
-        if (mode_ == WeightMode::Ecf8) {
-            // The blob (on CUDA with its decode tables) into the form the decoder reads.
-            decoder_->place(static_cast<uint32_t>(e->index), *e->prepared, e->stored, staging + e->staging_offset,
-                            e->staging_bytes, &stream);
-        } else {
-            backend_.ops().copy(staging + e->staging_offset, e->stored, e->stored_bytes, stream);
-        }
+        // The host tier holds what the decoder reads (ECF8: the placed blob, on CUDA with its decode tables).
+        backend_.ops().copy(staging + e->staging_offset, e->stored, e->stored_bytes, stream);
         bytes_copied_ += e->stored_bytes;
     }
 }

@@ -43,7 +43,7 @@ constexpr int kMinBlocksPerSm = ECF8_DECODE_MIN_BLOCKS;
 #define ECF8_DECODE_STAGE_STEPS 16
 #endif
 constexpr uint32_t kStageSteps = ECF8_DECODE_STAGE_STEPS;   // steps decoded between two output flushes
-constexpr uint32_t kStageElems = kStageSteps * kStepElems;  // 512 symbols staged per warp
+constexpr uint32_t kStageElems = kStageSteps * kStepElems;  // symbols staged per warp (1024 by default)
 constexpr uint32_t kTableEntries = 1u << kMaxCodeLen;
 constexpr uint64_t kRawUnitBytes = uint64_t{1} << 16;  // bytes of a raw copy per warp
 constexpr unsigned kFullMask = 0xffffffffu;
@@ -583,8 +583,7 @@ void ecf8_decode_cuda(const DeviceBlob& blob, uint64_t begin, uint64_t end, void
     ECF8_CHECK(out_device != nullptr, "ecf8_decode_cuda: null output");
     if (blob.mode == BlobMode::Raw) {
         const uint8_t* src = reinterpret_cast<const uint8_t*>(blob.stream) + begin * blob.value_bytes;
-        CUDA_CHECK(
-            cudaMemcpyAsync(out_device, src, (end - begin) * blob.value_bytes, cudaMemcpyDeviceToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(out_device, src, (end - begin) * blob.value_bytes, cudaMemcpyDefault, stream));
         return;
     }
     const DecodeTask task{blob, begin, end, out_device};
@@ -599,10 +598,14 @@ void ecf8_decode_cuda(const DeviceTensor& t, uint64_t begin, uint64_t end, void*
     ecf8_decode_cuda(t.blob(), begin, end, out_device, error_flag_device, stream);
 }
 
-void ecf8_decode_check_error(const int* error_flag_device, cudaStream_t stream, const char* what) {
+void ecf8_decode_check_error(int* error_flag_device, cudaStream_t stream, const char* what) {
     int flag = 0;
     CUDA_CHECK(cudaMemcpyAsync(&flag, error_flag_device, sizeof(flag), cudaMemcpyDeviceToHost, stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (flag != 0) {  // cleared, so the next check reports only new corruption
+        CUDA_CHECK(cudaMemsetAsync(error_flag_device, 0, sizeof(flag), stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
     ECF8_CHECK(flag == 0, what << ": the GPU decoder found a corrupt ECF8 stream");
 }
 

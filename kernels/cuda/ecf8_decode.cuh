@@ -101,7 +101,8 @@ void ecf8_decode_cuda(const DeviceTensor& t, uint64_t begin, uint64_t end, void*
 void ecf8_decode_cuda(const DeviceBlob& blob, uint64_t begin, uint64_t end, void* out_device, int* error_flag_device,
                       cudaStream_t stream);
 
-// Waits for `stream`, reads the flag and throws ecf8::Error if a decode on it found a corrupt chunk.
-void ecf8_decode_check_error(const int* error_flag_device, cudaStream_t stream, const char* what);
+// Waits for `stream`, reads the flag and, if a decode on it found a corrupt chunk, clears the flag (so the
+// next check reports only new corruption) and throws ecf8::Error.
+void ecf8_decode_check_error(int* error_flag_device, cudaStream_t stream, const char* what);
 
 }  // namespace ecf8
