@@ -25,8 +25,7 @@ class CpuBlobDecoder final : public BlobDecoder {
 public:
     bool device_memory_is_host() const override { return true; }
     uint64_t placed_bytes(const PreparedTensor&, uint64_t stored_bytes) const override { return stored_bytes; }
-    void place(uint32_t, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes,
-               Stream*) override {
+    void place(uint32_t, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) override {
         if (blob != target) std::memcpy(target, blob, target_bytes);
         t.rebase(target);
     }

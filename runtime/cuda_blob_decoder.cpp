@@ -38,21 +38,20 @@ public:
 
     bool device_memory_is_host() const override { return false; }
     uint64_t placed_bytes(const PreparedTensor& t, uint64_t) const override { return device_blob_bytes(t); }
-    void place(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes,
-               Stream* stream) override {
+    void place(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) override {
         ECF8_CHECK(id < blobs_.size(), "blob id " << id << " is outside the decoder's " << blobs_.size());
-        const DeviceBlob view =
-            place_device_blob(t, blob, target, target_bytes, stream ? native(*stream) : load_stream_);
-        // A view that moved makes the task lists holding the old one stale (a staged blob returns to its place).
+        const DeviceBlob view = place_device_blob(t, blob, target, target_bytes, load_stream_);
+        // A view that moved makes the task lists holding the old one stale (a staged blob is placed in the host
+        // tier, then bound to its staging area).
         const DeviceBlob& old = blobs_[id];
         if (view.stream != old.stream || view.tables != old.tables || view.chunk_offsets != old.chunk_offsets ||
             view.raw != old.raw || view.numel != old.numel)
             ++generation_[id];
         blobs_[id] = view;
-        if (stream == nullptr) CUDA_CHECK(cudaStreamSynchronize(load_stream_));  // `blob` may go after this
+        CUDA_CHECK(cudaStreamSynchronize(load_stream_));  // `blob` may go after this
     }
     void bind(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) override {
-        place(id, t, blob, target, target_bytes, nullptr);
+        place(id, t, blob, target, target_bytes);
     }
     void upload(void* dst, const void* host, size_t bytes) override {
         if (bytes > 0) CUDA_CHECK(cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice));

@@ -90,12 +90,11 @@ public:
     // Bytes the placed form of t takes (t's blob is stored_bytes long).
     virtual uint64_t placed_bytes(const PreparedTensor& t, uint64_t stored_bytes) const = 0;
     // Places blob `id` (t's stored bytes at `blob`, host-visible memory) at target (placed_bytes of backend
-    // memory), and points the decoder's view of it there: in `stream` order, or at once when stream is null.
-    virtual void place(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes,
-                       Stream* stream) = 0;
-    // Points the decoder's view of blob `id` at target, where place() will put it later (a host-tier blob's
-    // staging area), at load time. CPU: no copy; CUDA: the view needs the device layout, so the blob is placed
-    // there at once.
+    // memory) at once (load time), and points the decoder's view of it there.
+    virtual void place(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) = 0;
+    // Points the decoder's view of blob `id` at target, where a copy of its placed form will lie before each
+    // decode (a host-tier blob's staging area), at load time. CPU: no copy; CUDA: the view needs the device
+    // layout, so the blob is placed there at once.
     virtual void bind(uint32_t id, PreparedTensor& t, const uint8_t* blob, uint8_t* target, uint64_t target_bytes) = 0;
     // Copies host bytes into backend memory at once (load time).
     virtual void upload(void* dst, const void* host, size_t bytes) = 0;

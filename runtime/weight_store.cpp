@@ -183,13 +183,13 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
             // pageable source, so the copy stays asynchronous); the decoder's view points at the staging area.
             const uint8_t* blob = file.file().tensor_data(info);
             file.check_stored(rec, blob);
-            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes, nullptr);
+            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes);
             decoder.bind(static_cast<uint32_t>(e.index), *e.prepared, blob, staging_base(t.layer) + e.staging_offset,
                          e.staging_bytes);
         } else {  // the device tier, and host-tier experts: placed where the decoder reads them
             const uint8_t* blob = file.file().tensor_data(info);
             file.check_stored(rec, blob);  // the placed copy is made from these mapped bytes
-            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes, nullptr);
+            decoder.place(static_cast<uint32_t>(e.index), *e.prepared, blob, target, e.stored_bytes);
         }
         file.file().release(info);
         bar.advance(info.nbytes());

@@ -96,7 +96,8 @@ __global__ void scatter_add_group_kernel(const float* y, const int32_t* rows, co
     __shared__ int64_t found[kMaxExpertGroup];
     const int64_t token = blockIdx.x, base = g.base();
     for (int64_t j = threadIdx.x; j < g.n; j += blockDim.x) {
-        int64_t lo = base + g.start(j), hi = lo + g.count(j);  // search [lo, hi)
+        const int64_t end = base + g.start(j) + g.count(j);
+        int64_t lo = base + g.start(j), hi = end;  // the first pick in [lo, end) whose token is not below
         while (lo < hi) {
             const int64_t mid = (lo + hi) / 2;
             if (rows[mid] < token)
@@ -104,7 +105,7 @@ __global__ void scatter_add_group_kernel(const float* y, const int32_t* rows, co
             else
                 hi = mid;
         }
-        found[j] = lo < base + g.start(j) + g.count(j) && rows[lo] == token ? lo : -1;
+        found[j] = lo < end && rows[lo] == token ? lo : -1;
     }
     __syncthreads();
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {

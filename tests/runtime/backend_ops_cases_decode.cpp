@@ -105,7 +105,7 @@ OpCase make_blob_decode(std::mt19937& rng, std::vector<DecodeJobSpec> specs) {
                         keep.push_back(b.buffer(placed, kind, "test"));
                         j.blob = static_cast<uint32_t>(n - 1 - k);  // ids need not follow the jobs' order
                         // Synchronous (no stream): t.blob may be read until place() returns.
-                        decoder->place(j.blob, p, t.blob.data(), keep.back().as<uint8_t>(), placed, nullptr);
+                        decoder->place(j.blob, p, t.blob.data(), keep.back().as<uint8_t>(), placed);
                         j.tensor = &p;
                     }
                     outs.push_back(d.up(sentinel_bytes(j.bytes + kGuard)));
