@@ -61,6 +61,7 @@ ordered_json format_json(const FormatPlan& f) {
 
 ordered_json plan_json(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p) {
     return {{"config", d.source},
+            {"gemm", d.compute.gemm},
             {"model",
              {{"config_json", m.source},
               {"layers", m.num_hidden_layers},
@@ -149,6 +150,9 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
                 ") x %d B; MLA's latent cache is not split by tensor parallelism)\n",
                 format_bytes(double(p.kv_bytes_per_token)).c_str(), m.num_hidden_layers, m.kv_lora_rank,
                 m.qk_rope_head_dim, d.kv_cache.kv_elem_bytes());
+    std::printf("workspace  steps of up to %" PRId64 " tokens (kv_cache.max_num_batched_tokens); compute.gemm %s%s\n",
+                d.kv_cache.max_num_batched_tokens, d.compute.gemm.c_str(),
+                d.compute.gemm == "fp8" ? " (the FP8 GEMM's activations, workspace and scratch included)" : "");
     std::printf("\nper rank; KV = the KV pool in the GPU memory left, in blocks of %" PRId64
                 " tokens; batch = sequences of %" PRId64 " tokens at once\n",
                 d.kv_cache.block_size, d.kv_cache.max_model_len);
@@ -169,11 +173,12 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
 }  // namespace
 
 int cmd_plan(const CommandArgs& argv) {
-    Args args(argv, {"config", "model", "threads"}, {"json"}, "plan");
-    args.expect_positional(0, "ecf8 plan --config C.yaml [--json] [--model DIR]");
+    Args args(argv, {"config", "model", "threads", "gemm"}, {"json"}, "plan");
+    args.expect_positional(0, "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8]");
     ECF8_CHECK(args.has("config"), "ecf8 plan: --config C.yaml is required; see 'ecf8 plan --help'");
     DeployConfig deploy = DeployConfig::load(args.get("config", ""));
     if (args.has("model")) deploy.model = args.get("model", "");
+    if (args.has("gemm")) deploy.compute.gemm = gemm_mode_name(parse_gemm_mode(args.get("gemm", ""), "--gemm"));
     const ModelConfig model = ModelConfig::load(deploy.config_json_path());
     const CompressionRatios ratios = measure_ratios(deploy.model, kRatioSampleBytes, args.get_threads(0));
     const MemoryPlan plan = plan_memory(deploy, model, ratios);

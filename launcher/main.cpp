@@ -69,13 +69,14 @@ const std::vector<Command>& all_commands() {
          "  --seed    seed of every draw (default 0); the same seed gives the same bytes\n",
          cmd_synth},
         {"plan", "memory plan: what fits on how many GPUs, with how much KV cache",
-         "ecf8 plan --config C.yaml [--json] [--model DIR]\n"
+         "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8]\n"
          "  Reads C.yaml and the model's config.json; no weights needed. For each rank: weight bytes in FP8\n"
          "  and in ECF8, what lives on the GPU and what in pinned host memory, decode scratch, activation\n"
          "  workspace and the KV cache (MLA latent cache bytes per token, token capacity, largest batch at\n"
          "  max_model_len). Then the fewest GPUs of this size that hold the model with min_kv_tokens of KV\n"
          "  cache, in FP8 and in ECF8. When the checkpoint's weights are present, the ECF8 ratio is measured\n"
-         "  on a sample of them; otherwise a stated default is used.\n"
+         "  on a sample of them; otherwise a stated default is used. --gemm overrides compute.gemm, as for\n"
+         "  ecf8 run: with fp8 the workspace includes the FP8 GEMM's buffers.\n"
          "  --json   stable machine-readable output\n"
          "  --model  override the YAML's model directory\n",
          cmd_plan},
@@ -110,9 +111,10 @@ const std::vector<Command>& all_commands() {
          "  max_num_seqs sequences, long prompts prefilled in chunks, decode tokens first; when KV blocks run\n"
          "  out, requests wait or the newest is preempted and recomputed later.\n"
          "  --backend auto|cpu|cuda  auto (default): cuda when this build has CUDA and a GPU is visible\n"
-         "  --gemm fp32|fp8        CUDA: fp32 (default) dequantizes weights and multiplies in FP32, as the\n"
-         "                         CPU does; fp8 uses cuBLASLt's block-scaled FP8 GEMM (DeepSeek's 1x128\n"
-         "                         activation quantization) where it applies: faster, less exact\n"
+         "  --gemm fp32|fp8        CUDA: fp32 dequantizes weights and multiplies in FP32, as the CPU does;\n"
+         "                         fp8 uses cuBLASLt's block-scaled FP8 GEMM (DeepSeek's 1x128 activation\n"
+         "                         quantization) where it applies: faster, less exact. Default: the YAML's\n"
+         "                         compute.gemm (fp32); the plan counts the FP8 GEMM's memory\n"
          "  Prompt (exactly one):\n"
          "  --prompt-ids LIST      comma-separated token ids of the prompt\n"
          "  --prompt TEXT          text, tokenized with the model's tokenizer (with the special tokens its\n"

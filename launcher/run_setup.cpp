@@ -109,10 +109,11 @@ void read_options(const Args& args, bool generated, const NodePlace& place, RunS
     s->deploy = DeployConfig::load(args.get("config", ""));
     s->mode = parse_weight_mode(args.get("weights", "ecf8"));
     s->cuda = use_cuda(args.get("backend", "auto"), place);
-    const std::string gemm = args.get("gemm", "fp32");
-    ECF8_CHECK(gemm == "fp32" || gemm == "fp8", "--gemm must be fp32 or fp8, got '" << gemm << "'");
-    s->fp8_gemm = gemm == "fp8";
-    ECF8_CHECK(!s->fp8_gemm || s->cuda, "--gemm fp8 needs the CUDA backend (the CPU backend multiplies in FP32)");
+    // --gemm overrides compute.gemm, so the plan (KV pool, workspace) counts what runs.
+    if (args.has("gemm")) s->deploy.compute.gemm = gemm_mode_name(parse_gemm_mode(args.get("gemm", ""), "--gemm"));
+    s->fp8_gemm = s->deploy.compute.gemm == "fp8";
+    ECF8_CHECK(!s->fp8_gemm || s->cuda, (args.has("gemm") ? "--gemm fp8" : s->deploy.source + ": compute.gemm fp8")
+                                            << " needs the CUDA backend (the CPU backend multiplies in FP32)");
     s->show_special = args.has("show-special");
     s->batch = args.get_int("batch", 1);
     ECF8_CHECK(s->batch >= 1 && s->batch <= s->deploy.kv_cache.max_num_seqs,
@@ -241,7 +242,6 @@ void connect_ranks(const RunSetup& setup, const MpiSession& session, RankRig* ri
 
 std::unique_ptr<Model> make_model(const RunSetup& setup, const RankRig& rig) {
     auto model = std::make_unique<Model>(setup.manifest.model, setup.world, rig.comm.get(), setup.model, *rig.backend);
-    rig.backend->ops().use_fp8_gemm(setup.fp8_gemm);
     return model;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "kernels/core/fp8_gemm_scratch.h"
 #include "kernels/cuda/fp8_gemm.cuh"
 #include "kernels/cuda/ops.cuh"
 #include "runtime/backend.h"
@@ -73,10 +74,7 @@ public:
     void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream& stream) override {
         if (fp8_gemm_ && w.dtype == DType::F8_E4M3 && w.block == 128 &&
             cuda::Fp8BlockGemm::supported(n_tokens, w.cols, w.rows)) {
-            auto* xq = grow(act_q_, n_tokens * w.cols).as<uint8_t>();
-            auto* xs = grow(act_scales_, n_tokens * (w.cols / 128) * sizeof(float)).as<float>();
-            cuda::quantize_activations_fp8(x, n_tokens, w.cols, xq, xs, native(stream));
-            fp8_gemm_->linear(xq, xs, w.data, w.scale_inv, y, n_tokens, w.cols, w.rows, native(stream));
+            fp8_linear(w, x, n_tokens, y, native(stream));
             return;
         }
         float* wf = grow(weight_, w.rows * w.cols * sizeof(float)).as<float>();
@@ -94,7 +92,9 @@ public:
     void reserve_linear_scratch(int64_t weight_elems) override {
         grow(weight_, static_cast<size_t>(weight_elems) * sizeof(float));
     }
-    void use_fp8_gemm(bool on) override { fp8_gemm_ = on ? std::make_unique<cuda::Fp8BlockGemm>() : nullptr; }
+    void use_fp8_gemm(bool on) override {
+        fp8_gemm_ = on ? std::make_unique<cuda::Fp8BlockGemm>(cuda::Fp8BlockGemm::kCallerMemory) : nullptr;
+    }
 
     void kv_cache_write(const float* rows, int64_t n_tokens, const int64_t* slots, const core::KvPages& kv,
                         Stream& stream) override {
@@ -175,6 +175,25 @@ public:
     }
 
 private:
+    // The FP8 GEMM in the planned gemm scratch, laid out by core::fp8_linear_region: cuBLASLt's workspace,
+    // the quantized activations and their scales, then the GEMM's own scratch. The linear's other path
+    // (a dequantized weight) uses the same buffer; both run on the compute stream, one after the other.
+    void fp8_linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, cudaStream_t st) {
+        const core::Fp8LinearRegion r = core::fp8_linear_region(n_tokens, w.cols, w.rows);
+        ECF8_CHECK(r.total <= weight_.size(), "linear: the FP8 GEMM of "
+                                                  << n_tokens << " tokens through a " << w.rows << " x " << w.cols
+                                                  << " weight needs " << r.total
+                                                  << " bytes of the gemm scratch, which holds " << weight_.size()
+                                                  << " (the plan sizes it for compute.gemm fp8: Model sets both)");
+        auto* base = weight_.as<uint8_t>();
+        auto* xq = base + r.act_off;
+        auto* xs = reinterpret_cast<float*>(base + r.scales_off);
+        cuda::quantize_activations_fp8(x, n_tokens, w.cols, xq, xs, st);
+        const cuda::Fp8GemmMemory memory{base, core::kFp8GemmWorkspaceBytes,
+                                         reinterpret_cast<float*>(base + r.scratch_off),
+                                         (weight_.size() - r.scratch_off) / sizeof(float)};
+        fp8_gemm_->linear(xq, xs, w.data, w.scale_inv, y, n_tokens, w.cols, w.rows, memory, st);
+    }
     // One matrix (gate, up or down) of the group's experts, which share its shape, dtype and block.
     static void linear_picks(const std::vector<ExpertWeights>& experts, const cuda::PickGroup& g,
                              LinearWeight ExpertWeights::*which, const float* x, float* y, cudaStream_t st) {
@@ -216,7 +235,7 @@ private:
     Backend& backend_;
     cuda::Sgemm gemm_;
     std::unique_ptr<cuda::Fp8BlockGemm> fp8_gemm_;  // set by use_fp8_gemm(true)
-    Buffer weight_, act_q_, act_scales_;
+    Buffer weight_;  // the planned "gemm_scratch": a dequantized weight, or an FP8 GEMM's region
     cudaEvent_t to_collective_ = nullptr, from_collective_ = nullptr;
 };
 

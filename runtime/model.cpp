@@ -35,6 +35,7 @@ ModelOptions ModelOptions::from_plan(const DeployConfig& deploy, const ShardMani
     o.max_step_tokens = kv.max_num_batched_tokens;
     o.max_step_seqs = kv.max_num_seqs;
     o.kv = {parse_kv_dtype(kv.dtype), kv.block_size, INT64_MAX};
+    o.gemm = parse_gemm_mode(deploy.compute.gemm, deploy.source + ": compute.gemm");
     for (int r = 0; r < manifest.world_size(); ++r)
         o.kv.blocks = std::min(o.kv.blocks, manifest.rank_plan(deploy, r, format).kv_blocks);
     const int64_t per_seq = o.limits().max_blocks();
@@ -161,13 +162,14 @@ Model::Model(const ModelConfig& config, const WorldConfig& world, Communicator* 
     rope_ = {rope_memory_.as<float>(), rope_memory_.as<float>() + table.cos.size(), options_.max_seq_len,
              table.rope_dim};
     // The workspace as the plan counts it, allocated once: a step never allocates.
-    const WorkspacePlan plan = plan_workspace(config_, world_, options_.limits());
+    const WorkspacePlan plan = plan_workspace(config_, world_, options_.limits(), options_.gemm);
     for (int i = 0; i < static_cast<int>(WsBuf::count); ++i) {
         const WsBuf b = static_cast<WsBuf>(i);
         ws_->buf[i] = backend_.buffer(std::max<uint64_t>(plan.of(b), 1),
                                       ws_buf_pinned(b) ? MemoryKind::PinnedHost : MemoryKind::Device, "activations");
     }
     ops_.reserve_linear_scratch(plan.gemm_bytes / sizeof(float));
+    ops_.use_fp8_gemm(options_.gemm == GemmMode::Fp8);  // its buffers are in the gemm scratch just sized
     ws_->wkv_b = backend_.buffer(plan.dequant_bytes, MemoryKind::Device, "dequant_scratch");
     pool_ = std::make_unique<KvPool>(config_, options_.kv, backend_);
 }

@@ -56,6 +56,7 @@ struct ModelOptions {
     int64_t max_step_seqs = 0;    // sequences per step (kv_cache.max_num_seqs)
     int64_t max_logit_rows = 0;   // rows of logits a step returns; 0: max_step_seqs (more for all_positions)
     KvPoolOptions kv;
+    GemmMode gemm = GemmMode::Fp32;  // compute.gemm: how linears multiply FP8 weights (the plan counts its memory)
 
     StepLimits limits() const;
     void validate() const;  // throws naming the option

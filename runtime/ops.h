@@ -144,7 +144,9 @@ public:
     virtual void linear(const LinearWeight& w, const float* x, int64_t n_tokens, float* y, Stream& stream) = 0;
     // W as float [rows, cols] in out.
     virtual void dequantize(const LinearWeight& w, float* out, Stream& stream) = 0;
-    // The CPU backend multiplies in FP32 only, and refuses on.
+    // The CPU backend multiplies in FP32 only, and refuses on. On CUDA the FP8 GEMM works in the linear's
+    // scratch (reserve_linear_scratch), which must then hold the plan's GemmMode::Fp8 size: Model sets both
+    // from ModelOptions::gemm.
     virtual void use_fp8_gemm(bool on) = 0;
     // Sizes the linear's dequantization scratch (tag "gemm_scratch") for weights of up to `weight_elems`
     // elements. Call it on the host, before work that uses it (a work item must not allocate); linear()

@@ -25,11 +25,12 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // byte count derived from it (times 2^30) fits in 64 bits.
 constexpr double kMaxMemoryGb = 1e6;
 
-const std::vector<std::string> kTopKeys = {"model", "output", "parallel", "memory", "codec", "kv_cache"};
+const std::vector<std::string> kTopKeys = {"model", "output", "parallel", "memory", "codec", "kv_cache", "compute"};
 const std::vector<std::string> kParallelKeys = {"tensor_parallel_size", "expert_parallel_size", "nodes",
                                                 "gpus_per_node"};
 const std::vector<std::string> kMemoryKeys = {"gpu_memory_gb", "gpu_memory_utilization", "cpu_offload_gb"};
 const std::vector<std::string> kCodecKeys = {"granularity", "threads"};
+const std::vector<std::string> kComputeKeys = {"gemm"};
 const std::vector<std::string> kKvCacheKeys = {"max_model_len", "max_num_seqs", "min_kv_tokens",
                                                "dtype",         "block_size",   "max_num_batched_tokens"};
 
@@ -249,6 +250,11 @@ void DeployConfig::validate() const {
                                     "codebook per N elements, N a positive integer)");
     ECF8_CHECK(codec.threads >= 0, s << ": codec.threads must be >= 0 (0 = every core), got " << codec.threads);
 
+    ECF8_CHECK(compute.gemm == "fp32" || compute.gemm == "fp8",
+               s << ": compute.gemm must be 'fp32' (dequantize, FP32 GEMM) or 'fp8' (cuBLASLt's block-scaled FP8 "
+                    "GEMM, Hopper), got '"
+                 << compute.gemm << "'");
+
     const KvCacheConfig& kv = kv_cache;
     ECF8_CHECK(kv.max_model_len >= 1,
                s << ": kv_cache.max_model_len must be >= 1 (tokens per sequence), got " << kv.max_model_len);
@@ -322,6 +328,11 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
             if (c.kv_cache.dtype == "fp32") c.kv_cache.dtype = "f32";
             read_int64(kv, "kv_cache", "block_size", source, min, max, &c.kv_cache.block_size);
             read_int64(kv, "kv_cache", "max_num_batched_tokens", source, min, max, &c.kv_cache.max_num_batched_tokens);
+        }
+        const YAML::Node compute = croot["compute"];
+        if (compute.IsDefined()) {
+            check_map(compute, "compute", kComputeKeys, source);
+            read_string(compute, "compute", "gemm", source, false, &c.compute.gemm);
         }
     } catch (const YAML::Exception& e) {
         // Not expected after the checks above; keep the promise that only ecf8::Error escapes.

@@ -67,6 +67,13 @@ struct KvCacheConfig {
     int kv_elem_bytes() const { return dtype == "f32" ? 4 : 2; }
 };
 
+struct ComputeConfig {
+    // How the GPU multiplies FP8 weights: "fp32" (dequantize, then an FP32 GEMM) or "fp8" (cuBLASLt's
+    // block-scaled FP8 GEMM on Hopper, as DeepSeek-V3 serves; its buffers are in the plan). `ecf8 run
+    // --gemm` overrides it.
+    std::string gemm = "fp32";
+};
+
 struct DeployConfig {
     std::string source = "<defaults>";  // the YAML file (or label); prefixes every error
     std::string model;                  // HF checkpoint directory; must hold config.json
@@ -75,6 +82,7 @@ struct DeployConfig {
     MemoryConfig memory;
     CodecConfig codec;
     KvCacheConfig kv_cache;
+    ComputeConfig compute;
 
     int world_size() const { return parallel.world_size(); }
     int gpus_per_node() const { return parallel.node_size(); }

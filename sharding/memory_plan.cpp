@@ -47,8 +47,8 @@ StepLimits step_limits(const KvCacheConfig& kv) {
     return {kv.max_num_batched_tokens, kv.max_num_seqs, kv.max_num_seqs, kv.max_model_len, kv.block_size};
 }
 
-uint64_t workspace_bytes(const ModelConfig& m, const WorldConfig& w, const KvCacheConfig& kv) {
-    return plan_workspace(m, w, step_limits(kv)).device_bytes();
+uint64_t workspace_bytes(const ModelConfig& m, const WorldConfig& w, const KvCacheConfig& kv, GemmMode gemm) {
+    return plan_workspace(m, w, step_limits(kv), gemm).device_bytes();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -116,9 +116,10 @@ CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_samp
 
 namespace {
 
-// A rank's weight bytes and parameters (into rm) and the decode slots it needs (a layer's tensors other than
-// its routed experts, for the largest layer, twice, plus the expert area: every local routed expert of the layer with the most, at a fixed place, since
-// which of them decode is decided on the device, after routing).
+// A rank's weight bytes and parameters (into rm) and the decode slots it needs: a layer's tensors other
+// than its routed experts, for the largest layer, twice, plus the expert area (every local routed expert of
+// the layer with the most, at a fixed place, since which of them decode is decided on the device, after
+// routing).
 uint64_t weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
                                     WeightFormat format, RankMemory* rm) {
     std::map<int, uint64_t> layer_decoded;   // decoded bytes of a layer's tensors other than routed experts
@@ -212,7 +213,8 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     RankMemory rm;
     rm.rank = rank;
     const uint64_t decode_scratch = weights_and_decode_scratch(ts, bytes, format, &rm);
-    rm.workspace_bytes = workspace_bytes(plan.model, w, kv);
+    rm.workspace_bytes =
+        workspace_bytes(plan.model, w, kv, parse_gemm_mode(deploy.compute.gemm, deploy.source + ": compute.gemm"));
     const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
     const double budget = deploy.gpu_budget_bytes();
     const double host_budget = deploy.host_budget_bytes();

@@ -101,7 +101,8 @@ uint64_t kv_bytes_per_token(const ModelConfig& model, const KvCacheConfig& kv);
 // A step's limits as the YAML's kv_cache section sets them (sharding/workspace_plan.h).
 StepLimits step_limits(const KvCacheConfig& kv);
 // Activation workspace of one rank, device part (see the terms above).
-uint64_t workspace_bytes(const ModelConfig& model, const WorldConfig& world, const KvCacheConfig& kv);
+uint64_t workspace_bytes(const ModelConfig& model, const WorldConfig& world, const KvCacheConfig& kv,
+                         GemmMode gemm = GemmMode::Fp32);
 
 // Decides the tier of every tensor of plan.ranks[rank] given its bytes in `format` (bytes[i] for
 // tensors[i]) and fills in the rank's memory. tiers (optional) receives one Tier per tensor. Used with

@@ -2,8 +2,10 @@
 #include "sharding/workspace_plan.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "common/error.h"
+#include "kernels/core/fp8_gemm_scratch.h"
 #include "kernels/core/paged_kv.h"
 
 namespace ecf8 {
@@ -76,14 +78,53 @@ int64_t max_local_intermediate(const ModelConfig& c, const WorldConfig& w) {
                      c.moe_intermediate_size});
 }
 
-int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w) {
+namespace {
+
+struct LinearShape {
+    int64_t out, in;
+};
+
+// The weight matrices one rank multiplies by through Ops::linear (or dequantizes for it).
+std::vector<LinearShape> linear_shapes(const ModelConfig& c, const WorldConfig& w) {
     const int64_t h = c.hidden_size, heads = ceil_div(c.num_attention_heads, w.tp_size);
-    return std::max({ceil_div(c.vocab_size, w.tp_size) * h, c.q_lora_rank * h, heads * c.qk_head_dim() * c.q_lora_rank,
-                     (c.kv_lora_rank + c.qk_rope_head_dim) * h, h * heads * c.v_head_dim,
-                     max_local_intermediate(c, w) * h, c.n_routed_experts * h});
+    const int64_t inter = max_local_intermediate(c, w);
+    return {{ceil_div(c.vocab_size, w.tp_size), h},    // lm_head
+            {c.q_lora_rank, h},                        // q_a_proj
+            {heads * c.qk_head_dim(), c.q_lora_rank},  // q_b_proj
+            {c.kv_lora_rank + c.qk_rope_head_dim, h},  // kv_a_proj_with_mqa
+            {h, heads * c.v_head_dim},                 // o_proj
+            {inter, h},                                // gate_proj, up_proj (widest MLP part)
+            {h, inter},                                // down_proj
+            {c.n_routed_experts, h}};                  // the router's gate
 }
 
-WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& l) {
+}  // namespace
+
+int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w) {
+    int64_t most = 0;
+    for (const LinearShape& s : linear_shapes(c, w)) most = std::max(most, s.out * s.in);
+    return most;
+}
+
+uint64_t fp8_gemm_bytes(const ModelConfig& c, const WorldConfig& w, int64_t max_tokens) {
+    ECF8_CHECK(max_tokens >= 1, "fp8_gemm_bytes: max_tokens " << max_tokens << " must be >= 1");
+    uint64_t most = 0;
+    for (const LinearShape& s : linear_shapes(c, w)) {
+        if (s.in < core::kFp8GemmBlock || s.in % core::kFp8GemmBlock != 0 || s.out < 16 || s.out % 16 != 0) continue;
+        most = std::max(most, core::fp8_linear_region_bound(max_tokens, s.in, s.out));
+    }
+    return most;
+}
+
+GemmMode parse_gemm_mode(const std::string& name, const std::string& what) {
+    if (name == "fp32") return GemmMode::Fp32;
+    if (name == "fp8") return GemmMode::Fp8;
+    ECF8_FAIL(what << " must be 'fp32' or 'fp8', got '" << name << "'");
+}
+
+const char* gemm_mode_name(GemmMode m) { return m == GemmMode::Fp8 ? "fp8" : "fp32"; }
+
+WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& l, GemmMode gemm) {
     l.validate();
     const int64_t T = l.tokens, S = l.seqs, R = l.logit_rows, dim = c.hidden_size;
     const int64_t heads = c.num_attention_heads / w.tp_size, lora = c.kv_lora_rank, rope = c.qk_rope_head_dim;
@@ -127,6 +168,7 @@ WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const S
     set(WsBuf::host_ids, R, i32);
     p.dequant_bytes = uint64_t(heads * (c.qk_nope_head_dim + c.v_head_dim) * lora) * f;
     p.gemm_bytes = uint64_t(max_linear_weight_elems(c, w)) * f;
+    if (gemm == GemmMode::Fp8) p.gemm_bytes = std::max(p.gemm_bytes, fp8_gemm_bytes(c, w, T));
     p.rope_bytes = 2 * uint64_t(l.max_seq_len) * uint64_t(rope / 2) * f;
     return p;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "sharding/model_config.h"
 #include "sharding/world_config.h"
@@ -64,10 +65,20 @@ enum class WsBuf : int {
 const char* ws_buf_name(WsBuf b);
 bool ws_buf_pinned(WsBuf b);
 
+// How the GPU multiplies FP8 weights (compute.gemm of the deployment YAML, or --gemm): FP32 GEMMs on weights
+// dequantized into the "gemm_scratch", or cuBLASLt's block-scaled FP8 GEMM, whose activations, workspace
+// and scratch (kernels/core/fp8_gemm_scratch.h) then live in the same buffer.
+enum class GemmMode { Fp32, Fp8 };
+
+// "fp32" or "fp8"; throws naming `what` for anything else.
+GemmMode parse_gemm_mode(const std::string& name, const std::string& what);
+const char* gemm_mode_name(GemmMode m);
+
 struct WorkspacePlan {
     uint64_t bytes[static_cast<int>(WsBuf::count)] = {};
     uint64_t dequant_bytes = 0;  // wkv_b of the local heads as float (tag "dequant_scratch")
-    uint64_t gemm_bytes = 0;     // the linear's dequantized weight (tag "gemm_scratch")
+    uint64_t gemm_bytes = 0;     // the linear's dequantized weight and, with GemmMode::Fp8, the FP8 GEMM's
+                                 // largest call (tag "gemm_scratch")
     uint64_t rope_bytes = 0;     // the rotary tables (tag "rope_table")
 
     uint64_t of(WsBuf b) const { return bytes[static_cast<int>(b)]; }
@@ -80,6 +91,11 @@ int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w);
 // The widest MLP part one rank multiplies (dense, shared experts split by tp, or one routed expert).
 int64_t max_local_intermediate(const ModelConfig& c, const WorldConfig& w);
 
-WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& limits);
+// The bytes of the largest call of 1 to max_tokens tokens through the FP8 GEMM over the rank's linear
+// layers (those it can take: in a multiple of 128, out of 16).
+uint64_t fp8_gemm_bytes(const ModelConfig& c, const WorldConfig& w, int64_t max_tokens);
+
+WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& limits,
+                             GemmMode gemm = GemmMode::Fp32);
 
 }  // namespace ecf8

@@ -14,12 +14,13 @@
 //
 // cuBLASLt 13.1 on an H100 offers an algorithm only where the VEC128 operand's outer dimension (T here)
 // is a multiple of 4 (as operand A it also accepts 1, but that swapped form gave wrong results and
-// faulting reads in our tests, so it is not used). So, by route:
-//   kDirect (T % 4 == 0): as above.
-//   kPadded (otherwise):  as kDirect with T rounded up to a multiple of 4: x is copied into a scratch with
-//                         zero tokens appended (scales 1), D goes to a scratch, and y is its first T * out
-//                         floats (column-major D[out, T_padded] begins with row-major y[T, out]). Costs
-//                         one device-to-device copy more than kDirect.
+// faulting reads in our tests, so it is not used). So (core::Fp8GemmScratch::padded says which):
+//   direct (T % 4 == 0): as above.
+//   padded (otherwise):  as direct with T rounded up to a multiple of 4: x is copied into a scratch with
+//                        zero tokens appended (scales 1), D goes to a scratch, and y is its first T * out
+//                        floats (column-major D[out, T_padded] begins with row-major y[T, out]). Costs
+//                        one device-to-device copy more than direct.
+// The scratch's layout is kernels/core/fp8_gemm_scratch.h's, which the memory plan counts.
 #include <algorithm>
 #include <climits>
 
@@ -31,10 +32,6 @@ namespace ecf8::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-
-enum class Route { kDirect, kPadded };  // see the top of this file
-
-Route route_for(int64_t n_tokens) { return n_tokens % 4 == 0 ? Route::kDirect : Route::kPadded; }
 
 // One warp per 1x128 block: lane l quantizes the block's elements l, l + 32, l + 64 and l + 96. The amax
 // is order-independent (cpu::fp8_amax_step), so bytes and scale equal the CPU's.
@@ -92,10 +89,7 @@ unsigned grid_for(int64_t items, int64_t per_block) {
     return static_cast<unsigned>(std::clamp<int64_t>((items + per_block - 1) / per_block, 1, 1 << 20));
 }
 
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
-// Scratch offsets are kept 256-byte aligned.
-int64_t aligned_floats(int64_t bytes) { return round_up(bytes, 256) / 4; }
+int64_t round_up(int64_t v, int64_t m) { return core::fp8_round_up(v, m); }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
@@ -137,6 +131,10 @@ struct Fp8BlockGemm::Plan {
         if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
     }
 };
+
+Fp8BlockGemm::Fp8BlockGemm(CallerMemory) : own_memory_(false), workspace_bytes_(kDefaultWorkspaceBytes) {
+    CUBLAS_CHECK(cublasLtCreate(&handle_));
+}
 
 Fp8BlockGemm::Fp8BlockGemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
     CUBLAS_CHECK(cublasLtCreate(&handle_));
@@ -221,6 +219,18 @@ Fp8BlockGemm::Plan& Fp8BlockGemm::plan_for(int64_t n_tokens, int64_t in, int64_t
 
 void Fp8BlockGemm::linear(const uint8_t* xq, const float* x_scales, const uint8_t* w, const float* w_scale_inv,
                           float* y, int64_t n_tokens, int64_t in, int64_t out, cudaStream_t stream) {
+    ECF8_CHECK(own_memory_, "Fp8BlockGemm::linear: this object works in the caller's memory; pass an Fp8GemmMemory");
+    ECF8_CHECK(supported(n_tokens, in, out), "Fp8BlockGemm::linear: T " << n_tokens << ", in " << in << ", out " << out
+                                                                        << " is not supported here (see supported(); "
+                                                                           "fall back to dequantize + Sgemm)");
+    const auto need = static_cast<size_t>(core::fp8_gemm_scratch(n_tokens, in, out).total);
+    linear(xq, x_scales, w, w_scale_inv, y, n_tokens, in, out, {workspace_, workspace_bytes_, scratch(need), need},
+           stream);
+}
+
+void Fp8BlockGemm::linear(const uint8_t* xq, const float* x_scales, const uint8_t* w, const float* w_scale_inv,
+                          float* y, int64_t n_tokens, int64_t in, int64_t out, const Fp8GemmMemory& memory,
+                          cudaStream_t stream) {
     ECF8_CHECK(supported(n_tokens, in, out), "Fp8BlockGemm::linear: T " << n_tokens << ", in " << in << ", out " << out
                                                                         << " is not supported here (see supported(); "
                                                                            "fall back to dequantize + Sgemm)");
@@ -228,29 +238,30 @@ void Fp8BlockGemm::linear(const uint8_t* xq, const float* x_scales, const uint8_
                "Fp8BlockGemm::linear: null operand");
     ECF8_CHECK(aligned16(xq) && aligned16(w) && aligned16(y),
                "Fp8BlockGemm::linear: xq, w and y must be 16-byte aligned");
-    const bool padded = route_for(n_tokens) == Route::kPadded;
+    const core::Fp8GemmScratch lay = core::fp8_gemm_scratch(n_tokens, in, out);
+    ECF8_CHECK(memory.scratch != nullptr && memory.scratch_floats >= static_cast<size_t>(lay.total) &&
+                   (memory.workspace != nullptr || workspace_bytes_ == 0) && memory.workspace_bytes >= workspace_bytes_,
+               "Fp8BlockGemm::linear: T " << n_tokens << ", in " << in << ", out " << out << " needs " << lay.total
+                                          << " floats of scratch and a " << workspace_bytes_
+                                          << "-byte workspace; the memory given has " << memory.scratch_floats
+                                          << " floats and " << memory.workspace_bytes << " bytes");
     const int64_t nkb = in / cpu::kFp8Block, nob = (out + cpu::kFp8Block - 1) / cpu::kFp8Block;
-    const int64_t ldw = round_up(nkb, 4), ldx = round_up(n_tokens, 4);
-    // Scratch: weight scales | activation scales | (kPadded) padded xq | (kPadded) padded y.
-    const int64_t w_off = 0, x_off = w_off + aligned_floats(nob * ldw * 4),
-                  q_off = x_off + aligned_floats(nkb * ldx * 4);
-    const int64_t y_off = q_off + (padded ? aligned_floats(ldx * in) : 0);
-    const int64_t total = y_off + (padded ? aligned_floats(ldx * out * 4) : 0);
-    float* buf = scratch(static_cast<size_t>(total));
-    float *w_s = buf + w_off, *x_s = buf + x_off;
-    auto* q_pad = padded ? reinterpret_cast<uint8_t*>(buf + q_off) : nullptr;
-    prepare_kernel<<<grid_for(nob * ldw + nkb * ldx + (padded ? ldx * in / 16 : 0), 256), 256, 0, stream>>>(
+    const int64_t ldw = round_up(nkb, 4), ldx = lay.ldx;
+    float* buf = memory.scratch;
+    float *w_s = buf + lay.w_off, *x_s = buf + lay.x_off;
+    auto* q_pad = lay.padded ? reinterpret_cast<uint8_t*>(buf + lay.q_off) : nullptr;
+    prepare_kernel<<<grid_for(nob * ldw + nkb * ldx + (lay.padded ? ldx * in / 16 : 0), 256), 256, 0, stream>>>(
         x_scales, w_scale_inv, xq, n_tokens, ldx, in, nkb, nob, ldw, x_s, w_s, q_pad);
     CUDA_CHECK(cudaGetLastError());
-    const uint8_t* b_in = padded ? q_pad : xq;
-    float* d_out = padded ? buf + y_off : y;
+    const uint8_t* b_in = lay.padded ? q_pad : xq;
+    float* d_out = lay.padded ? buf + lay.y_off : y;
     Plan& p = plan_for(n_tokens, in, out, w_s, x_s);
     set_attr<const void*>(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, w_s);
     set_attr<const void*>(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, x_s);
     const float one = 1.0f, zero = 0.0f;
     CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &one, w, p.a, b_in, p.b, &zero, d_out, p.d, d_out, p.d,
-                                &p.heuristic.algo, workspace_, workspace_bytes_, stream));
-    if (padded) {
+                                &p.heuristic.algo, memory.workspace, workspace_bytes_, stream));
+    if (lay.padded) {
         CUDA_CHECK(cudaMemcpyAsync(y, d_out, static_cast<size_t>(n_tokens * out) * sizeof(float),
                                    cudaMemcpyDeviceToDevice, stream));
     }

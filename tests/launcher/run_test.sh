@@ -132,6 +132,9 @@ if ! nvidia-smi -L >/dev/null 2>&1; then  # where no GPU is visible, asking for 
 fi
 bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cpu --gemm fp8
+{ cat "$repo/configs/tiny-cpu.yaml"; printf 'compute:\n  gemm: fp8\n'; } >gemm-fp8.yaml
+bad yaml-fp8-gemm-on-cpu "gemm-fp8.yaml: compute.gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config gemm-fp8.yaml "${prompt[@]}" --backend cpu
 sed 's/tensor_parallel_size: 2/tensor_parallel_size: 1/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \
     "$repo/configs/tiny-cpu.yaml" | sed 's/gpus_per_node: 2/gpus_per_node: 1/' >tp1.yaml
 bad yaml-contradicts-manifest "tp1.yaml: parallel.tensor_parallel_size is 1 but the shards in .* were made with 2" \

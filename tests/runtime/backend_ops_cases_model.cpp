@@ -1,5 +1,8 @@
 // The op harness's cases for the model's heavy ops (linear, dequantize, MLA attention, MoE routing) and the
 // list of every case (backend_ops_harness.h).
+#include <algorithm>
+
+#include "kernels/core/fp8_gemm_scratch.h"
 #include "tests/runtime/backend_ops_harness.h"
 
 namespace ecf8::opstest {
@@ -49,8 +52,10 @@ OpCase make_linear(std::mt19937& rng, DType dtype, int64_t n_tokens, int64_t row
                 const LinearWeight lw = upload(d, *w, keep);
                 Buffer xb = d.up(*x), y = d.alloc(n_tokens * rows);
                 const bool gemm = fp8_gemm && d.backend->kind() != BackendKind::Cpu;
+                // The FP8 GEMM works in the linear's scratch: size it as the plan does (compute.gemm fp8).
+                const uint64_t fp8_bytes = gemm ? core::fp8_linear_region(n_tokens, cols, rows).total : 0;
+                d.ops().reserve_linear_scratch(std::max<int64_t>(rows * cols, int64_t(fp8_bytes / sizeof(float))));
                 if (gemm) d.ops().use_fp8_gemm(true);
-                d.ops().reserve_linear_scratch(rows * cols);
                 d.ops().linear(lw, xb.as<float>(), n_tokens, y.as<float>(), d.s());
                 auto out = d.down<float>(y, n_tokens * rows);
                 if (gemm) d.ops().use_fp8_gemm(false);

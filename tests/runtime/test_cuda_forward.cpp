@@ -78,8 +78,9 @@ GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false
     GpuRun out;
     {
         auto store = WeightStore::load(m, 0, backend, mode, nullptr);
-        Model model(m.model, m.world(0), nullptr, test::model_options(kMaxSeqLen), backend);
-        backend.ops().use_fp8_gemm(fp8_gemm);
+        ModelOptions options = test::model_options(kMaxSeqLen);
+        options.gemm = fp8_gemm ? GemmMode::Fp8 : GemmMode::Fp32;
+        Model model(m.model, m.world(0), nullptr, options, backend);
         Pipeline pipeline(model, *store, backend);
         out.logits = run_steps(
             model,

@@ -64,6 +64,8 @@ kv_cache:
   max_num_seqs: 32
   min_kv_tokens: 65536
   dtype: f32
+compute:
+  gemm: fp8
 )";
 
 TEST(DeployConfig, FullConfigParses) {
@@ -88,6 +90,7 @@ TEST(DeployConfig, FullConfigParses) {
     EXPECT_EQ(c.kv_cache.min_tokens(), 65536);
     EXPECT_EQ(c.kv_cache.dtype, "f32");
     EXPECT_EQ(c.kv_cache.kv_elem_bytes(), 4);
+    EXPECT_EQ(c.compute.gemm, "fp8");
     EXPECT_EQ(c.config_json_path(), "out/tiny/model/config.json");
     EXPECT_DOUBLE_EQ(c.gpu_budget_bytes(), 79.6 * 1073741824.0 * 0.92);
     EXPECT_DOUBLE_EQ(c.host_budget_bytes(), 12.5 * 1073741824.0);
@@ -113,6 +116,7 @@ TEST(DeployConfig, DefaultsWhenSectionsOmitted) {
     EXPECT_EQ(c.kv_cache.min_tokens(), d.kv_cache.max_model_len);  // min_kv_tokens 0 = max_model_len
     EXPECT_EQ(c.kv_cache.dtype, "bf16");
     EXPECT_EQ(c.kv_cache.kv_elem_bytes(), 2);
+    EXPECT_EQ(c.compute.gemm, "fp32");
 }
 
 TEST(DeployConfig, PartialSectionsKeepOtherDefaults) {
@@ -181,6 +185,8 @@ TEST(DeployConfig, ValueErrors) {
     expect_error("model: m\ncodec: {granularity: \"group:0\"}\n", {"codec.granularity 'group:0'"});
     expect_error("model: m\ncodec: {threads: -2}\n", {"codec.threads must be >= 0"});
     expect_error("model: m\nkv_cache: {dtype: fp8}\n", {"kv_cache.dtype", "'bf16' or 'f32'", "'fp8'"});
+    expect_error("model: m\ncompute: {gemm: bf16}\n", {"compute.gemm", "'fp32'", "'fp8'", "'bf16'"});
+    expect_error("model: m\ncompute: {gemm_mode: fp8}\n", {"gemm_mode", "compute"});
     expect_error("model: m\nkv_cache: {max_model_len: 0}\n", {"kv_cache.max_model_len must be >= 1"});
     expect_error("model: m\nkv_cache: {max_num_seqs: 0}\n", {"kv_cache.max_num_seqs must be >= 1"});
     expect_error("model: m\nkv_cache: {min_kv_tokens: -1}\n", {"kv_cache.min_kv_tokens must be >= 0"});

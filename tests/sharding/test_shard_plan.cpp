@@ -9,8 +9,10 @@
 #include <set>
 
 #include "common/error.h"
+#include "kernels/core/fp8_gemm_scratch.h"
 #include "sharding/memory_plan.h"
 #include "sharding/shard_plan.h"
+#include "sharding/synth_checkpoint.h"
 #include "tests/test_util.h"
 
 namespace ecf8 {
@@ -219,6 +221,65 @@ TEST(MemoryPlan, TooSmallHostBudgetIsReported) {
     const MemoryPlan mp = plan_memory(d, dsv3(), CompressionRatios{});
     EXPECT_FALSE(mp.ecf8.fits);
     EXPECT_NE(mp.ecf8.ranks[0].why_not.find("cpu_offload_gb"), std::string::npos) << mp.ecf8.ranks[0].why_not;
+}
+
+}  // namespace
+}  // namespace ecf8
+
+namespace ecf8 {
+namespace {
+
+// compute.gemm fp8: the plan's gemm scratch holds every FP8 GEMM call of up to max_num_batched_tokens tokens
+// through DeepSeek-V3's linear layers at tp 8 (laid out as CudaOps does, kernels/core/fp8_gemm_scratch.h),
+// and its bound is the largest such call, not more.
+TEST(MemoryPlan, Fp8GemmCallsFitThePlannedGemmScratch) {
+    const ModelConfig m = dsv3();
+    const DeployConfig d = deploy_of("deepseek-v3-8xh100.yaml");
+    WorldConfig w = plan_shards(m, d.parallel).world;
+    const StepLimits limits = step_limits(d.kv_cache);
+    const WorkspacePlan fp32 = plan_workspace(m, w, limits, GemmMode::Fp32);
+    const WorkspacePlan fp8 = plan_workspace(m, w, limits, GemmMode::Fp8);
+    // [out, in] at tp 8: lm_head, q_a, q_b, kv_a, o, the dense MLP's gate/up and down, an expert's, the router.
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{16160, 7168}, {1536, 7168}, {3072, 1536}, {576, 7168},
+                                                             {7168, 2048},  {2304, 7168}, {7168, 2304}, {2048, 7168},
+                                                             {7168, 2048},  {256, 7168}};
+    uint64_t most = 0;
+    for (int64_t t = 1; t <= limits.tokens; ++t) {
+        for (const auto& [out, in] : shapes) {
+            const uint64_t need = core::fp8_linear_region(t, in, out).total;
+            ASSERT_LE(need, fp8.gemm_bytes) << "T " << t << ", [" << out << ", " << in << "]";
+            most = std::max(most, need);
+        }
+    }
+    EXPECT_EQ(fp8_gemm_bytes(m, w, limits.tokens), most);
+    // The dequantized lm_head part (16160 x 7168 floats) is larger still, so the mode costs nothing here.
+    EXPECT_EQ(fp8.gemm_bytes, fp32.gemm_bytes);
+    EXPECT_EQ(fp32.gemm_bytes, uint64_t{16160} * 7168 * 4);
+}
+
+// On a small model the FP8 GEMM's region (cuBLASLt's 32 MiB workspace first) outgrows the dequantized weight,
+// and the plan's workspace, hence its KV pool, accounts for the difference.
+TEST(MemoryPlan, Fp8GemmEnlargesASmallModelsWorkspace) {
+    const ModelConfig m = synth_preset("tiny").model;
+    DeployConfig d = DeployConfig::load(kSourceDir + "/configs/tiny-cpu.yaml");
+    WorldConfig w = plan_shards(m, d.parallel).world;
+    const StepLimits limits = step_limits(d.kv_cache);
+    const WorkspacePlan fp32 = plan_workspace(m, w, limits, GemmMode::Fp32);
+    const WorkspacePlan fp8 = plan_workspace(m, w, limits, GemmMode::Fp8);
+    EXPECT_GT(fp8.gemm_bytes, core::kFp8GemmWorkspaceBytes);
+    EXPECT_EQ(fp8.gemm_bytes, fp8_gemm_bytes(m, w, limits.tokens));
+    EXPECT_EQ(fp8.device_bytes() - fp32.device_bytes(), fp8.gemm_bytes - fp32.gemm_bytes);
+    EXPECT_EQ(workspace_bytes(m, w, d.kv_cache, GemmMode::Fp8), fp8.device_bytes());
+
+    d.compute.gemm = "fp8";
+    const MemoryPlan with_fp8 = plan_memory(d, m, CompressionRatios{});
+    d.compute.gemm = "fp32";
+    const MemoryPlan with_fp32 = plan_memory(d, m, CompressionRatios{});
+    for (size_t r = 0; r < with_fp8.ecf8.ranks.size(); ++r) {
+        EXPECT_EQ(with_fp8.ecf8.ranks[r].workspace_bytes - with_fp32.ecf8.ranks[r].workspace_bytes,
+                  fp8.gemm_bytes - fp32.gemm_bytes);
+        EXPECT_LT(with_fp8.ecf8.ranks[r].kv_blocks, with_fp32.ecf8.ranks[r].kv_blocks);
+    }
 }
 
 }  // namespace
