@@ -110,10 +110,12 @@ void read_options(const Args& args, bool generated, const NodePlace& place, RunS
     s->mode = parse_weight_mode(args.get("weights", "ecf8"));
     s->cuda = use_cuda(args.get("backend", "auto"), place);
     // --gemm overrides compute.gemm, so the plan (KV pool, workspace) counts what runs.
+    s->yaml_gemm = s->deploy.compute.gemm;
     if (args.has("gemm")) s->deploy.compute.gemm = gemm_mode_name(parse_gemm_mode(args.get("gemm", ""), "--gemm"));
     s->fp8_gemm = s->deploy.compute.gemm == "fp8";
     ECF8_CHECK(!s->fp8_gemm || s->cuda, (args.has("gemm") ? "--gemm fp8" : s->deploy.source + ": compute.gemm fp8")
-                                            << " needs the CUDA backend (the CPU backend multiplies in FP32)");
+                                            << " needs the CUDA backend (the CPU backend multiplies in FP32; pass "
+                                               "--gemm fp32)");
     s->show_special = args.has("show-special");
     s->batch = args.get_int("batch", 1);
     ECF8_CHECK(s->batch >= 1 && s->batch <= s->deploy.kv_cache.max_num_seqs,
@@ -150,6 +152,23 @@ void load_shards_and_prompt(const Args& args, PromptKind kind, bool generated, R
     s->params.validate();
 }
 
+// The shards' tiers were planned with the YAML's compute.gemm; a --gemm that changes the workspace must not
+// change which weights the plan puts on the host, or the KV pool would be sized for memory they occupy.
+void check_gemm_override(const RunSetup& s) {
+    if (s.deploy.compute.gemm == s.yaml_gemm) return;
+    DeployConfig as_sharded = s.deploy;
+    as_sharded.compute.gemm = s.yaml_gemm;
+    for (int r = 0; r < s.manifest.world_size(); ++r) {
+        const uint64_t now = s.manifest.rank_plan(s.deploy, r, plan_format(s.mode)).host_weight_bytes;
+        const uint64_t then = s.manifest.rank_plan(as_sharded, r, plan_format(s.mode)).host_weight_bytes;
+        ECF8_CHECK(now == then, "--gemm " << s.deploy.compute.gemm << " changes which weights rank " << r
+                                          << "'s memory plan keeps on the host (" << now << " bytes, against " << then
+                                          << " with compute.gemm " << s.yaml_gemm
+                                          << ", as the shards were placed); set compute.gemm: " << s.deploy.compute.gemm
+                                          << " in " << s.deploy.source << " and re-shard, or run without --gemm");
+    }
+}
+
 // The ranks mpirun started against the shards', the model's options from the plan, this rank's place.
 void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s) {
     const ParallelConfig& p = s->manifest.parallel;
@@ -160,6 +179,7 @@ void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s)
                                << s->manifest.world_size() << " or re-shard with the right parallel settings");
     ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
+    check_gemm_override(*s);
     s->model = ModelOptions::from_plan(s->deploy, s->manifest, plan_format(s->mode));
     s->world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
                                     place.local_rank, place.local_size);

@@ -148,9 +148,10 @@ public:
     // scratch (reserve_linear_scratch), which must then hold the plan's GemmMode::Fp8 size: Model sets both
     // from ModelOptions::gemm.
     virtual void use_fp8_gemm(bool on) = 0;
-    // Sizes the linear's dequantization scratch (tag "gemm_scratch") for weights of up to `weight_elems`
-    // elements. Call it on the host, before work that uses it (a work item must not allocate); linear()
-    // refuses a larger weight.
+    // Sizes the linear's scratch (tag "gemm_scratch") to `weight_elems` floats: the plan's gemm_bytes, a
+    // dequantized weight or (CUDA, use_fp8_gemm) an FP8 GEMM call's region. Call it on the host, before work
+    // that uses it (a work item must not allocate); the CPU's linear() refuses a larger weight, CUDA's FP8
+    // GEMM a larger call.
     virtual void reserve_linear_scratch(int64_t weight_elems) = 0;
 
     // The paged latent KV cache (kernels/core/paged_kv.h): n_tokens rows of kv_lora_rank + qk_rope_head_dim

@@ -82,20 +82,28 @@ namespace {
 
 struct LinearShape {
     int64_t out, in;
+    bool fp8;  // may take the FP8 GEMM: an FP8 weight through Ops::linear on a step's tokens
 };
 
-// The weight matrices one rank multiplies by through Ops::linear (or dequantizes for it).
+// The weight matrices one rank multiplies by through Ops::linear (or dequantizes for it). lm_head and the
+// router's gate are BF16 in every checkpoint (sharding/model_tensors.cpp), and CUDA runs the routed experts
+// through routed_experts_mlp, so those never take the FP8 GEMM.
 std::vector<LinearShape> linear_shapes(const ModelConfig& c, const WorldConfig& w) {
     const int64_t h = c.hidden_size, heads = ceil_div(c.num_attention_heads, w.tp_size);
-    const int64_t inter = max_local_intermediate(c, w);
-    return {{ceil_div(c.vocab_size, w.tp_size), h},    // lm_head
-            {c.q_lora_rank, h},                        // q_a_proj
-            {heads * c.qk_head_dim(), c.q_lora_rank},  // q_b_proj
-            {c.kv_lora_rank + c.qk_rope_head_dim, h},  // kv_a_proj_with_mqa
-            {h, heads * c.v_head_dim},                 // o_proj
-            {inter, h},                                // gate_proj, up_proj (widest MLP part)
-            {h, inter},                                // down_proj
-            {c.n_routed_experts, h}};                  // the router's gate
+    const int64_t dense = ceil_div(c.intermediate_size, w.tp_size);
+    const int64_t shared = ceil_div(c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1), w.tp_size);
+    return {{ceil_div(c.vocab_size, w.tp_size), h, false},   // lm_head
+            {c.q_lora_rank, h, true},                        // q_a_proj
+            {heads * c.qk_head_dim(), c.q_lora_rank, true},  // q_b_proj
+            {c.kv_lora_rank + c.qk_rope_head_dim, h, true},  // kv_a_proj_with_mqa
+            {h, heads * c.v_head_dim, true},                 // o_proj
+            {dense, h, true},                                // dense MLP: gate_proj, up_proj
+            {h, dense, true},                                // down_proj
+            {shared, h, true},                               // shared experts: gate_proj, up_proj
+            {h, shared, true},                               // down_proj
+            {c.moe_intermediate_size, h, false},             // a routed expert's gate_proj, up_proj
+            {h, c.moe_intermediate_size, false},             // down_proj
+            {c.n_routed_experts, h, false}};                 // the router's gate
 }
 
 }  // namespace
@@ -110,7 +118,8 @@ uint64_t fp8_gemm_bytes(const ModelConfig& c, const WorldConfig& w, int64_t max_
     ECF8_CHECK(max_tokens >= 1, "fp8_gemm_bytes: max_tokens " << max_tokens << " must be >= 1");
     uint64_t most = 0;
     for (const LinearShape& s : linear_shapes(c, w)) {
-        if (s.in < core::kFp8GemmBlock || s.in % core::kFp8GemmBlock != 0 || s.out < 16 || s.out % 16 != 0) continue;
+        if (!s.fp8 || s.in < core::kFp8GemmBlock || s.in % core::kFp8GemmBlock != 0 || s.out < 16 || s.out % 16 != 0)
+            continue;
         most = std::max(most, core::fp8_linear_region_bound(max_tokens, s.in, s.out));
     }
     return most;

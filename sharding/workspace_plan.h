@@ -92,7 +92,8 @@ int64_t max_linear_weight_elems(const ModelConfig& c, const WorldConfig& w);
 int64_t max_local_intermediate(const ModelConfig& c, const WorldConfig& w);
 
 // The bytes of the largest call of 1 to max_tokens tokens through the FP8 GEMM over the rank's linear
-// layers (those it can take: in a multiple of 128, out of 16).
+// layers that can take it (FP8 weights through Ops::linear: attention's projections and the dense and shared
+// MLPs; in a multiple of 128, out of 16).
 uint64_t fp8_gemm_bytes(const ModelConfig& c, const WorldConfig& w, int64_t max_tokens);
 
 WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& limits,

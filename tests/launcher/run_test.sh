@@ -130,11 +130,19 @@ if ! nvidia-smi -L >/dev/null 2>&1; then  # where no GPU is visible, asking for 
     bad cuda-without-gpu "--backend cuda: (no CUDA device|this ecf8 was built without CUDA)" -- "${mpi[@]}" 2 \
         "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cuda
 fi
-bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
+bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend .*pass --gemm fp32" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cpu --gemm fp8
 { cat "$repo/configs/tiny-cpu.yaml"; printf 'compute:\n  gemm: fp8\n'; } >gemm-fp8.yaml
 bad yaml-fp8-gemm-on-cpu "gemm-fp8.yaml: compute.gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
     --config gemm-fp8.yaml "${prompt[@]}" --backend cpu
+# Shards placed with compute.gemm fp8 (its larger workspace sends weights to the host tier); --gemm fp32 would
+# plan them on the device, so the run refuses instead of sizing the KV pool for memory they occupy.
+sed 's/gpu_memory_gb: 0.017/gpu_memory_gb: 0.05/; s#shards-offload#shards-fp8#' "$repo/configs/tiny-cpu-offload.yaml" \
+    >offload-fp8.yaml
+printf 'compute:\n  gemm: fp8\n' >>offload-fp8.yaml
+"$ecf8" shard --config offload-fp8.yaml >/dev/null || exit 1
+bad gemm-override-moves-weights "--gemm fp32 changes which weights rank 0's memory plan keeps on the host" -- \
+    "${mpi[@]}" 2 "$ecf8" run --config offload-fp8.yaml "${prompt[@]}" --backend cpu --gemm fp32
 sed 's/tensor_parallel_size: 2/tensor_parallel_size: 1/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \
     "$repo/configs/tiny-cpu.yaml" | sed 's/gpus_per_node: 2/gpus_per_node: 1/' >tp1.yaml
 bad yaml-contradicts-manifest "tp1.yaml: parallel.tensor_parallel_size is 1 but the shards in .* were made with 2" \

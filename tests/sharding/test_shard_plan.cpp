@@ -239,10 +239,10 @@ TEST(MemoryPlan, Fp8GemmCallsFitThePlannedGemmScratch) {
     const StepLimits limits = step_limits(d.kv_cache);
     const WorkspacePlan fp32 = plan_workspace(m, w, limits, GemmMode::Fp32);
     const WorkspacePlan fp8 = plan_workspace(m, w, limits, GemmMode::Fp8);
-    // [out, in] at tp 8: lm_head, q_a, q_b, kv_a, o, the dense MLP's gate/up and down, an expert's, the router.
-    const std::vector<std::pair<int64_t, int64_t>> shapes = {{16160, 7168}, {1536, 7168}, {3072, 1536}, {576, 7168},
-                                                             {7168, 2048},  {2304, 7168}, {7168, 2304}, {2048, 7168},
-                                                             {7168, 2048},  {256, 7168}};
+    // [out, in] at tp 8: q_a, q_b, kv_a, o, the dense MLP's gate/up and down, the shared expert's. (lm_head and
+    // the router are BF16; the routed experts go through routed_experts_mlp.)
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{1536, 7168}, {3072, 1536}, {576, 7168}, {7168, 2048},
+                                                             {2304, 7168}, {7168, 2304}, {256, 7168}, {7168, 256}};
     uint64_t most = 0;
     for (int64_t t = 1; t <= limits.tokens; ++t) {
         for (const auto& [out, in] : shapes) {
