@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Serving benchmark (issue 19): `ecf8 bench serve` on one loaded model at several concurrency levels, ECF8 and
-# raw FP8 on the same shards. Default: the `small` synthetic DeepSeek-V3 on 2 CPU ranks at 1, 4, 16 and 64
+# Serving benchmark (issue 19): `ecf8 bench serve` on one loaded model at several concurrency levels, ECF8
+# (also with routed experts kept decoded, on the CPU) and raw FP8 on the same shards. Default: the `small` synthetic DeepSeek-V3 on 2 CPU ranks at 1, 4, 16 and 64
 # concurrent requests (prompts ~32 tokens, outputs ~16). With a GPU: bench/run_serve.sh ECF8 gpu, the
 # DeepSeek-V3-shaped bench synth (configs/bench-h100.yaml, tp 1) at 1, 8, 32 and 128.
 # Usage (repo root): bench/run_serve.sh [ECF8_BINARY] [cpu|gpu] [extra bench serve flags...]
@@ -26,8 +26,12 @@ fi
 config=configs/small-cpu.yaml
 [ -f out/small/model/config.json ] || "$ecf8" synth --arch deepseek-v3 --preset small --out out/small/model
 [ -f out/small/shards/manifest.json ] || "$ecf8" shard --config "$config"
-for weights in ecf8 raw; do
-    echo "== --weights $weights"
-    mpirun --oversubscribe -np 2 "$ecf8" bench serve --config "$config" --weights "$weights" \
-        --concurrency 1,4,16,64 --json "out/serve/cpu-$weights.json" "$@"
+# ECF8, ECF8 with every routed expert kept decoded (memory.decoded_experts_gb: 1.3 GiB of them per rank on
+# small), and raw FP8.
+for variant in ecf8 ecf8-decoded raw; do
+    echo "== $variant"
+    flags=(--weights "${variant%-decoded}")
+    [ "$variant" = ecf8-decoded ] && flags+=(--decoded-experts-gb 2)
+    mpirun --oversubscribe -np 2 "$ecf8" bench serve --config "$config" "${flags[@]}" \
+        --concurrency 1,4,16,64 --json "out/serve/cpu-$variant.json" "$@"
 done

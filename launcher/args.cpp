@@ -1,6 +1,8 @@
 // Argument parsing for the ecf8 subcommands.
 #include "launcher/args.h"
 
+#include <cstdlib>
+
 #include "common/error.h"
 
 namespace ecf8 {
@@ -59,6 +61,16 @@ int Args::get_int(const std::string& flag, int fallback) const {
     }
     ECF8_CHECK(used == it->second.size() && !it->second.empty(),
                "ecf8 " << command_ << ": --" << flag << " '" << it->second << "' is not an integer");
+    return v;
+}
+
+double Args::get_double(const std::string& flag, double fallback) const {
+    auto it = values_.find(flag);
+    if (it == values_.end()) return fallback;
+    char* end = nullptr;
+    const double v = std::strtod(it->second.c_str(), &end);
+    ECF8_CHECK(!it->second.empty() && end && *end == '\0',
+               "ecf8 " << command_ << ": --" << flag << " '" << it->second << "' is not a number");
     return v;
 }
 

@@ -18,6 +18,7 @@ public:
     bool has(const std::string& flag) const;
     std::string get(const std::string& flag, const std::string& fallback) const;
     int get_int(const std::string& flag, int fallback) const;
+    double get_double(const std::string& flag, double fallback) const;
     // --threads N: an integer >= 0 (0 = every core), else an error naming --threads.
     int get_threads(int fallback) const;
     // Exactly n positional arguments, else an error quoting `usage`.

@@ -8,6 +8,7 @@
 #include "common/progress.h"
 #include "launcher/args.h"
 #include "launcher/commands.h"
+#include "launcher/deploy_flags.h"
 #include "sharding/memory_plan.h"
 
 namespace ecf8 {
@@ -39,6 +40,9 @@ ordered_json rank_json(const RankMemory& r) {
             {"host_weight_bytes", r.host_weight_bytes},
             {"host_tensors", r.host_tensors},
             {"host_summary", r.host_summary},
+            {"routed_experts", r.routed_experts},
+            {"decoded_experts", r.decoded_experts},
+            {"decoded_expert_bytes", r.decoded_expert_bytes},
             {"scratch_bytes", r.scratch_bytes},
             {"workspace_bytes", r.workspace_bytes},
             {"kv_blocks", r.kv_blocks},
@@ -61,7 +65,7 @@ ordered_json format_json(const FormatPlan& f) {
 
 ordered_json plan_json(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p) {
     return {{"config", d.source},
-            {"gemm", d.compute.gemm},
+            {"gemm", gemm_mode_name(d.compute.gemm)},
             {"model",
              {{"config_json", m.source},
               {"layers", m.num_hidden_layers},
@@ -116,6 +120,13 @@ void print_format_rows(const char* name, const FormatPlan& f) {
 void print_verdict(const char* name, const FormatPlan& f, const DeployConfig& d) {
     if (!f.ranks.empty() && f.ranks[0].host_tensors > 0)
         std::printf("%-5s host tier of rank 0: %s\n", name, f.ranks[0].host_summary.c_str());
+    if (f.format == WeightFormat::Ecf8 && d.memory.decoded_experts_gb > 0 && !f.ranks.empty()) {
+        const RankMemory& r = f.ranks[0];
+        std::printf("%-5s rank 0 keeps %" PRId64 " of its %" PRId64
+                    " (layer, routed expert) pairs decoded, %s (memory.decoded_experts_gb %g)\n",
+                    name, r.decoded_experts, r.routed_experts, format_bytes(double(r.decoded_expert_bytes)).c_str(),
+                    d.memory.decoded_experts_gb);
+    }
     if (f.fits) {
         std::printf("%-5s fits: %s of weights in all; every rank has KV room for >= %" PRId64
                     " tokens (blocks of %" PRId64 "), %" PRId64 " concurrent sequence(s) of %" PRId64 " tokens\n",
@@ -142,17 +153,19 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
     std::printf("layout     %d ranks: tensor_parallel_size %d, expert_parallel_size %d, %d node(s) x %d GPUs\n",
                 d.world_size(), d.parallel.tensor_parallel_size, d.parallel.expert_parallel_size, d.parallel.nodes,
                 d.gpus_per_node());
-    std::printf("budget     %.2f GiB per GPU (%.1f GiB x %.2f), pinned host tier %.2f GiB per rank\n",
-                gib(p.gpu_budget_bytes), d.memory.gpu_memory_gb, d.memory.gpu_memory_utilization,
-                gib(p.host_budget_bytes));
+    std::printf(
+        "budget     %.2f GiB per GPU (%.1f GiB x %.2f), pinned host tier %.2f GiB per rank, decoded "
+        "experts up to %.2f GiB per rank\n",
+        gib(p.gpu_budget_bytes), d.memory.gpu_memory_gb, d.memory.gpu_memory_utilization, gib(p.host_budget_bytes),
+        d.memory.decoded_experts_gb);
     std::printf("ECF8 ratio FP8 %.3f, BF16 %.3f: %s\n", p.ratios.fp8, p.ratios.bf16, p.ratios.source.c_str());
     std::printf("KV cache   %s per token (%" PRId64 " layers x (%" PRId64 " + %" PRId64
                 ") x %d B; MLA's latent cache is not split by tensor parallelism)\n",
                 format_bytes(double(p.kv_bytes_per_token)).c_str(), m.num_hidden_layers, m.kv_lora_rank,
                 m.qk_rope_head_dim, d.kv_cache.kv_elem_bytes());
     std::printf("workspace  steps of up to %" PRId64 " tokens (kv_cache.max_num_batched_tokens); compute.gemm %s%s\n",
-                d.kv_cache.max_num_batched_tokens, d.compute.gemm.c_str(),
-                d.compute.gemm == "fp8" ? " (the FP8 GEMM's activations, workspace and scratch included)" : "");
+                d.kv_cache.max_num_batched_tokens, gemm_mode_name(d.compute.gemm),
+                d.compute.gemm == GemmMode::Fp8 ? " (the FP8 GEMM's activations, workspace and scratch included)" : "");
     std::printf("\nper rank; KV = the KV pool in the GPU memory left, in blocks of %" PRId64
                 " tokens; batch = sequences of %" PRId64 " tokens at once\n",
                 d.kv_cache.block_size, d.kv_cache.max_model_len);
@@ -173,12 +186,12 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
 }  // namespace
 
 int cmd_plan(const CommandArgs& argv) {
-    Args args(argv, {"config", "model", "threads", "gemm"}, {"json"}, "plan");
+    Args args(argv, {"config", "model", "threads", kGemmFlag, kDecodedExpertsFlag}, {"json"}, "plan");
     args.expect_positional(0, "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8]");
     ECF8_CHECK(args.has("config"), "ecf8 plan: --config C.yaml is required; see 'ecf8 plan --help'");
     DeployConfig deploy = DeployConfig::load(args.get("config", ""));
     if (args.has("model")) deploy.model = args.get("model", "");
-    if (args.has("gemm")) deploy.compute.gemm = gemm_mode_name(parse_gemm_mode(args.get("gemm", ""), "--gemm"));
+    apply_deploy_flags(args, &deploy);
     const ModelConfig model = ModelConfig::load(deploy.config_json_path());
     const CompressionRatios ratios = measure_ratios(deploy.model, kRatioSampleBytes, args.get_threads(0));
     const MemoryPlan plan = plan_memory(deploy, model, ratios);

@@ -56,9 +56,10 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
                 s.manifest.dir.c_str(), s.world.world_size, s.world.tp_size, s.world.ep_size,
                 format_bytes(double(stored)).c_str(), format_bytes(double(raw)).c_str(), 100.0 * stored / raw,
                 100.0 - 100.0 * stored / raw);
-    std::printf("backend: %s\n", !s.cuda      ? "cpu"
-                                 : s.fp8_gemm ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
-                                              : "cuda (one GPU per rank), FP32 GEMMs");
+    std::printf("backend: %s\n", !s.cuda ? "cpu"
+                                 : s.deploy.compute.gemm == GemmMode::Fp8
+                                     ? "cuda (one GPU per rank), FP8 GEMMs (cuBLASLt)"
+                                     : "cuda (one GPU per rank), FP32 GEMMs");
     const KvPoolOptions& kv = s.model.kv;
     const int64_t per_seq = s.model.limits().max_blocks();
     std::printf("kv cache: %s, %" PRId64 " blocks of %" PRId64 " tokens per rank (%s), %" PRId64
@@ -71,6 +72,11 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
                 : s.mode == WeightMode::Raw ? "original FP8 bytes, used in place"
                                             : "original bytes copied into the decode slots",
                 load_seconds);
+    const RankMemory rank0 = s.manifest.rank_plan(s.deploy, 0, plan_format(s.mode));
+    if (rank0.decoded_experts > 0)
+        std::printf("  %" PRId64 " of rank 0's %" PRId64 " (layer, expert) pairs of routed experts kept decoded (%s)\n",
+                    rank0.decoded_experts, rank0.routed_experts,
+                    format_bytes(double(rank0.decoded_expert_bytes)).c_str());
     for (const std::string& line : rank_lines) std::printf("  %s\n", line.c_str());
     std::printf("\n%-6s %6s %8s %10s %10s\n", "step", "batch", "tokens", "ms", "tokens/s");
     double total = 0, decode_time = 0;
@@ -189,9 +195,17 @@ RunResults serve(const RunSetup& setup, Engine& engine, std::unique_ptr<TextStre
 }  // namespace
 
 int cmd_run(const CommandArgs& argv) {
-    Args args(argv, {"config", "shards",   "prompt-ids",  "prompt",         "chat",    "system",      "tokenizer",
-                     "batch",  "requests", "output",      "max-new-tokens", "weights", "temperature", "top-p",
-                     "seed",   "eos-id",   "dump-logits", "trace",          "threads", "backend",     "gemm"},
+    Args args(argv, {"config",         "shards",
+                     "prompt-ids",     "prompt",
+                     "chat",           "system",
+                     "tokenizer",      "batch",
+                     "requests",       "output",
+                     "max-new-tokens", "weights",
+                     "temperature",    "top-p",
+                     "seed",           "eos-id",
+                     "dump-logits",    "trace",
+                     "threads",        "backend",
+                     "gemm",           "decoded-experts-gb"},
               {"show-special"}, "run");
     args.expect_positional(
         0,

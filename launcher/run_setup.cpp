@@ -16,6 +16,7 @@
 #include "common/progress.h"
 #include "common/thread_pool.h"
 #include "kernels/cpu/linear.h"
+#include "launcher/deploy_flags.h"
 #include "launcher/text_prompt.h"
 #include "runtime/backend_registry.h"
 #include "runtime/cpu_backend.h"
@@ -39,15 +40,6 @@ std::vector<int32_t> parse_ids(const std::string& text) {
         pos = comma + 1;
     }
     return ids;
-}
-
-double parse_double(const Args& args, const char* flag, double fallback) {
-    if (!args.has(flag)) return fallback;
-    const std::string text = args.get(flag, "");
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    ECF8_CHECK(!text.empty() && end && *end == '\0', "--" << flag << ": '" << text << "' is not a number");
-    return v;
 }
 
 // config.json's eos_token_id, or -1 when it has none.
@@ -111,19 +103,19 @@ void read_options(const Args& args, bool generated, const NodePlace& place, RunS
     s->cuda = use_cuda(args.get("backend", "auto"), place);
     // --gemm overrides compute.gemm, so the plan (KV pool, workspace) counts what runs.
     s->yaml_gemm = s->deploy.compute.gemm;
-    if (args.has("gemm")) s->deploy.compute.gemm = gemm_mode_name(parse_gemm_mode(args.get("gemm", ""), "--gemm"));
-    s->fp8_gemm = s->deploy.compute.gemm == "fp8";
-    ECF8_CHECK(!s->fp8_gemm || s->cuda, (args.has("gemm") ? "--gemm fp8" : s->deploy.source + ": compute.gemm fp8")
-                                            << " needs the CUDA backend (the CPU backend multiplies in FP32; pass "
-                                               "--gemm fp32)");
+    apply_deploy_flags(args, &s->deploy);
+    ECF8_CHECK(s->deploy.compute.gemm != GemmMode::Fp8 || s->cuda,
+               (args.has("gemm") ? "--gemm fp8" : s->deploy.source + ": compute.gemm fp8")
+                   << " needs the CUDA backend (the CPU backend multiplies in FP32; pass "
+                      "--gemm fp32)");
     s->show_special = args.has("show-special");
     s->batch = args.get_int("batch", 1);
     ECF8_CHECK(s->batch >= 1 && s->batch <= s->deploy.kv_cache.max_num_seqs,
                "--batch " << s->batch << " must be in [1, kv_cache.max_num_seqs = " << s->deploy.kv_cache.max_num_seqs
                           << "] of " << s->deploy.source << " (the memory plan sized the KV cache for that many)");
     s->params.max_new_tokens = args.get_int("max-new-tokens", 16);
-    s->params.temperature = static_cast<float>(parse_double(args, "temperature", 0.0));
-    s->params.top_p = static_cast<float>(parse_double(args, "top-p", 1.0));
+    s->params.temperature = static_cast<float>(args.get_double("temperature", 0.0));
+    s->params.top_p = static_cast<float>(args.get_double("top-p", 1.0));
     s->params.seed = static_cast<uint64_t>(args.get_int("seed", 0));
     s->dump_logits = args.get("dump-logits", "");
     s->output_path = args.get("output", "");
@@ -161,11 +153,12 @@ void check_gemm_override(const RunSetup& s) {
     for (int r = 0; r < s.manifest.world_size(); ++r) {
         const uint64_t now = s.manifest.rank_plan(s.deploy, r, plan_format(s.mode)).host_weight_bytes;
         const uint64_t then = s.manifest.rank_plan(as_sharded, r, plan_format(s.mode)).host_weight_bytes;
-        ECF8_CHECK(now == then, "--gemm " << s.deploy.compute.gemm << " changes which weights rank " << r
+        const char* mode = gemm_mode_name(s.deploy.compute.gemm);
+        ECF8_CHECK(now == then, "--gemm " << mode << " changes which weights rank " << r
                                           << "'s memory plan keeps on the host (" << now << " bytes, against " << then
-                                          << " with compute.gemm " << s.yaml_gemm
-                                          << ", as the shards were placed); set compute.gemm: " << s.deploy.compute.gemm
-                                          << " in " << s.deploy.source << " and re-shard, or run without --gemm");
+                                          << " with compute.gemm " << gemm_mode_name(s.yaml_gemm)
+                                          << ", as the shards were placed); set compute.gemm: " << mode << " in "
+                                          << s.deploy.source << " and re-shard, or run without --gemm");
     }
 }
 
@@ -243,7 +236,9 @@ void start_rank(const Args& args, const RunSetup& setup, const MpiSession& sessi
     rig->tracer = std::make_unique<Tracer>(session.rank(), !setup.trace_path.empty());
     rig->backend->set_tracer(rig->tracer.get());
     ThreadPool pool(threads);
-    rig->store = WeightStore::load(setup.manifest, session.rank(), *rig->backend, setup.mode, &pool);
+    std::vector<bool> keep_decoded;  // routed experts the plan keeps decoded (memory.decoded_experts_gb)
+    setup.manifest.rank_plan(setup.deploy, session.rank(), plan_format(setup.mode), &keep_decoded);
+    rig->store = WeightStore::load(setup.manifest, session.rank(), *rig->backend, setup.mode, &pool, keep_decoded);
 }
 
 // The collective part, after every rank started: the communicator between the ranks (MPI_Comm_dup, or the

@@ -51,8 +51,7 @@ struct RunSetup {
     bool show_special = false;
     int batch = 1;
     bool cuda = false;
-    bool fp8_gemm = false;
-    std::string yaml_gemm;  // the YAML's compute.gemm, which the shards' placement was planned with
+    GemmMode yaml_gemm = GemmMode::Fp32;  // the YAML's compute.gemm, which the shards' placement was planned with
     std::string dump_logits, trace_path;
     ModelOptions model;  // the step limits and the KV pool, from the YAML and the plan
 };

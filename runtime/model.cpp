@@ -35,7 +35,7 @@ ModelOptions ModelOptions::from_plan(const DeployConfig& deploy, const ShardMani
     o.max_step_tokens = kv.max_num_batched_tokens;
     o.max_step_seqs = kv.max_num_seqs;
     o.kv = {parse_kv_dtype(kv.dtype), kv.block_size, INT64_MAX};
-    o.gemm = parse_gemm_mode(deploy.compute.gemm, deploy.source + ": compute.gemm");
+    o.gemm = deploy.compute.gemm;
     for (int r = 0; r < manifest.world_size(); ++r)
         o.kv.blocks = std::min(o.kv.blocks, manifest.rank_plan(deploy, r, format).kv_blocks);
     const int64_t per_seq = o.limits().max_blocks();

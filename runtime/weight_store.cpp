@@ -57,7 +57,8 @@ WeightStore::WeightStore(Backend& backend, WeightMode mode, size_t tensors)
 WeightStore::~WeightStore() = default;
 
 std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, int rank, Backend& backend,
-                                               WeightMode mode, ThreadPool* pool) {
+                                               WeightMode mode, ThreadPool* pool,
+                                               const std::vector<bool>& keep_decoded) {
     ECF8_CHECK(rank >= 0 && rank < manifest.world_size(),
                manifest.dir << ": rank " << rank << " is outside the shards' world of " << manifest.world_size());
     const CompressedFile file = manifest.open_rank(rank);
@@ -69,15 +70,19 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
         store->first_expert_ = mine.begin;
         store->local_experts_ = mine.end - mine.begin;
     }
-    const std::vector<uint64_t> tier_offset = store->lay_out(manifest, rank, file);
+    const std::vector<uint64_t> tier_offset = store->lay_out(manifest, rank, file, keep_decoded);
     store->fill(manifest, rank, file, tier_offset, pool);
     return store;
 }
 
 // Pass 1: verify and parse every blob; where each tensor lives in its tier, its slot and its staging area;
 // the tiers, slots and staging allocated. Returns each tensor's offset in its tier, in manifest order.
-std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int rank, const CompressedFile& file) {
+std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int rank, const CompressedFile& file,
+                                           const std::vector<bool>& keep_decoded) {
     const std::string path = manifest.dir + "/" + manifest.ranks[rank].file;
+    ECF8_CHECK(keep_decoded.empty() || keep_decoded.size() == manifest.ranks[rank].tensors.size(),
+               path << ": " << keep_decoded.size() << " keep-decoded flags for " << manifest.ranks[rank].tensors.size()
+                    << " tensors");
     BlobDecoder& decoder = *decoder_;
     uint64_t device = 0, host = 0, resident = 0;
     std::vector<uint64_t> dense(layers_.size()), expert(layers_.size()), dense_staging(layers_.size());
@@ -97,7 +102,16 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
                                                                     << t.layer << " of a " << layers_.size()
                                                                     << "-layer model");
         const bool on_host = t.tier == Tier::Host, is_expert = t.expert >= 0;
-        if (mode_ != WeightMode::Ecf8) {
+        e.kept_decoded = !keep_decoded.empty() && keep_decoded[e.index];
+        ECF8_CHECK(!e.kept_decoded || mode_ == WeightMode::Ecf8,
+                   path << ": tensor " << t.name << " is to be kept decoded, but --weights " << weight_mode_name(mode_)
+                        << " holds every tensor decoded already");
+        ECF8_CHECK(!e.kept_decoded || (is_expert && !on_host),
+                   path << ": tensor " << t.name
+                        << " is to be kept decoded, but only device-tier routed experts can "
+                           "be (the shards' tiers differ from the memory plan's; re-shard "
+                           "with this YAML)");
+        if (mode_ != WeightMode::Ecf8 || e.kept_decoded) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
             // Header, codebooks and chunk offsets only: the blob is read, and its checksum checked, once, in
@@ -113,8 +127,7 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
         Layer& layer = layers_[t.layer];
         uint64_t& slot = is_expert ? expert[t.layer] : dense[t.layer];
         e.slot_offset = slot;
-        // Raw: used where it is stored, except host-tier experts (copied to the expert area when picked).
-        if (mode_ != WeightMode::Raw || (is_expert && on_host)) slot += aligned(rec.raw_bytes());
+        if (!in_place(e)) slot += aligned(rec.raw_bytes());
         if (staged(t)) {
             e.staging_offset = dense_staging[t.layer];
             dense_staging[t.layer] += aligned(e.staging_bytes);
@@ -171,7 +184,7 @@ void WeightStore::fill(const ShardManifest& manifest, int rank, const Compressed
             target = (on_host ? host_tier_ : device_tier_).as<uint8_t>() + offset;
             e.stored = target;
         }
-        const bool decode_now = t.layer < 0 || mode_ != WeightMode::Ecf8;
+        const bool decode_now = t.layer < 0 || mode_ != WeightMode::Ecf8 || e.kept_decoded;
         if (decode_now && (host_visible || (t.layer >= 0 && on_host))) {
             file.decode(rec, target, pool);  // host-visible memory
         } else if (decode_now) {
@@ -208,14 +221,18 @@ uint8_t* WeightStore::staging_base(int layer) const {
     return staging_.as<uint8_t>() + (layer % kDecodeSlots) * dense_staging_area_;
 }
 
+bool WeightStore::in_place(const Entry& e) const {
+    return e.kept_decoded || (mode_ == WeightMode::Raw && !(e.meta.expert >= 0 && e.meta.tier == Tier::Host));
+}
+
 WeightView WeightStore::get(const std::string& name) const {
     auto it = tensors_.find(name);
     ECF8_CHECK(it != tensors_.end(), "this rank holds no part of tensor " << name);
     const Entry& e = it->second;
     const bool expert = e.meta.expert >= 0, on_host = e.meta.tier == Tier::Host;
-    const bool in_slot = mode_ != WeightMode::Raw || (expert && on_host);
+    // Raw mode's host-tier non-expert tensors are read from staging, where copy_layer puts them.
     const uint8_t* data = e.meta.layer < 0 ? e.resident
-                          : in_slot        ? slot_base(e.meta.layer, expert) + e.slot_offset
+                          : !in_place(e)   ? slot_base(e.meta.layer, expert) + e.slot_offset
                           : on_host        ? staging_base(e.meta.layer) + e.staging_offset
                                            : e.stored;
     return WeightView{data, e.meta.dtype, e.meta.shape, e.meta.split_dim, e.meta.begin};
@@ -269,8 +286,7 @@ void WeightStore::decode_experts(int layer, int first, int last, const int32_t* 
         auto it = l.experts.find(first_expert_ + i);
         if (it == l.experts.end()) continue;  // a dense layer, or a shard without this expert: nothing to read
         for (const Entry* e : it->second)
-            if (mode_ != WeightMode::Raw || e->meta.tier == Tier::Host)
-                jobs.push_back(job_for(*e, slot, pick_offsets + i));
+            if (!in_place(*e)) jobs.push_back(job_for(*e, slot, pick_offsets + i));
     }
     decoder_->decode(jobs, stream);
 }

@@ -15,6 +15,9 @@
 // the event recorded behind the slot's last consumer has completed. get() returns views into the slot that
 // holds the tensor's layer, so it is valid from that layer's decode until the slot is reused.
 //
+// Routed experts the plan keeps decoded (memory.decoded_experts_gb, device tier only) are decoded once at load
+// and used in place: they take no part in decode_experts and no room in the expert area.
+//
 // Two baselines from the same shards, both decoding every blob once at load and keeping the original bytes
 // in the tiers: WeightMode::Raw uses them in place (device tier: no slots, nothing to fetch; host tier:
 // copied to staging ahead of use, or for routed experts to the expert area when picked, as for ECF8): plain
@@ -69,8 +72,11 @@ public:
     // memory. Every blob's stored checksum is verified and every blob is parsed; Raw mode and the resident
     // tensors also check the decoded bytes' checksum. pool (may be null) parallelizes the load-time decode.
     // Errors name the file and the tensor.
+    // keep_decoded (ECF8 only; empty: none): per tensor of the rank, in manifest order, whether it is kept
+    // decoded (ShardManifest::rank_plan's `decoded`): only device-tier routed experts may be. Such a tensor
+    // holds its decoded bytes in the device tier and is used in place, as in Raw mode.
     static std::unique_ptr<WeightStore> load(const ShardManifest& manifest, int rank, Backend& backend, WeightMode mode,
-                                             ThreadPool* pool);
+                                             ThreadPool* pool, const std::vector<bool>& keep_decoded = {});
     ~WeightStore() override;
 
     WeightView get(const std::string& name) const override;
@@ -113,6 +119,7 @@ private:
         uint64_t staging_offset = 0;        // within the slot's staging area
         const uint8_t* resident = nullptr;  // decoded, for tensors outside the layers
         std::optional<PreparedTensor> prepared;  // Ecf8 mode (host tier: rebased onto its staging area)
+        bool kept_decoded = false;               // Ecf8 mode: a routed expert decoded at load, used in place
     };
     struct Layer {
         std::vector<Entry*> dense;                   // non-expert tensors
@@ -122,7 +129,10 @@ private:
 
     WeightStore(Backend& backend, WeightMode mode, size_t tensors);
     // load()'s two passes over the rank file.
-    std::vector<uint64_t> lay_out(const ShardManifest& manifest, int rank, const CompressedFile& file);
+    std::vector<uint64_t> lay_out(const ShardManifest& manifest, int rank, const CompressedFile& file,
+                                  const std::vector<bool>& keep_decoded);
+    // Whether e is read where it is stored (no slot): Raw mode's tensors but host-tier experts, kept experts.
+    bool in_place(const Entry& e) const;
     void fill(const ShardManifest& manifest, int rank, const CompressedFile& file,
               const std::vector<uint64_t>& tier_offset, ThreadPool* pool);
     uint8_t* slot_base(int layer, bool expert_area) const;

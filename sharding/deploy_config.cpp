@@ -28,7 +28,8 @@ constexpr double kMaxMemoryGb = 1e6;
 const std::vector<std::string> kTopKeys = {"model", "output", "parallel", "memory", "codec", "kv_cache", "compute"};
 const std::vector<std::string> kParallelKeys = {"tensor_parallel_size", "expert_parallel_size", "nodes",
                                                 "gpus_per_node"};
-const std::vector<std::string> kMemoryKeys = {"gpu_memory_gb", "gpu_memory_utilization", "cpu_offload_gb"};
+const std::vector<std::string> kMemoryKeys = {"gpu_memory_gb", "gpu_memory_utilization", "cpu_offload_gb",
+                                              "decoded_experts_gb"};
 const std::vector<std::string> kCodecKeys = {"granularity", "threads"};
 const std::vector<std::string> kComputeKeys = {"gemm"};
 const std::vector<std::string> kKvCacheKeys = {"max_model_len", "max_num_seqs", "min_kv_tokens",
@@ -199,6 +200,7 @@ std::string divisors_of(int n) {
 double DeployConfig::gpu_budget_bytes() const { return memory.gpu_memory_gb * kGiB * memory.gpu_memory_utilization; }
 
 double DeployConfig::host_budget_bytes() const { return memory.cpu_offload_gb * kGiB; }
+double DeployConfig::decoded_experts_budget_bytes() const { return memory.decoded_experts_gb * kGiB; }
 
 void DeployConfig::validate() const {
     const std::string& s = source;
@@ -236,6 +238,10 @@ void DeployConfig::validate() const {
                s << ": memory.cpu_offload_gb must be >= 0 and at most 1e6 (GiB of pinned host memory per rank; 0 = no "
                     "offload), got "
                  << m.cpu_offload_gb);
+    ECF8_CHECK(std::isfinite(m.decoded_experts_gb) && m.decoded_experts_gb >= 0 && m.decoded_experts_gb <= kMaxMemoryGb,
+               s << ": memory.decoded_experts_gb must be >= 0 and at most 1e6 (GiB per rank of routed experts kept "
+                    "decoded; 0 = none), got "
+                 << m.decoded_experts_gb);
 
     // parse_granularity's own message speaks of the --granularity flag; name the YAML key instead.
     EncodeOptions options;
@@ -249,11 +255,6 @@ void DeployConfig::validate() const {
                                  << "' is invalid; allowed: 'tensor' (one codebook per tensor) or 'group:N' (one "
                                     "codebook per N elements, N a positive integer)");
     ECF8_CHECK(codec.threads >= 0, s << ": codec.threads must be >= 0 (0 = every core), got " << codec.threads);
-
-    ECF8_CHECK(compute.gemm == "fp32" || compute.gemm == "fp8",
-               s << ": compute.gemm must be 'fp32' (dequantize, FP32 GEMM) or 'fp8' (cuBLASLt's block-scaled FP8 "
-                    "GEMM, Hopper), got '"
-                 << compute.gemm << "'");
 
     const KvCacheConfig& kv = kv_cache;
     ECF8_CHECK(kv.max_model_len >= 1,
@@ -309,6 +310,7 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
             read_double(memory, "memory", "gpu_memory_gb", source, &c.memory.gpu_memory_gb);
             read_double(memory, "memory", "gpu_memory_utilization", source, &c.memory.gpu_memory_utilization);
             read_double(memory, "memory", "cpu_offload_gb", source, &c.memory.cpu_offload_gb);
+            read_double(memory, "memory", "decoded_experts_gb", source, &c.memory.decoded_experts_gb);
         }
         const YAML::Node codec = croot["codec"];
         if (codec.IsDefined()) {
@@ -332,7 +334,9 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
         const YAML::Node compute = croot["compute"];
         if (compute.IsDefined()) {
             check_map(compute, "compute", kComputeKeys, source);
-            read_string(compute, "compute", "gemm", source, false, &c.compute.gemm);
+            std::string gemm = gemm_mode_name(c.compute.gemm);
+            read_string(compute, "compute", "gemm", source, false, &gemm);
+            c.compute.gemm = parse_gemm_mode(gemm, source + ": compute.gemm");
         }
     } catch (const YAML::Exception& e) {
         // Not expected after the checks above; keep the promise that only ecf8::Error escapes.
@@ -341,6 +345,16 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
     c.validate();
     return c;
 }
+
+GemmMode parse_gemm_mode(const std::string& name, const std::string& what) {
+    if (name == "fp32") return GemmMode::Fp32;
+    if (name == "fp8") return GemmMode::Fp8;
+    ECF8_FAIL(what << " must be 'fp32' (dequantize, then an FP32 GEMM) or 'fp8' (cuBLASLt's block-scaled FP8 GEMM, "
+                      "Hopper), got '"
+                   << name << "'");
+}
+
+const char* gemm_mode_name(GemmMode m) { return m == GemmMode::Fp8 ? "fp8" : "fp32"; }
 
 DeployConfig DeployConfig::load(const std::string& yaml_path) {
     ECF8_CHECK(!std::filesystem::is_directory(yaml_path),

@@ -15,6 +15,7 @@
 //     gpu_memory_gb: 80
 //     gpu_memory_utilization: 0.90
 //     cpu_offload_gb: 0
+//     decoded_experts_gb: 0
 //   codec:
 //     granularity: tensor
 //   kv_cache:
@@ -46,6 +47,9 @@ struct MemoryConfig {
     double gpu_memory_gb = 80.0;           // GiB of one GPU (the whole device)
     double gpu_memory_utilization = 0.90;  // fraction of gpu_memory_gb that ecf8 may use, in (0, 1]
     double cpu_offload_gb = 0.0;           // GiB of pinned host memory per rank for weights that overflow
+    // GiB per rank of routed experts kept decoded (ECF8): they hold their FP8 bytes instead of their ECF8
+    // bytes and skip the just-in-time decoder, in memory the KV pool would otherwise get. 0 = none.
+    double decoded_experts_gb = 0.0;
 };
 
 struct CodecConfig {
@@ -67,11 +71,17 @@ struct KvCacheConfig {
     int kv_elem_bytes() const { return dtype == "f32" ? 4 : 2; }
 };
 
+// How the GPU multiplies FP8 weights: FP32 GEMMs on weights dequantized into the workspace's "gemm_scratch"
+// (fp32), or cuBLASLt's block-scaled FP8 GEMM on Hopper, as DeepSeek-V3 serves (fp8), whose activations,
+// workspace and scratch (kernels/core/fp8_gemm_scratch.h) then live in the same planned buffer.
+enum class GemmMode { Fp32, Fp8 };
+
+// "fp32" or "fp8"; throws naming `what` (a YAML key or a flag) for anything else.
+GemmMode parse_gemm_mode(const std::string& name, const std::string& what);
+const char* gemm_mode_name(GemmMode m);
+
 struct ComputeConfig {
-    // How the GPU multiplies FP8 weights: "fp32" (dequantize, then an FP32 GEMM) or "fp8" (cuBLASLt's
-    // block-scaled FP8 GEMM on Hopper, as DeepSeek-V3 serves; its buffers are in the plan). `ecf8 run
-    // --gemm` overrides it.
-    std::string gemm = "fp32";
+    GemmMode gemm = GemmMode::Fp32;  // compute.gemm: fp32 | fp8; `ecf8 run|plan --gemm` override it
 };
 
 struct DeployConfig {
@@ -86,8 +96,9 @@ struct DeployConfig {
 
     int world_size() const { return parallel.world_size(); }
     int gpus_per_node() const { return parallel.node_size(); }
-    double gpu_budget_bytes() const;   // gpu_memory_gb * utilization, in bytes
-    double host_budget_bytes() const;  // cpu_offload_gb in bytes
+    double gpu_budget_bytes() const;              // gpu_memory_gb * utilization, in bytes
+    double host_budget_bytes() const;             // cpu_offload_gb in bytes
+    double decoded_experts_budget_bytes() const;  // decoded_experts_gb in bytes
     std::string config_json_path() const { return model + "/config.json"; }
 
     // Throws ecf8::Error naming the source and the field ("parallel.tensor_parallel_size") with what is

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "codec/encoder.h"
 #include "codec/safetensors.h"
@@ -116,30 +117,42 @@ CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_samp
 
 namespace {
 
-// A rank's weight bytes and parameters (into rm) and the decode slots it needs: a layer's tensors other
-// than its routed experts, for the largest layer, twice, plus the expert area (every local routed expert of
-// the layer with the most, at a fixed place, since which of them decode is decided on the device, after
-// routing).
-uint64_t weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
-                                    WeightFormat format, RankMemory* rm) {
-    std::map<int, uint64_t> layer_decoded;   // decoded bytes of a layer's tensors other than routed experts
-    std::map<int, uint64_t> expert_decoded;  // decoded bytes of a layer's local routed experts
+// The decode scratch of ECF8 (kDecodeSlots x the largest layer's tensors other than its routed experts,
+// decoded, plus the expert area: the local routed experts of the layer with the most, each at a fixed place,
+// since which of them decode is decided on the device, after routing). Routed experts kept decoded leave the
+// expert area.
+struct DecodeScratch {
+    uint64_t dense_slots = 0;
+    std::map<int, uint64_t> expert_area;  // per layer: decoded bytes of its experts that decode just in time
+    uint64_t bytes() const {
+        uint64_t most = 0;
+        for (const auto& [layer, b] : expert_area) most = std::max(most, b);
+        return dense_slots + most;
+    }
+};
+
+// A rank's weight bytes and parameters (into rm) and, in ECF8, the decode scratch it needs.
+DecodeScratch weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
+                                         WeightFormat format, RankMemory* rm) {
+    std::map<int, uint64_t> layer_decoded;  // decoded bytes of a layer's tensors other than routed experts
+    std::set<std::pair<int, int>> experts;  // (layer, expert)
+    DecodeScratch scratch;
     for (size_t i = 0; i < ts.size(); ++i) {
         const TensorSpec& s = *ts[i].spec;
         if (s.role != TensorRole::BlockScale) rm->params += static_cast<uint64_t>(ts[i].numel());
         // The runtime decodes the model-level tensors (embedding, final norm, lm_head) once at load.
         rm->weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
-        if (s.expert >= 0)
-            expert_decoded[s.layer] += ts[i].raw_bytes();
-        else if (s.layer >= 0)
+        if (s.expert >= 0) {
+            scratch.expert_area[s.layer] += ts[i].raw_bytes();
+            experts.insert({s.layer, s.expert});
+        } else if (s.layer >= 0) {
             layer_decoded[s.layer] += ts[i].raw_bytes();
+        }
     }
-    if (format != WeightFormat::Ecf8) return 0;
-    uint64_t max_layer = 0;
-    for (const auto& [layer, b] : layer_decoded) max_layer = std::max(max_layer, b);
-    uint64_t max_experts = 0;
-    for (const auto& [layer, b] : expert_decoded) max_experts = std::max(max_experts, b);
-    return kDecodeSlots * max_layer + max_experts;
+    rm->routed_experts = static_cast<int64_t>(experts.size());
+    if (format != WeightFormat::Ecf8) return {};
+    for (const auto& [layer, b] : layer_decoded) scratch.dense_slots = std::max(scratch.dense_slots, kDecodeSlots * b);
+    return scratch;
 }
 
 // Eviction order: routed experts (last layer, last expert first), then other layer tensors, last layer first.
@@ -173,6 +186,39 @@ std::string host_summary(const std::vector<ShardTensor>& ts, const std::vector<T
            std::to_string(lo) + "-" + std::to_string(hi) + " (" + std::to_string(host_tensors) + " tensors)";
 }
 
+// ECF8, memory.decoded_experts_gb: device-tier routed experts kept decoded. Taken one of every layer in turn
+// (local expert 0 of each layer, then expert 1, ...), so the expert area shrinks with them; each holds its
+// FP8 bytes instead of its ECF8 bytes. Stops before the first expert that would pass the cap, or leave the
+// device less room than min_kv_tokens of KV (`room`: the budget less that KV, the workspace and the host
+// tier's scratch). Marks kept tensors in *kept; updates rm's weights, count and bytes, and *scratch.
+void keep_experts_decoded(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
+                          const std::vector<Tier>& tiers, double cap, double room, DecodeScratch* scratch,
+                          std::vector<bool>* kept, RankMemory* rm) {
+    std::map<std::pair<int, int>, std::vector<size_t>> experts;  // (expert, layer) -> its tensors
+    for (size_t i = 0; i < ts.size(); ++i)
+        if (ts[i].spec->expert >= 0) experts[{ts[i].spec->expert, ts[i].spec->layer}].push_back(i);
+    for (const auto& [key, members] : experts) {
+        uint64_t raw = 0, stored = 0;
+        bool on_device = true;
+        for (size_t i : members) {
+            raw += ts[i].raw_bytes();
+            stored += bytes[i];
+            on_device = on_device && tiers[i] == Tier::Device;
+        }
+        if (!on_device) continue;  // host-tier experts stay compressed, read over the bus only when picked
+        DecodeScratch after = *scratch;
+        after.expert_area[key.second] -= raw;
+        const double weights = double(rm->device_weight_bytes) + double(raw) - double(stored);
+        if (double(rm->decoded_expert_bytes + raw) > cap || weights + double(after.bytes()) > room) break;
+        *scratch = std::move(after);
+        rm->device_weight_bytes += raw - stored;
+        rm->weight_bytes += raw - stored;
+        rm->decoded_expert_bytes += raw;
+        ++rm->decoded_experts;
+        for (size_t i : members) (*kept)[i] = true;
+    }
+}
+
 // The KV cache the budget leaves after weights, scratch and workspace, and whether the rank fits.
 void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, double host_budget, RankMemory* rm) {
     const double min_kv = double(kv.min_tokens()) * double(kv_token);
@@ -202,7 +248,7 @@ void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, d
 }  // namespace
 
 RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
-                     const DeployConfig& deploy, std::vector<Tier>* tiers_out) {
+                     const DeployConfig& deploy, std::vector<Tier>* tiers_out, std::vector<bool>* decoded_out) {
     const RankShard& shard = plan.ranks.at(rank);
     const std::vector<ShardTensor>& ts = shard.tensors;
     ECF8_CHECK(bytes.size() == ts.size(), "plan_rank: " << bytes.size() << " sizes for " << ts.size() << " tensors");
@@ -212,9 +258,8 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
 
     RankMemory rm;
     rm.rank = rank;
-    const uint64_t decode_scratch = weights_and_decode_scratch(ts, bytes, format, &rm);
-    rm.workspace_bytes =
-        workspace_bytes(plan.model, w, kv, parse_gemm_mode(deploy.compute.gemm, deploy.source + ": compute.gemm"));
+    DecodeScratch decode_scratch = weights_and_decode_scratch(ts, bytes, format, &rm);
+    rm.workspace_bytes = workspace_bytes(plan.model, w, kv, deploy.compute.gemm);
     const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
     const double budget = deploy.gpu_budget_bytes();
     const double host_budget = deploy.host_budget_bytes();
@@ -237,8 +282,8 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
                (format == WeightFormat::Ecf8 ? 0 : max_expert_host);
     };
     auto device_need = [&] {
-        return double(rm.device_weight_bytes) + double(decode_scratch + host_tier_scratch() + rm.workspace_bytes) +
-               min_kv;
+        return double(rm.device_weight_bytes) +
+               double(decode_scratch.bytes() + host_tier_scratch() + rm.workspace_bytes) + min_kv;
     };
     size_t next = 0;
     while (device_need() > budget && next < order.size() && host_budget > 0) {
@@ -253,9 +298,16 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
             max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
     }
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
-    rm.scratch_bytes = decode_scratch + host_tier_scratch();
+    std::vector<bool> decoded(ts.size(), false);
+    if (format == WeightFormat::Ecf8 && deploy.memory.decoded_experts_gb > 0) {
+        const double room = budget - min_kv - double(host_tier_scratch() + rm.workspace_bytes);
+        keep_experts_decoded(ts, bytes, tiers, deploy.decoded_experts_budget_bytes(), room, &decode_scratch, &decoded,
+                             &rm);
+    }
+    rm.scratch_bytes = decode_scratch.bytes() + host_tier_scratch();
     kv_and_verdict(kv, kv_token, budget, host_budget, &rm);
     if (tiers_out) *tiers_out = std::move(tiers);
+    if (decoded_out) *decoded_out = std::move(decoded);
     return rm;
 }
 

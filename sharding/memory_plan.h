@@ -8,9 +8,13 @@
 //                model-level tensors (embedding, final norm, lm_head) count decoded, as the runtime holds them
 //   tiers        weights stay on the GPU until the budget runs out; then routed experts, last layer first,
 //                then the other layer weights, last layer first, move to pinned host memory (cpu_offload_gb)
+//   decoded      ECF8 with memory.decoded_experts_gb: device-tier routed experts kept decoded (FP8 bytes in
+//                the device tier instead of ECF8 ones), up to that cap and while min_kv_tokens of KV still fit,
+//                taken one of every layer in turn; they never decode and leave the expert area
 //   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus the expert
-//                area: a layer's local routed experts, decoded, each at a fixed place (the GPU decides after
-//                routing which of them to decode). FP8: an area for a layer's host-tier routed experts.
+//                area: a layer's local routed experts that decode just in time, each at a fixed place (the
+//                GPU decides after routing which of them to decode). FP8: an area for a layer's host-tier
+//                routed experts.
 //                Both formats: staging for host-tier weights, kDecodeSlots x a layer's non-expert part, as
 //                runtime/weight_store.h lays it out (host-tier routed experts are read where they lie).
 //   workspace    the buffers of one forward step of max_num_batched_tokens tokens (prefill chunks and decode
@@ -59,9 +63,12 @@ struct RankMemory {
     uint64_t params = 0;        // parameters held (block scales excluded)
     uint64_t weight_bytes = 0;  // all weights in this format
     uint64_t device_weight_bytes = 0;
-    uint64_t host_weight_bytes = 0;  // pinned host tier
-    uint64_t host_tensors = 0;       // how many tensors are in the host tier
-    std::string host_summary;        // which ones, in words: "routed experts of layers 41-60 (1920 tensors)"
+    uint64_t host_weight_bytes = 0;     // pinned host tier
+    uint64_t host_tensors = 0;          // how many tensors are in the host tier
+    std::string host_summary;           // which ones, in words: "routed experts of layers 41-60 (1920 tensors)"
+    int64_t routed_experts = 0;         // (layer, routed expert) pairs held
+    int64_t decoded_experts = 0;        // of them, kept decoded (ECF8, memory.decoded_experts_gb)
+    uint64_t decoded_expert_bytes = 0;  // their decoded bytes (in device_weight_bytes)
     uint64_t scratch_bytes = 0;
     uint64_t workspace_bytes = 0;
     int64_t kv_blocks = 0;  // the KV pool: whole blocks of kv_cache.block_size tokens in the room left
@@ -105,10 +112,12 @@ uint64_t workspace_bytes(const ModelConfig& model, const WorldConfig& world, con
                          GemmMode gemm = GemmMode::Fp32);
 
 // Decides the tier of every tensor of plan.ranks[rank] given its bytes in `format` (bytes[i] for
-// tensors[i]) and fills in the rank's memory. tiers (optional) receives one Tier per tensor. Used with
-// planned bytes by `ecf8 plan` and with the real compressed sizes by `ecf8 shard`.
+// tensors[i]), which routed experts stay decoded, and fills in the rank's memory. tiers (optional) receives
+// one Tier per tensor, decoded (optional) whether each is kept decoded. Used with planned bytes by `ecf8 plan`,
+// with the real compressed sizes by `ecf8 shard` (tiers) and by `ecf8 run` (the KV pool, decoded experts).
 RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
-                     const DeployConfig& deploy, std::vector<Tier>* tiers = nullptr);
+                     const DeployConfig& deploy, std::vector<Tier>* tiers = nullptr,
+                     std::vector<bool>* decoded = nullptr);
 
 // The whole plan: both formats for every rank of the deployment, and the fewest-GPU search.
 MemoryPlan plan_memory(const DeployConfig& deploy, const ModelConfig& model, const CompressionRatios& ratios);

@@ -451,12 +451,13 @@ CompressedFile ShardManifest::open_rank(int rank) const {
     return file;
 }
 
-RankMemory ShardManifest::rank_plan(const DeployConfig& deploy, int rank, WeightFormat format) const {
+RankMemory ShardManifest::rank_plan(const DeployConfig& deploy, int rank, WeightFormat format,
+                                    std::vector<bool>* decoded) const {
     ECF8_CHECK(rank >= 0 && rank < world_size(), "rank " << rank << " of " << world_size() << " in " << dir);
     std::vector<uint64_t> bytes;
     for (const ManifestTensor& t : ranks[rank].tensors)
         bytes.push_back(format == WeightFormat::Ecf8 ? t.stored_bytes : t.raw_bytes);
-    return plan_rank(plan, rank, bytes, format, deploy, nullptr);
+    return plan_rank(plan, rank, bytes, format, deploy, nullptr, decoded);
 }
 
 void ShardManifest::check_matches(const DeployConfig& deploy) const {

@@ -75,8 +75,10 @@ struct ShardManifest {
     // The error names the YAML, the field, both values and the manifest.
     void check_matches(const DeployConfig& deploy) const;
     // The memory plan of rank `rank` with these shards' real sizes (stored bytes for ECF8, the original bytes
-    // for FP8) and the deployment's budgets: what the runtime allocates, KV pool included.
-    RankMemory rank_plan(const DeployConfig& deploy, int rank, WeightFormat format) const;
+    // for FP8) and the deployment's budgets: what the runtime allocates, KV pool included. decoded (optional)
+    // receives, per tensor of the rank, whether the plan keeps it decoded (memory.decoded_experts_gb).
+    RankMemory rank_plan(const DeployConfig& deploy, int rank, WeightFormat format,
+                         std::vector<bool>* decoded = nullptr) const;
 
     // Reads and validates dir/manifest.json against dir/config.json and plan_shards(): every rank, file and
     // tensor part must be what the plan says. Errors name the file, the rank and the tensor.

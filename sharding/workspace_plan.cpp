@@ -125,14 +125,6 @@ uint64_t fp8_gemm_bytes(const ModelConfig& c, const WorldConfig& w, int64_t max_
     return most;
 }
 
-GemmMode parse_gemm_mode(const std::string& name, const std::string& what) {
-    if (name == "fp32") return GemmMode::Fp32;
-    if (name == "fp8") return GemmMode::Fp8;
-    ECF8_FAIL(what << " must be 'fp32' or 'fp8', got '" << name << "'");
-}
-
-const char* gemm_mode_name(GemmMode m) { return m == GemmMode::Fp8 ? "fp8" : "fp32"; }
-
 WorkspacePlan plan_workspace(const ModelConfig& c, const WorldConfig& w, const StepLimits& l, GemmMode gemm) {
     l.validate();
     const int64_t T = l.tokens, S = l.seqs, R = l.logit_rows, dim = c.hidden_size;

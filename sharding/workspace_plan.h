@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "sharding/deploy_config.h"
 #include "sharding/model_config.h"
 #include "sharding/world_config.h"
 
@@ -64,15 +65,6 @@ enum class WsBuf : int {
 
 const char* ws_buf_name(WsBuf b);
 bool ws_buf_pinned(WsBuf b);
-
-// How the GPU multiplies FP8 weights (compute.gemm of the deployment YAML, or --gemm): FP32 GEMMs on weights
-// dequantized into the "gemm_scratch", or cuBLASLt's block-scaled FP8 GEMM, whose activations, workspace
-// and scratch (kernels/core/fp8_gemm_scratch.h) then live in the same buffer.
-enum class GemmMode { Fp32, Fp8 };
-
-// "fp32" or "fp8"; throws naming `what` for anything else.
-GemmMode parse_gemm_mode(const std::string& name, const std::string& what);
-const char* gemm_mode_name(GemmMode m);
 
 struct WorkspacePlan {
     uint64_t bytes[static_cast<int>(WsBuf::count)] = {};

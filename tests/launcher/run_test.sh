@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end checks of `mpirun -np 2 ecf8 run` on the tiny synthetic model: generation, bit-identical
-# logits for --weights ecf8 vs raw and for the host tier, reproducible sampling, and bad input (a world
+# logits for --weights ecf8 vs raw, with routed experts kept decoded and for the host tier, reproducible sampling, and bad input (a world
 # size that does not match the shards, a missing or a corrupt rank file, one rank failing at set-up alone)
 # stopping every rank with a clear error within seconds. With `two-node`, the same run across two network
 # namespaces (exit 77 = skipped).
@@ -37,6 +37,10 @@ check run-ecf8 0 "ECF8 .* saved" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/co
 check run-raw 0 "sequence 0:( [0-9]+){8}" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     "${prompt[@]}" --weights raw --dump-logits raw.bin
 check ecf8-equals-raw 0 "" -- cmp ecf8.bin raw.bin
+# Routed experts kept decoded (memory.decoded_experts_gb; the flag overrides it): same logits, and the run says so.
+check run-decoded-experts 0 "routed experts kept decoded" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --decoded-experts-gb 1 --dump-logits decoded.bin
+check decoded-experts-equal-raw 0 "" -- cmp decoded.bin raw.bin
 # Text in, text out: a chat and a plain prompt; the streamed text is the decoding of the generated ids.
 check run-chat 0 "^output: " -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     --system "Be brief." --chat "Hello there!" --max-new-tokens 8 --eos-id -1
@@ -130,6 +134,10 @@ if ! nvidia-smi -L >/dev/null 2>&1; then  # where no GPU is visible, asking for 
     bad cuda-without-gpu "--backend cuda: (no CUDA device|this ecf8 was built without CUDA)" -- "${mpi[@]}" 2 \
         "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cuda
 fi
+bad decoded-experts-negative "--decoded-experts-gb must be >= 0" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --decoded-experts-gb -1
+bad decoded-experts-not-a-number "--decoded-experts-gb 'lots' is not a number" -- "$ecf8" plan \
+    --config "$repo/configs/tiny-cpu.yaml" --decoded-experts-gb lots
 bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend .*pass --gemm fp32" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --backend cpu --gemm fp8
 { cat "$repo/configs/tiny-cpu.yaml"; printf 'compute:\n  gemm: fp8\n'; } >gemm-fp8.yaml

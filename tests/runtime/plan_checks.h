@@ -23,9 +23,9 @@ inline uint64_t tag_bytes(const std::map<std::string, size_t>& live, const char*
 
 // Loads this rank's shard of m in `mode` on a CPU backend and checks, tag by tag, the backend's live bytes
 // against m.rank_plan (the plan `ecf8 plan` prints and `ecf8 run` sizes the KV pool with):
-//   - weights: "weights" + "weights_resident" (device tier) and "weights_host_tier" (pinned host) equal the
-//     plan's device and host weights, and "decode_slots" + "staging" its scratch, up to the 256-byte
-//     alignment of each tensor in the runtime's layout (the slack);
+//   - weights: "weights" + "weights_resident" (device tier, routed experts kept decoded included) and
+//     "weights_host_tier" (pinned host) equal the plan's device and host weights, and "decode_slots" + "staging" its
+//     scratch, up to the 256-byte alignment of each tensor in the runtime's layout (the slack);
 //   - workspace: "activations", "dequant_scratch", "gemm_scratch" and "rope_table" equal the plan's
 //     workspace exactly; "kv_cache" equals the plan's pool on the tightest rank;
 //   - steps (a prefill of `prompt`, then a decode step) allocate nothing more.
@@ -34,9 +34,10 @@ inline uint64_t tag_bytes(const std::map<std::string, size_t>& live, const char*
 inline void expect_plan_equals_allocations(const ShardManifest& m, const DeployConfig& d, int rank, WeightMode mode,
                                            const std::vector<int32_t>& prompt) {
     SCOPED_TRACE(std::string("--weights ") + weight_mode_name(mode));
-    const RankMemory plan = m.rank_plan(d, rank, plan_format(mode));
+    std::vector<bool> keep_decoded;  // memory.decoded_experts_gb
+    const RankMemory plan = m.rank_plan(d, rank, plan_format(mode), &keep_decoded);
     CpuBackend backend;
-    auto store = WeightStore::load(m, rank, backend, mode, nullptr);
+    auto store = WeightStore::load(m, rank, backend, mode, nullptr, keep_decoded);
     const auto device = backend.live_bytes_by_tag(MemoryKind::Device);
     const auto host = backend.live_bytes_by_tag(MemoryKind::PinnedHost);
     const double slack = 256.0 * static_cast<double>(m.ranks[rank].tensors.size());  // alignment, per tensor

@@ -5,6 +5,7 @@
 //     the pinned host tier give the same logits bit for bit;
 //   - overlap: in the trace, for every layer L >= 1 the decode of layer L+1 starts before the compute of
 //     layer L ends; the host waits once per step (Backend::host_waits, and the trace's host lane);
+//   - routed experts the plan keeps decoded (memory.decoded_experts_gb) give the same logits bit for bit;
 //   - routed experts decode only where their pick count, read where the decode runs, is not zero: the
 //     picked ones hold exactly their bytes (device and host tier, where the decoder reads them in place),
 //     the others' memory is untouched;
@@ -30,6 +31,7 @@
 #include "tests/runtime/model_options.h"
 #include "tests/runtime/plan_checks.h"
 #include "tests/runtime/trace_checks.h"
+#include "tests/test_util.h"
 #include "tests/tiny_model.h"
 
 namespace ecf8 {
@@ -144,7 +146,8 @@ struct PipelineRun {
     TraceData trace;
 };
 
-PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicator* comm) {
+PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicator* comm,
+                         const std::vector<bool>& keep_decoded = {}) {
     const int rank = mpi_test_session().rank();
     const ShardManifest m = ShardManifest::load(shards);
     Tracer tracer(rank, true);
@@ -152,7 +155,7 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     backend.set_tracer(&tracer);
     PipelineRun out;
     {
-        auto store = WeightStore::load(m, rank, backend, mode, nullptr);
+        auto store = WeightStore::load(m, rank, backend, mode, nullptr, keep_decoded);
         Model model(m.model, m.world(rank), comm, test::model_options(kMaxSeqLen), backend);
         Pipeline pipeline(model, *store, backend);
         out.logits = run(model, [&](const auto& t, const auto& c) {
@@ -268,6 +271,55 @@ TEST(Pipeline, HostTierGivesBitIdenticalLogits) {
     }
 }
 
+// memory.decoded_experts_gb: routed experts the plan keeps decoded are used in place, the others decode just in
+// time, with the same logits bit for bit: in the all-device layout, some of the experts and then all of them,
+// as the plan picks them; in the layout with routed experts in the host tier (whose plan leaves no room to
+// keep any), every device-tier expert, picked by hand, next to host-tier ones read in place.
+TEST(Pipeline, ExpertsKeptDecodedGiveBitIdenticalLogits) {
+    const std::string root = root_dir();
+    const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
+    auto comm = MpiCommunicator::world();
+    const PipelineRun raw = run_pipeline(root + "/device", WeightMode::Raw, comm.get());
+    const uint64_t slots = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get()).stats.slot_bytes;
+    for (const double cap_gb : {1e-3, 1.0}) {
+        SCOPED_TRACE("decoded_experts_gb " + std::to_string(cap_gb));
+        DeployConfig d = layout(root, "device", world, 1.0);
+        d.memory.decoded_experts_gb = cap_gb;
+        const ShardManifest m = ShardManifest::load(d.output);
+        std::vector<bool> keep;
+        const RankMemory plan = m.rank_plan(d, rank, WeightFormat::Ecf8, &keep);
+        ASSERT_GT(plan.decoded_experts, 0);
+        const bool all = plan.decoded_experts == plan.routed_experts;
+        EXPECT_EQ(all, cap_gb == 1.0);
+        const PipelineRun kept = run_pipeline(d.output, WeightMode::Ecf8, comm.get(), keep);
+        EXPECT_TRUE(test::same_bits(kept.logits, raw.logits));
+        EXPECT_EQ(kept.stats.slot_bytes < slots, all) << "with every expert kept there is no expert area";
+    }
+    const ShardManifest m = ShardManifest::load(root + "/offload");
+    std::vector<bool> keep;
+    bool any_host_expert = false;
+    for (const ManifestTensor& t : m.ranks[rank].tensors) {
+        keep.push_back(t.expert >= 0 && t.tier == Tier::Device);
+        any_host_expert = any_host_expert || (t.expert >= 0 && t.tier == Tier::Host);
+    }
+    ASSERT_TRUE(any_host_expert);
+    ASSERT_GT(std::count(keep.begin(), keep.end(), true), 0);
+    EXPECT_TRUE(
+        test::same_bits(run_pipeline(root + "/offload", WeightMode::Ecf8, comm.get(), keep).logits, raw.logits));
+    // Only device-tier routed experts can be kept, and only in ECF8 mode.
+    CpuBackend backend;
+    std::vector<bool> wrong(keep.size(), false);
+    for (size_t i = 0; i < wrong.size(); ++i) wrong[i] = m.ranks[rank].tensors[i].tier == Tier::Host;
+    EXPECT_NE(test::error_of([&] {
+                  WeightStore::load(m, rank, backend, WeightMode::Ecf8, nullptr, wrong);
+              }).find("only device-tier routed experts"),
+              std::string::npos);
+    EXPECT_NE(test::error_of([&] {
+                  WeightStore::load(m, rank, backend, WeightMode::Raw, nullptr, keep);
+              }).find("holds every tensor decoded already"),
+              std::string::npos);
+}
+
 TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank();
@@ -345,7 +397,8 @@ TEST(Pipeline, RefusesAStoreOfAnotherRanksExperts) {
 
 // The plan is what the runtime allocates (tests/runtime/plan_checks.h): per rank, weight tiers, decode
 // slots, staging, workspace and KV pool, after load and after steps, in the all-device and both host-tier
-// layouts with ECF8 weights, and with raw weights where the FP8 plan keeps the shards' tiers.
+// layouts with ECF8 weights (with and without routed experts kept decoded), and with raw weights where the FP8
+// plan keeps the shards' tiers.
 TEST(Pipeline, PlanEqualsTheAllocations) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
@@ -364,6 +417,16 @@ TEST(Pipeline, PlanEqualsTheAllocations) {
         const ShardManifest m = ShardManifest::load(d.output);
         EXPECT_EQ(m.rank_plan(d, rank, WeightFormat::Ecf8).host_weight_bytes > 0, name != "device");
         test::expect_plan_equals_allocations(m, d, rank, WeightMode::Ecf8, kPrompts[0]);
+        for (const double cap_gb : {1e-3, 1.0}) {  // routed experts kept decoded: some, then all that fit
+            SCOPED_TRACE("decoded_experts_gb " + std::to_string(cap_gb));
+            DeployConfig kept = d;
+            kept.memory.decoded_experts_gb = cap_gb;
+            // The host-tier layouts are the tightest that fit: little room, if any, is left to keep experts.
+            if (name == "device") {
+                EXPECT_GT(m.rank_plan(kept, rank, WeightFormat::Ecf8).decoded_experts, 0);
+            }
+            test::expect_plan_equals_allocations(m, kept, rank, WeightMode::Ecf8, kPrompts[0]);
+        }
         if (test::plan_tiers_agree(m, d)) {
             test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, kPrompts[0]);
             ++raw_layouts;

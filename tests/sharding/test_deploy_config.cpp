@@ -56,6 +56,7 @@ memory:
   gpu_memory_gb: 79.6
   gpu_memory_utilization: 0.92
   cpu_offload_gb: 12.5
+  decoded_experts_gb: 3.5
 codec:
   granularity: group:1048576
   threads: 3
@@ -82,6 +83,8 @@ TEST(DeployConfig, FullConfigParses) {
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_gb, 79.6);
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_utilization, 0.92);
     EXPECT_DOUBLE_EQ(c.memory.cpu_offload_gb, 12.5);
+    EXPECT_DOUBLE_EQ(c.memory.decoded_experts_gb, 3.5);
+    EXPECT_DOUBLE_EQ(c.decoded_experts_budget_bytes(), 3.5 * 1073741824.0);
     EXPECT_EQ(c.codec.granularity, "group:1048576");
     EXPECT_EQ(c.codec.threads, 3);
     EXPECT_EQ(c.kv_cache.max_model_len, 32768);
@@ -90,7 +93,7 @@ TEST(DeployConfig, FullConfigParses) {
     EXPECT_EQ(c.kv_cache.min_tokens(), 65536);
     EXPECT_EQ(c.kv_cache.dtype, "f32");
     EXPECT_EQ(c.kv_cache.kv_elem_bytes(), 4);
-    EXPECT_EQ(c.compute.gemm, "fp8");
+    EXPECT_EQ(c.compute.gemm, GemmMode::Fp8);
     EXPECT_EQ(c.config_json_path(), "out/tiny/model/config.json");
     EXPECT_DOUBLE_EQ(c.gpu_budget_bytes(), 79.6 * 1073741824.0 * 0.92);
     EXPECT_DOUBLE_EQ(c.host_budget_bytes(), 12.5 * 1073741824.0);
@@ -109,6 +112,7 @@ TEST(DeployConfig, DefaultsWhenSectionsOmitted) {
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_gb, d.memory.gpu_memory_gb);
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_utilization, d.memory.gpu_memory_utilization);
     EXPECT_DOUBLE_EQ(c.memory.cpu_offload_gb, 0.0);
+    EXPECT_DOUBLE_EQ(c.memory.decoded_experts_gb, 0.0);
     EXPECT_EQ(c.codec.granularity, "tensor");
     EXPECT_EQ(c.codec.threads, 0);
     EXPECT_EQ(c.kv_cache.max_model_len, d.kv_cache.max_model_len);
@@ -116,7 +120,7 @@ TEST(DeployConfig, DefaultsWhenSectionsOmitted) {
     EXPECT_EQ(c.kv_cache.min_tokens(), d.kv_cache.max_model_len);  // min_kv_tokens 0 = max_model_len
     EXPECT_EQ(c.kv_cache.dtype, "bf16");
     EXPECT_EQ(c.kv_cache.kv_elem_bytes(), 2);
-    EXPECT_EQ(c.compute.gemm, "fp32");
+    EXPECT_EQ(c.compute.gemm, GemmMode::Fp32);
 }
 
 TEST(DeployConfig, PartialSectionsKeepOtherDefaults) {
@@ -181,6 +185,8 @@ TEST(DeployConfig, ValueErrors) {
     EXPECT_EQ(parse_error("model: m\nmemory: {gpu_memory_utilization: 1}\n"), "");
     expect_error("model: m\nmemory: {gpu_memory_gb: 0}\n", {"memory.gpu_memory_gb must be > 0"});
     expect_error("model: m\nmemory: {cpu_offload_gb: -1}\n", {"memory.cpu_offload_gb must be >= 0"});
+    expect_error("model: m\nmemory: {decoded_experts_gb: -0.5}\n", {"memory.decoded_experts_gb must be >= 0", "-0.5"});
+    expect_error("model: m\nmemory: {decoded_experts_gb: 2e6}\n", {"memory.decoded_experts_gb", "at most 1e6"});
     expect_error("model: m\ncodec: {granularity: chunk}\n", {"codec.granularity 'chunk'", "'tensor'", "'group:N'"});
     expect_error("model: m\ncodec: {granularity: \"group:0\"}\n", {"codec.granularity 'group:0'"});
     expect_error("model: m\ncodec: {threads: -2}\n", {"codec.threads must be >= 0"});

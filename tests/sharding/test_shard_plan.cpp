@@ -271,14 +271,109 @@ TEST(MemoryPlan, Fp8GemmEnlargesASmallModelsWorkspace) {
     EXPECT_EQ(fp8.device_bytes() - fp32.device_bytes(), fp8.gemm_bytes - fp32.gemm_bytes);
     EXPECT_EQ(workspace_bytes(m, w, d.kv_cache, GemmMode::Fp8), fp8.device_bytes());
 
-    d.compute.gemm = "fp8";
+    d.compute.gemm = GemmMode::Fp8;
     const MemoryPlan with_fp8 = plan_memory(d, m, CompressionRatios{});
-    d.compute.gemm = "fp32";
+    d.compute.gemm = GemmMode::Fp32;
     const MemoryPlan with_fp32 = plan_memory(d, m, CompressionRatios{});
     for (size_t r = 0; r < with_fp8.ecf8.ranks.size(); ++r) {
         EXPECT_EQ(with_fp8.ecf8.ranks[r].workspace_bytes - with_fp32.ecf8.ranks[r].workspace_bytes,
                   fp8.gemm_bytes - fp32.gemm_bytes);
         EXPECT_LT(with_fp8.ecf8.ranks[r].kv_blocks, with_fp32.ecf8.ranks[r].kv_blocks);
+    }
+}
+
+}  // namespace
+}  // namespace ecf8
+
+namespace ecf8 {
+namespace {
+
+// plan_rank on rank 0 of a deployment with planned bytes; kept receives the decoded flags.
+RankMemory plan_rank0(const DeployConfig& d, const ShardPlan& plan, WeightFormat format, std::vector<bool>* kept) {
+    std::vector<uint64_t> bytes;
+    for (const ShardTensor& t : plan.ranks[0].tensors) bytes.push_back(planned_bytes(t, format, {}));
+    std::vector<Tier> tiers;
+    return plan_rank(plan, 0, bytes, format, d, &tiers, kept);
+}
+
+// memory.decoded_experts_gb on 8xH200, where memory is ample: the cap decides. Experts are kept one of every
+// MoE layer in turn (each layer keeps its lowest local experts, the counts differ by at most one); each
+// costs its FP8 bytes instead of its ECF8 bytes and leaves the expert area; the KV pool pays for it.
+TEST(MemoryPlan, DecodedExpertsTakeOneOfEveryLayerInTurnUpToTheCap) {
+    DeployConfig d = deploy_of("deepseek-v3-8xh200.yaml");
+    const ModelConfig m = dsv3();
+    const ShardPlan plan = plan_shards(m, d.parallel);
+    const std::vector<ShardTensor>& ts = plan.ranks[0].tensors;
+    std::vector<bool> none, kept;
+    const RankMemory base = plan_rank0(d, plan, WeightFormat::Ecf8, &none);
+    EXPECT_EQ(base.decoded_experts, 0);
+    EXPECT_EQ(std::count(none.begin(), none.end(), true), 0);
+    d.memory.decoded_experts_gb = 10;
+    const RankMemory r = plan_rank0(d, plan, WeightFormat::Ecf8, &kept);
+    ASSERT_TRUE(r.fits) << r.why_not;
+    const int64_t moe_layers = m.num_hidden_layers - m.first_k_dense_replace;
+    EXPECT_EQ(r.routed_experts, moe_layers * m.n_routed_experts / 8);
+    ASSERT_GT(r.decoded_experts, moe_layers);
+    std::map<std::pair<int, int>, uint64_t> expert_raw;  // (layer, expert) -> decoded bytes
+    std::map<int, std::set<int>> kept_by_layer;
+    uint64_t raw_kept = 0, stored_kept = 0;
+    for (size_t i = 0; i < ts.size(); ++i) {
+        const TensorSpec& s = *ts[i].spec;
+        if (s.expert >= 0) expert_raw[{s.layer, s.expert}] += ts[i].raw_bytes();
+        if (!kept[i]) continue;
+        ASSERT_GE(s.expert, 0) << s.name << " is not a routed expert";
+        kept_by_layer[s.layer].insert(s.expert);
+        raw_kept += ts[i].raw_bytes();
+        stored_kept += planned_bytes(ts[i], WeightFormat::Ecf8, {});
+    }
+    const uint64_t one_expert = expert_raw.begin()->second;
+    EXPECT_EQ(r.decoded_expert_bytes, raw_kept);
+    EXPECT_LE(double(raw_kept), 10.0 * (1ull << 30));
+    EXPECT_GT(double(raw_kept + one_expert), 10.0 * (1ull << 30));  // the next one would pass the cap
+    ASSERT_EQ(int64_t(kept_by_layer.size()), moe_layers);
+    size_t fewest = SIZE_MAX, most = 0;
+    const int first_expert = plan.world.experts_for_rank(static_cast<int>(m.n_routed_experts)).begin;
+    for (const auto& [layer, experts] : kept_by_layer) {
+        fewest = std::min(fewest, experts.size());
+        most = std::max(most, experts.size());
+        EXPECT_EQ(*experts.rbegin(), first_expert + int(experts.size()) - 1) << "layer " << layer;
+    }
+    EXPECT_LE(most - fewest, 1u);
+    EXPECT_EQ(r.device_weight_bytes, base.device_weight_bytes + raw_kept - stored_kept);
+    EXPECT_EQ(r.scratch_bytes, base.scratch_bytes - fewest * one_expert);  // the busiest layer's area shrinks
+    EXPECT_LT(r.kv_bytes, base.kv_bytes);
+    // The FP8 format holds every expert decoded already: nothing to keep.
+    const RankMemory fp8 = plan_rank0(d, plan, WeightFormat::Fp8, &kept);
+    EXPECT_EQ(fp8.decoded_experts, 0);
+    EXPECT_EQ(std::count(kept.begin(), kept.end(), true), 0);
+}
+
+// Where memory is tight the room decides: with no cap to speak of, 8xH100 keeps only what leaves min_kv_tokens
+// of KV, and 4xH100 with offload never keeps a host-tier expert.
+TEST(MemoryPlan, DecodedExpertsNeverTakeTheMinimumKvOrTheHostTier) {
+    const ModelConfig m = dsv3();
+    for (const char* yaml : {"deepseek-v3-8xh100.yaml", "deepseek-v3-4xh100-offload.yaml"}) {
+        SCOPED_TRACE(yaml);
+        DeployConfig d = deploy_of(yaml);
+        d.memory.decoded_experts_gb = 1e6;
+        const ShardPlan plan = plan_shards(m, d.parallel);
+        std::vector<bool> kept;
+        std::vector<uint64_t> bytes;
+        for (const ShardTensor& t : plan.ranks[0].tensors) bytes.push_back(planned_bytes(t, WeightFormat::Ecf8, {}));
+        std::vector<Tier> tiers;
+        const RankMemory r = plan_rank(plan, 0, bytes, WeightFormat::Ecf8, d, &tiers, &kept);
+        EXPECT_TRUE(r.fits) << r.why_not;
+        EXPECT_GE(r.kv_tokens, d.kv_cache.min_tokens());
+        EXPECT_GT(r.decoded_experts, 0);  // 195 of 1856 on 8xH100, 1 of 3712 on 4xH100 with offload
+        EXPECT_LT(r.decoded_experts, r.routed_experts);
+        for (size_t i = 0; i < kept.size(); ++i) {
+            if (!kept[i]) continue;
+            EXPECT_EQ(tiers[i], Tier::Device) << plan.ranks[0].tensors[i].spec->name;
+        }
+        // The plan stops at the first expert that does not fit: what is left over min_kv_tokens is less than
+        // that expert's cost (its FP8 less its ECF8 bytes), a few KV blocks.
+        const uint64_t block = kv_bytes_per_token(m, d.kv_cache) * uint64_t(d.kv_cache.block_size);
+        EXPECT_LT(r.kv_bytes, uint64_t(d.kv_cache.min_tokens() / d.kv_cache.block_size + 4) * block);
     }
 }
 
