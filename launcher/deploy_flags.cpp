@@ -11,8 +11,10 @@ void apply_deploy_flags(const Args& args, DeployConfig* deploy) {
     if (args.has(kGemmFlag)) deploy->compute.gemm = parse_gemm_mode(args.get(kGemmFlag, ""), "--gemm");
     if (args.has(kDecodedExpertsFlag)) {
         const double gb = args.get_double(kDecodedExpertsFlag, 0.0);
-        ECF8_CHECK(std::isfinite(gb) && gb >= 0,
-                   "--decoded-experts-gb must be >= 0 (GiB per rank of routed experts kept decoded), got " << gb);
+        ECF8_CHECK(std::isfinite(gb) && gb >= 0 && gb <= 1e6,
+                   "--decoded-experts-gb must be >= 0 and at most 1e6 (GiB per rank of routed experts kept decoded), "
+                   "got "
+                       << gb);
         deploy->memory.decoded_experts_gb = gb;
     }
     deploy->validate();

@@ -115,13 +115,21 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
             backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
         backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
                         [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
-        if (moe) {
+        // Groups whose experts are all used in place (kept decoded, raw) have nothing to decode or wait for.
+        bool group_decodes[kExpertGroups] = {}, any_decodes = false;
+        for (int g = 0; moe && g < kExpertGroups; ++g) {
+            const auto [first, last] = expert_group(model_.local_experts(), g);
+            group_decodes[g] = store_.experts_decode(layer, first, last);
+            any_decodes = any_decodes || group_decodes[g];
+        }
+        if (any_decodes) {
             // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
             // its expert's pick count where it runs and skips an expert that no token picked.
             backend_.record(*ev.routed, compute_);
             backend_.wait(decode_, *ev.routed);
             const int32_t* picks = model_.pick_offsets();
             for (int g = 0; g < kExpertGroups; ++g) {
+                if (!group_decodes[g]) continue;
                 const auto [first, last] = expert_group(model_.local_experts(), g);
                 backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
                     w->decode_experts(layer, first, last, picks, decode_);
@@ -134,7 +142,7 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
         if (moe) {
             for (int g = 0; g < kExpertGroups; ++g) {
                 const auto [first, last] = expert_group(model_.local_experts(), g);
-                backend_.wait(compute_, *ev.experts_decoded[g]);
+                if (group_decodes[g]) backend_.wait(compute_, *ev.experts_decoded[g]);
                 backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, first, last] {
                     m->routed_experts(layer, *state, *w, first, last);
                 });

@@ -8,7 +8,8 @@
 // Routing stays on the device. The compute stream records an event after routing (which also groups the
 // picks by this rank's experts, in backend memory); the decode stream then decodes the layer's routed
 // experts, every local one in kExpertGroups groups, each job reading its expert's pick count where it runs
-// and skipping an expert nobody picked, while the compute stream runs the shared experts. Host-tier experts
+// and skipping an expert nobody picked, while the compute stream runs the shared experts (a group whose
+// experts are all used in place, kept decoded or raw, has no decode job and no wait). Host-tier experts
 // are read where they lie (pinned memory), so no copy waits on the picks. The compute stream runs a group's
 // experts (one grouped MLP call) as soon as that group is decoded. The host enqueues a whole step without
 // waiting and synchronizes once, for the logits (or, with StepOutput::GreedyIds, the greedy token ids, picked

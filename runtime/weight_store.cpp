@@ -110,7 +110,7 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
                    path << ": tensor " << t.name
                         << " is to be kept decoded, but only device-tier routed experts can "
                            "be (the shards' tiers differ from the memory plan's; re-shard "
-                           "with this YAML)");
+                           "with this YAML, or run with --decoded-experts-gb 0)");
         if (mode_ != WeightMode::Ecf8 || e.kept_decoded) {
             e.stored_bytes = e.staging_bytes = rec.raw_bytes();
         } else {
@@ -239,6 +239,7 @@ WeightView WeightStore::get(const std::string& name) const {
 }
 
 BlobJob WeightStore::job_for(const Entry& e, uint8_t* slot, const int32_t* picks) {
+    ECF8_CHECK(!in_place(e), "tensor " << e.meta.name << " is used in place: it has no decode job");
     BlobJob job;
     job.blob = static_cast<uint32_t>(e.index);
     job.tensor = mode_ == WeightMode::Ecf8 ? &*e.prepared : nullptr;
@@ -289,6 +290,17 @@ void WeightStore::decode_experts(int layer, int first, int last, const int32_t* 
             if (!in_place(*e)) jobs.push_back(job_for(*e, slot, pick_offsets + i));
     }
     decoder_->decode(jobs, stream);
+}
+
+bool WeightStore::experts_decode(int layer, int first, int last) const {
+    const Layer& l = layers_.at(layer);
+    for (int i = first; i < last; ++i) {
+        auto it = l.experts.find(first_expert_ + i);
+        if (it == l.experts.end()) continue;
+        for (const Entry* e : it->second)
+            if (!in_place(*e)) return true;
+    }
+    return false;
 }
 
 void WeightStore::check_decode_errors() { decoder_->check_now(); }

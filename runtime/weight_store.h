@@ -53,7 +53,8 @@ inline WeightFormat plan_format(WeightMode mode) {
 }
 
 struct WeightStoreStats {
-    uint64_t device_bytes = 0;    // stored layer weights in the device tier (blobs, or raw bytes in Raw mode)
+    uint64_t device_bytes = 0;    // stored layer weights in the device tier (blobs; raw bytes in Raw mode and
+                                  // for routed experts kept decoded)
     uint64_t host_bytes = 0;      // the same in the pinned host tier
     uint64_t resident_bytes = 0;  // decoded tensors outside the layers
     uint64_t slot_bytes = 0;      // all decode slots
@@ -89,6 +90,9 @@ public:
     // offsets, in backend memory, read in stream order where the decode runs. Raw mode copies picked
     // host-tier experts to the expert area and uses device-tier ones in place.
     void decode_experts(int layer, int first, int last, const int32_t* pick_offsets, Stream& stream);
+    // Whether decode_experts(layer, first, last, ...) has anything to do: false when every one of those experts
+    // is used in place (kept decoded, or Raw mode's device tier), so the pipeline need not wait for it.
+    bool experts_decode(int layer, int first, int last) const;
     int first_expert() const { return first_expert_; }
     int local_experts() const { return local_experts_; }
     // CUDA: waits for the device and throws ecf8::Error if a decode met a corrupt chunk (the CPU decoder

@@ -300,7 +300,11 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     std::vector<bool> decoded(ts.size(), false);
     if (format == WeightFormat::Ecf8 && deploy.memory.decoded_experts_gb > 0) {
-        const double room = budget - min_kv - double(host_tier_scratch() + rm.workspace_bytes);
+        // The pool is whole blocks: keep room for min_kv_tokens rounded up to them, or the rank would not fit.
+        const uint64_t block_tokens = static_cast<uint64_t>(kv.block_size);
+        const double min_pool = double((static_cast<uint64_t>(kv.min_tokens()) + block_tokens - 1) / block_tokens *
+                                       block_tokens * kv_token);
+        const double room = budget - min_pool - double(host_tier_scratch() + rm.workspace_bytes);
         keep_experts_decoded(ts, bytes, tiers, deploy.decoded_experts_budget_bytes(), room, &decode_scratch, &decoded,
                              &rm);
     }
