@@ -3,6 +3,7 @@
 #include "runtime/pipeline.h"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 #include "common/error.h"
@@ -46,6 +47,14 @@ Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
                                                          << "), the model runs [" << model.first_expert() << ", "
                                                          << model.first_expert() + model.local_experts() << ")");
     model_.bind_streams(compute_, comm_);
+    group_decodes_.resize(model.config().num_hidden_layers);
+    for (int layer = 0; layer < model.config().num_hidden_layers; ++layer) {
+        if (!model.config().is_moe_layer(layer)) continue;
+        for (int g = 0; g < kExpertGroups; ++g) {
+            const auto [first, last] = expert_group(model.local_experts(), g);
+            group_decodes_[layer][g] = store.experts_decode(layer, first, last);
+        }
+    }
     slots_.resize(kDecodeSlots);
     for (SlotEvents& e : slots_) {
         e.copied = backend.create_event();
@@ -115,14 +124,8 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
             backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
         backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
                         [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
-        // Groups whose experts are all used in place (kept decoded, raw) have nothing to decode or wait for.
-        bool group_decodes[kExpertGroups] = {}, any_decodes = false;
-        for (int g = 0; moe && g < kExpertGroups; ++g) {
-            const auto [first, last] = expert_group(model_.local_experts(), g);
-            group_decodes[g] = store_.experts_decode(layer, first, last);
-            any_decodes = any_decodes || group_decodes[g];
-        }
-        if (any_decodes) {
+        const std::array<bool, kExpertGroups>& group_decodes = group_decodes_[layer];
+        if (moe && std::find(group_decodes.begin(), group_decodes.end(), true) != group_decodes.end()) {
             // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
             // its expert's pick count where it runs and skips an expert that no token picked.
             backend_.record(*ev.routed, compute_);

@@ -18,6 +18,7 @@
 // "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <vector>
 
@@ -62,6 +63,9 @@ private:
     };
     std::vector<SlotEvents> slots_;
     std::unique_ptr<Event> to_comm_, from_comm_, decode_checked_;
+    // Per layer and expert group: whether the group has experts to decode (not all used in place: kept
+    // decoded, or raw). Fixed at load, so worked out once here instead of every step.
+    std::vector<std::array<bool, kExpertGroups>> group_decodes_;
 };
 
 }  // namespace ecf8

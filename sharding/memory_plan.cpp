@@ -206,11 +206,13 @@ void keep_experts_decoded(const std::vector<ShardTensor>& ts, const std::vector<
             on_device = on_device && tiers[i] == Tier::Device;
         }
         if (!on_device) continue;  // host-tier experts stay compressed, read over the bus only when picked
-        DecodeScratch after = *scratch;
-        after.expert_area[key.second] -= raw;
+        uint64_t& area = scratch->expert_area[key.second];
+        area -= raw;  // tentatively: the expert leaves its layer's area
         const double weights = double(rm->device_weight_bytes) + double(raw) - double(stored);
-        if (double(rm->decoded_expert_bytes + raw) > cap || weights + double(after.bytes()) > room) break;
-        *scratch = std::move(after);
+        if (double(rm->decoded_expert_bytes + raw) > cap || weights + double(scratch->bytes()) > room) {
+            area += raw;
+            break;
+        }
         rm->device_weight_bytes += raw - stored;
         rm->weight_bytes += raw - stored;
         rm->decoded_expert_bytes += raw;
