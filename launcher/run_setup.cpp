@@ -144,21 +144,25 @@ void load_shards_and_prompt(const Args& args, PromptKind kind, bool generated, R
     s->params.validate();
 }
 
-// The shards' tiers were planned with the YAML's compute.gemm; a --gemm that changes the workspace must not
-// change which weights the plan puts on the host, or the KV pool would be sized for memory they occupy.
-void check_gemm_override(const RunSetup& s) {
-    if (s.deploy.compute.gemm == s.yaml_gemm) return;
-    DeployConfig as_sharded = s.deploy;
-    as_sharded.compute.gemm = s.yaml_gemm;
+// `ecf8 shard` decided the tiers from the memory plan of the YAML then; this run's plan (the YAML now, and
+// --gemm) must put every tensor on the same tier, or the KV pool would be sized for memory the weights
+// occupy (or leave memory they do not use).
+void check_tiers(const RunSetup& s) {
     for (int r = 0; r < s.manifest.world_size(); ++r) {
-        const uint64_t now = s.manifest.rank_plan(s.deploy, r, plan_format(s.mode)).host_weight_bytes;
-        const uint64_t then = s.manifest.rank_plan(as_sharded, r, plan_format(s.mode)).host_weight_bytes;
+        const std::string moved = s.manifest.tier_difference(s.deploy, r);
+        if (moved.empty()) continue;
         const char* mode = gemm_mode_name(s.deploy.compute.gemm);
-        ECF8_CHECK(now == then, "--gemm " << mode << " changes which weights rank " << r
-                                          << "'s memory plan keeps on the host (" << now << " bytes, against " << then
-                                          << " with compute.gemm " << gemm_mode_name(s.yaml_gemm)
-                                          << ", as the shards were placed); set compute.gemm: " << mode << " in "
-                                          << s.deploy.source << " and re-shard, or run without --gemm");
+        ECF8_CHECK(s.deploy.compute.gemm == s.yaml_gemm,
+                   "--gemm " << mode << " changes which weights rank " << r << "'s memory plan keeps on the host ("
+                             << moved << ", with compute.gemm " << gemm_mode_name(s.yaml_gemm)
+                             << " as the shards were placed); set compute.gemm: " << mode << " in " << s.deploy.source
+                             << " and re-shard, or run without --gemm");
+        ECF8_FAIL(s.deploy.source << ": rank " << r
+                                  << "'s memory plan places weights on other tiers than the shards in "
+                                  << s.manifest.dir << " (" << moved
+                                  << "): the YAML's memory or kv_cache section differs from the one they were made "
+                                     "with; re-shard with ecf8 shard --config "
+                                  << s.deploy.source << ", or use the YAML they were made with");
     }
 }
 
@@ -172,7 +176,7 @@ void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s)
                                << s->manifest.world_size() << " or re-shard with the right parallel settings");
     ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
-    check_gemm_override(*s);
+    check_tiers(*s);
     s->model = ModelOptions::from_plan(s->deploy, s->manifest, plan_format(s->mode));
     s->world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
                                     place.local_rank, place.local_size);

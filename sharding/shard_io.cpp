@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "codec/container.h"
 #include "codec/format.h"
@@ -458,6 +459,26 @@ RankMemory ShardManifest::rank_plan(const DeployConfig& deploy, int rank, Weight
     for (const ManifestTensor& t : ranks[rank].tensors)
         bytes.push_back(format == WeightFormat::Ecf8 ? t.stored_bytes : t.raw_bytes);
     return plan_rank(plan, rank, bytes, format, deploy, nullptr, decoded);
+}
+
+std::string ShardManifest::tier_difference(const DeployConfig& deploy, int rank) const {
+    ECF8_CHECK(rank >= 0 && rank < world_size(), "rank " << rank << " of " << world_size() << " in " << dir);
+    const std::vector<ManifestTensor>& ts = ranks[rank].tensors;
+    std::vector<uint64_t> bytes;
+    for (const ManifestTensor& t : ts) bytes.push_back(t.stored_bytes);
+    std::vector<Tier> planned;
+    plan_rank(plan, rank, bytes, WeightFormat::Ecf8, deploy, &planned);
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < ts.size(); ++i) {
+        if (planned[i] == ts[i].tier) continue;
+        if (differ++ == 0) first = i;
+    }
+    if (differ == 0) return "";
+    std::ostringstream os;
+    os << "tensor " << ts[first].name << " is on the " << tier_name(ts[first].tier) << " tier in the shards and on the "
+       << tier_name(planned[first]) << " tier in the plan";
+    if (differ > 1) os << ", and " << differ - 1 << " more tensors differ";
+    return os.str();
 }
 
 void ShardManifest::check_matches(const DeployConfig& deploy) const {

@@ -79,6 +79,11 @@ struct ShardManifest {
     // receives, per tensor of the rank, whether the plan keeps it decoded (memory.decoded_experts_gb).
     RankMemory rank_plan(const DeployConfig& deploy, int rank, WeightFormat format,
                          std::vector<bool>* decoded = nullptr) const;
+    // Where the plan for `deploy` puts rank `rank`'s tensors on other tiers than `ecf8 shard` did (it decided
+    // them with the same plan, the real compressed sizes and the YAML of then): "" when nowhere, else the
+    // first such tensor and how many differ. A difference means the YAML's memory or kv_cache section (or a
+    // flag that changes the workspace) is not what the shards were placed with.
+    std::string tier_difference(const DeployConfig& deploy, int rank) const;
 
     // Reads and validates dir/manifest.json against dir/config.json and plan_shards(): every rank, file and
     // tensor part must be what the plan says. Errors name the file, the rank and the tensor.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end checks of `mpirun -np 2 ecf8 run` on the tiny synthetic model: generation, bit-identical
-# logits for --weights ecf8 vs raw, with routed experts kept decoded and for the host tier, reproducible sampling, and bad input (a world
-# size that does not match the shards, a missing or a corrupt rank file, one rank failing at set-up alone)
-# stopping every rank with a clear error within seconds. With `two-node`, the same run across two network
+# logits for --weights ecf8 vs raw, with routed experts kept decoded and for the host tier, reproducible
+# sampling, and bad input (a world size that does not match the shards, a missing or a corrupt rank file,
+# one rank failing at set-up alone, a YAML or --gemm whose memory plan would move weights to other tiers
+# than the shards') stopping every rank with a clear error within seconds. With `two-node`, the same run across two network
 # namespaces (exit 77 = skipped).
 # Usage: run_test.sh ECF8 WORKDIR REPO_ROOT [local|two-node]
 set -u
@@ -151,6 +152,12 @@ printf 'compute:\n  gemm: fp8\n' >>offload-fp8.yaml
 "$ecf8" shard --config offload-fp8.yaml >/dev/null || exit 1
 bad gemm-override-moves-weights "--gemm fp32 changes which weights rank 0's memory plan keeps on the host" -- \
     "${mpi[@]}" 2 "$ecf8" run --config offload-fp8.yaml "${prompt[@]}" --backend cpu --gemm fp32
+# The offload shards run with a YAML whose budget grew after sharding: its plan would keep every weight on the
+# device, so the run refuses instead of sizing the KV pool for a layout the shards do not have.
+sed 's/gpu_memory_gb: 0.017/gpu_memory_gb: 0.05/' "$repo/configs/tiny-cpu-offload.yaml" >offload-grown.yaml
+bad yaml-memory-changed-since-shard "offload-grown.yaml: rank 0's memory plan places weights on other tiers than \
+the shards in out/tiny/shards-offload \(tensor .* is on the host tier in the shards and on the device tier in the plan.*re-shard" \
+    -- "${mpi[@]}" 2 "$ecf8" run --config offload-grown.yaml "${prompt[@]}"
 sed 's/tensor_parallel_size: 2/tensor_parallel_size: 1/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \
     "$repo/configs/tiny-cpu.yaml" | sed 's/gpus_per_node: 2/gpus_per_node: 1/' >tp1.yaml
 bad yaml-contradicts-manifest "tp1.yaml: parallel.tensor_parallel_size is 1 but the shards in .* were made with 2" \
