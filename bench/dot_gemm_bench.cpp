@@ -4,7 +4,8 @@
 // faster), and the largest absolute difference between their outputs as a sanity check.
 //
 // Usage: dot_gemm_bench [--scalar] [--m M] [--type fp8|bf16]
-//   --scalar: dot_gemm's portable path instead of AVX2; --m, --type: only that batch size or weight type.
+//   --scalar: dot_gemm's portable path instead of AVX2; --m: that batch size (any) instead of 1, 2, 4, 16, 64
+//   and 512; --type: only that weight type.
 #include <cblas.h>
 
 #include <algorithm>
@@ -85,8 +86,9 @@ void bench_shape(bool fp8, const Shape& s, int64_t only_m, std::mt19937_64& rng)
     const Weight w = make_weight(fp8, s, rng);
     std::vector<float> dequant(static_cast<size_t>(s.n_out * s.k));
     std::vector<float> scratch(dot_gemm_scratch_floats(1, s.k, s.n_out));
-    for (int64_t m : {1, 2, 4, 16, 64, 512}) {
-        if (only_m > 0 && m != only_m) continue;
+    const std::vector<int64_t> ms =
+        only_m > 0 ? std::vector<int64_t>{only_m} : std::vector<int64_t>{1, 2, 4, 16, 64, 512};
+    for (int64_t m : ms) {
         std::vector<float> x(static_cast<size_t>(m * s.k));
         for (auto& v : x) v = static_cast<float>(rng() % 2001) / 1000.0f - 1.0f;
         std::vector<float> y_old(static_cast<size_t>(m * s.n_out)), y_new(y_old.size());
