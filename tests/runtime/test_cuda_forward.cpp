@@ -7,7 +7,9 @@
 //     weights in the pinned host tier;
 //   - the decode of layer L+1 starts before the compute of layer L ends (trace, GPU-timed spans), and the
 //     host waits once per step;
-//   - routing stays on the device: the host tier's experts are read where they lie, with no copy.
+//   - routing stays on the device: the host tier's experts are read where they lie, with no copy;
+//   - routed experts kept decoded (memory.decoded_experts_gb), decoded once at load and used in place, give
+//     raw's logits bit for bit, some or all of them, and beside host-tier experts.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -70,14 +72,15 @@ struct GpuRun {
     TraceData trace;
 };
 
-GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false) {
+GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false,
+               const std::vector<bool>& keep_decoded = {}) {
     const ShardManifest m = ShardManifest::load(shards);
     Tracer tracer(0, true);
     CudaBackend backend(0);
     backend.set_tracer(&tracer);
     GpuRun out;
     {
-        auto store = WeightStore::load(m, 0, backend, mode, nullptr);
+        auto store = WeightStore::load(m, 0, backend, mode, nullptr, keep_decoded);
         ModelOptions options = test::model_options(kMaxSeqLen);
         options.gemm = fp8_gemm ? GemmMode::Fp8 : GemmMode::Fp32;
         Model model(m.model, m.world(0), nullptr, options, backend);
@@ -207,6 +210,30 @@ TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
     EXPECT_EQ(host.trace.find("copy", "copy L", 0).empty(), !dense_on_host);
     for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy})
         EXPECT_TRUE(same_bits(ecf8.logits, run_gpu(dir("offload"), mode).logits)) << weight_mode_name(mode);
+}
+
+TEST_F(CudaForward, ExpertsKeptDecodedGiveBitIdenticalLogits) {
+    const GpuRun raw = run_gpu(dir("device"), WeightMode::Raw);
+    for (const std::string layout : {"device", "offload"}) {
+        const ShardManifest m = ShardManifest::load(dir(layout.c_str()));
+        std::vector<bool> even, all;  // device-tier routed experts: the even-numbered ones, or every one
+        for (const ManifestTensor& t : m.ranks[0].tensors) {
+            all.push_back(t.expert >= 0 && t.tier == Tier::Device);
+            even.push_back(all.back() && t.expert % 2 == 0);
+        }
+        ASSERT_GT(std::count(even.begin(), even.end(), true), 0) << layout;
+        const GpuRun ecf8 = run_gpu(dir(layout.c_str()), WeightMode::Ecf8);
+        for (const std::vector<bool>* keep : {&even, &all}) {
+            SCOPED_TRACE(layout + (keep == &all ? ", every device-tier expert kept" : ", even experts kept"));
+            const GpuRun kept = run_gpu(dir(layout.c_str()), WeightMode::Ecf8, false, *keep);
+            EXPECT_TRUE(same_bits(kept.logits, raw.logits));
+            EXPECT_GT(kept.stats.device_bytes, ecf8.stats.device_bytes) << "kept experts hold their FP8 bytes";
+            // With every expert kept there is nothing to decode into the expert area.
+            if (layout == "device" && keep == &all) {
+                EXPECT_LT(kept.stats.slot_bytes, ecf8.stats.slot_bytes);
+            }
+        }
+    }
 }
 
 TEST_F(CudaForward, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
