@@ -72,7 +72,7 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
                 : s.mode == WeightMode::Raw ? "original FP8 bytes, used in place"
                                             : "original bytes copied into the decode slots",
                 load_seconds);
-    const RankMemory rank0 = s.manifest.rank_plan(s.deploy, 0, plan_format(s.mode));
+    const RankMemory& rank0 = s.plan;  // printed by rank 0
     if (rank0.decoded_experts > 0)
         std::printf("  %" PRId64 " of rank 0's %" PRId64 " (layer, expert) pairs of routed experts kept decoded (%s)\n",
                     rank0.decoded_experts, rank0.routed_experts,

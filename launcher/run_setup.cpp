@@ -178,6 +178,7 @@ void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s)
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
     check_tiers(*s);
     s->model = ModelOptions::from_plan(s->deploy, s->manifest, plan_format(s->mode));
+    s->plan = s->manifest.rank_plan(s->deploy, session.rank(), plan_format(s->mode), &s->keep_decoded);
     s->world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,
                                     place.local_rank, place.local_size);
 }
@@ -240,9 +241,8 @@ void start_rank(const Args& args, const RunSetup& setup, const MpiSession& sessi
     rig->tracer = std::make_unique<Tracer>(session.rank(), !setup.trace_path.empty());
     rig->backend->set_tracer(rig->tracer.get());
     ThreadPool pool(threads);
-    std::vector<bool> keep_decoded;  // routed experts the plan keeps decoded (memory.decoded_experts_gb)
-    setup.manifest.rank_plan(setup.deploy, session.rank(), plan_format(setup.mode), &keep_decoded);
-    rig->store = WeightStore::load(setup.manifest, session.rank(), *rig->backend, setup.mode, &pool, keep_decoded);
+    rig->store =
+        WeightStore::load(setup.manifest, session.rank(), *rig->backend, setup.mode, &pool, setup.keep_decoded);
 }
 
 // The collective part, after every rank started: the communicator between the ranks (MPI_Comm_dup, or the

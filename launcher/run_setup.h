@@ -53,7 +53,9 @@ struct RunSetup {
     bool cuda = false;
     GemmMode yaml_gemm = GemmMode::Fp32;  // the YAML's compute.gemm, which the shards' placement was planned with
     std::string dump_logits, trace_path;
-    ModelOptions model;  // the step limits and the KV pool, from the YAML and the plan
+    ModelOptions model;              // the step limits and the KV pool, from the YAML and the plan
+    RankMemory plan;                 // this rank's memory plan (ShardManifest::rank_plan)
+    std::vector<bool> keep_decoded;  // per tensor of this rank: a routed expert the plan keeps decoded
 };
 
 // A run's requests made from its setup (bench serve's workload) instead of a prompt or --requests.
