@@ -221,9 +221,15 @@ void keep_experts_decoded(const std::vector<ShardTensor>& ts, const std::vector<
     }
 }
 
+// The least KV pool a rank may have: min_kv_tokens rounded up to whole blocks, since the pool is blocks.
+double min_pool_bytes(const KvCacheConfig& kv, uint64_t kv_token) {
+    const uint64_t block_tokens = static_cast<uint64_t>(kv.block_size);
+    return double((static_cast<uint64_t>(kv.min_tokens()) + block_tokens - 1) / block_tokens * block_tokens) *
+           double(kv_token);
+}
+
 // The KV cache the budget leaves after weights, scratch and workspace, and whether the rank fits.
 void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, double host_budget, RankMemory* rm) {
-    const double min_kv = double(kv.min_tokens()) * double(kv_token);
     const double used = double(rm->device_weight_bytes + rm->scratch_bytes + rm->workspace_bytes);
     const double left = budget - used;
     // The pool: whole blocks of the room left.
@@ -243,7 +249,8 @@ void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, d
                       (host_budget > 0 ? "" : " (cpu_offload_gb is 0)");
     } else if (!rm->fits) {
         rm->why_not = "KV cache room for " + std::to_string(rm->kv_tokens) + " tokens < min_kv_tokens " +
-                      std::to_string(kv.min_tokens()) + " (short by " + format_bytes(min_kv - left) + ")";
+                      std::to_string(kv.min_tokens()) + " (short by " +
+                      format_bytes(min_pool_bytes(kv, kv_token) - left) + ")";
     }
 }
 
@@ -265,7 +272,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
     const double budget = deploy.gpu_budget_bytes();
     const double host_budget = deploy.host_budget_bytes();
-    const double min_kv = double(kv.min_tokens()) * double(kv_token);
+    const double min_pool = min_pool_bytes(kv, kv_token);  // the tiers and the decoded experts leave it
 
     // Move layer tensors to the host tier, in eviction order, until the device budget holds the rest.
     const std::vector<size_t> order = eviction_order(ts);
@@ -285,7 +292,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     };
     auto device_need = [&] {
         return double(rm.device_weight_bytes) +
-               double(decode_scratch.bytes() + host_tier_scratch() + rm.workspace_bytes) + min_kv;
+               double(decode_scratch.bytes() + host_tier_scratch() + rm.workspace_bytes) + min_pool;
     };
     size_t next = 0;
     while (device_need() > budget && next < order.size() && host_budget > 0) {
@@ -302,10 +309,6 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     std::vector<bool> decoded(ts.size(), false);
     if (format == WeightFormat::Ecf8 && deploy.memory.decoded_experts_gb > 0) {
-        // The pool is whole blocks: keep room for min_kv_tokens rounded up to them, or the rank would not fit.
-        const uint64_t block_tokens = static_cast<uint64_t>(kv.block_size);
-        const double min_pool = double((static_cast<uint64_t>(kv.min_tokens()) + block_tokens - 1) / block_tokens *
-                                       block_tokens * kv_token);
         const double room = budget - min_pool - double(host_tier_scratch() + rm.workspace_bytes);
         keep_experts_decoded(ts, bytes, tiers, deploy.decoded_experts_budget_bytes(), room, &decode_scratch, &decoded,
                              &rm);

@@ -215,6 +215,27 @@ TEST(MemoryPlan, HostTierTakesRoutedExpertsOfTheLastLayersFirst) {
     EXPECT_LE(highest_device_expert_layer, lowest_host_layer);
 }
 
+// The KV pool is whole blocks, so a min_kv_tokens that is not a multiple of block_size needs the whole block
+// above it: the host tier takes enough weights for that. Over budgets where eviction stops at every kind of
+// point inside a tensor, the rank fits each time (before, it could stop with room for min_kv_tokens but not
+// for that many tokens in whole blocks).
+TEST(MemoryPlan, HostTierLeavesWholeBlocksForMinKvTokens) {
+    DeployConfig d = deploy_of("deepseek-v3-4xh100-offload.yaml");
+    d.kv_cache.min_kv_tokens = d.kv_cache.min_tokens() + 1;
+    ASSERT_NE(d.kv_cache.min_kv_tokens % d.kv_cache.block_size, 0);
+    const ModelConfig m = dsv3();
+    const ShardPlan plan = plan_shards(m, d.parallel);
+    std::vector<uint64_t> bytes;
+    for (const ShardTensor& t : plan.ranks[0].tensors) bytes.push_back(planned_bytes(t, WeightFormat::Ecf8, {}));
+    for (int step = 0; step < 40; ++step) {
+        d.memory.gpu_memory_gb = 78.0 + 0.013 * step;
+        const RankMemory r = plan_rank(plan, 0, bytes, WeightFormat::Ecf8, d);
+        ASSERT_GT(r.host_weight_bytes, 0u) << d.memory.gpu_memory_gb;
+        EXPECT_TRUE(r.fits) << "gpu_memory_gb " << d.memory.gpu_memory_gb << ": " << r.why_not;
+        EXPECT_GE(r.kv_tokens, d.kv_cache.min_kv_tokens);
+    }
+}
+
 TEST(MemoryPlan, TooSmallHostBudgetIsReported) {
     DeployConfig d = deploy_of("deepseek-v3-4xh100-offload.yaml");
     d.memory.cpu_offload_gb = 1;
