@@ -39,7 +39,13 @@ ModelOptions ModelOptions::from_plan(const DeployConfig& deploy, const ShardMani
     for (int r = 0; r < manifest.world_size(); ++r)
         o.kv.blocks = std::min(o.kv.blocks, manifest.rank_plan(deploy, r, format).kv_blocks);
     const int64_t per_seq = o.limits().max_blocks();
-    ECF8_CHECK(o.kv.blocks >= per_seq, deploy.source << ": the memory plan leaves room for " << o.kv.blocks
+    // Raw weights take the tiers the shards were placed in for ECF8, with more bytes: say so.
+    const char* what =
+        format == WeightFormat::Ecf8
+            ? "the memory plan"
+            : "the memory plan of the original FP8 bytes (--weights raw or raw-copy), in the tiers the shards "
+              "were placed in for ECF8,";
+    ECF8_CHECK(o.kv.blocks >= per_seq, deploy.source << ": " << what << " leaves room for " << o.kv.blocks
                                                      << " KV blocks of " << kv.block_size
                                                      << " tokens, but one sequence of max_model_len "
                                                      << kv.max_model_len << " needs " << per_seq

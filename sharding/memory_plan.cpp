@@ -257,7 +257,8 @@ void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, d
 }  // namespace
 
 RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
-                     const DeployConfig& deploy, std::vector<Tier>* tiers_out, std::vector<bool>* decoded_out) {
+                     const DeployConfig& deploy, std::vector<Tier>* tiers_out, std::vector<bool>* decoded_out,
+                     const std::vector<Tier>* placed) {
     const RankShard& shard = plan.ranks.at(rank);
     const std::vector<ShardTensor>& ts = shard.tensors;
     ECF8_CHECK(bytes.size() == ts.size(), "plan_rank: " << bytes.size() << " sizes for " << ts.size() << " tensors");
@@ -274,8 +275,9 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     const double host_budget = deploy.host_budget_bytes();
     const double min_pool = min_pool_bytes(kv, kv_token);  // the tiers and the decoded experts leave it
 
-    // Move layer tensors to the host tier, in eviction order, until the device budget holds the rest.
-    const std::vector<size_t> order = eviction_order(ts);
+    // Move layer tensors to the host tier, in eviction order, until the device budget holds the rest (or as
+    // `placed` says).
+    const std::vector<size_t> order = placed != nullptr ? std::vector<size_t>{} : eviction_order(ts);
     std::vector<Tier> tiers(ts.size(), Tier::Device);
     // Staging, as the WeightStore lays it out: a layer's host-tier non-expert weights in each of the
     // kDecodeSlots slots. Host-tier routed experts need none: the decoder reads them where they lie.
@@ -294,9 +296,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         return double(rm.device_weight_bytes) +
                double(decode_scratch.bytes() + host_tier_scratch() + rm.workspace_bytes) + min_pool;
     };
-    size_t next = 0;
-    while (device_need() > budget && next < order.size() && host_budget > 0) {
-        const size_t i = order[next++];
+    auto move_to_host = [&](size_t i) {
         tiers[i] = Tier::Host;
         rm.device_weight_bytes -= bytes[i];
         rm.host_weight_bytes += bytes[i];
@@ -305,6 +305,15 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
             max_dense_host = std::max(max_dense_host, dense_host[ts[i].spec->layer] += bytes[i]);
         else
             max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
+    };
+    if (placed != nullptr) {  // the shards' tiers, whatever these bytes would have decided
+        ECF8_CHECK(placed->size() == ts.size(),
+                   "plan_rank: " << placed->size() << " tiers for " << ts.size() << " tensors");
+        for (size_t i = 0; i < ts.size(); ++i)
+            if ((*placed)[i] == Tier::Host) move_to_host(i);
+    } else {
+        for (size_t next = 0; device_need() > budget && next < order.size() && host_budget > 0; ++next)
+            move_to_host(order[next]);
     }
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     std::vector<bool> decoded(ts.size(), false);

@@ -113,11 +113,13 @@ uint64_t workspace_bytes(const ModelConfig& model, const WorldConfig& world, con
 
 // Decides the tier of every tensor of plan.ranks[rank] given its bytes in `format` (bytes[i] for
 // tensors[i]), which routed experts stay decoded, and fills in the rank's memory. tiers (optional) receives
-// one Tier per tensor, decoded (optional) whether each is kept decoded. Used with planned bytes by `ecf8 plan`,
-// with the real compressed sizes by `ecf8 shard` (tiers) and by `ecf8 run` (the KV pool, decoded experts).
+// one Tier per tensor, decoded (optional) whether each is kept decoded. placed (optional) fixes the tiers
+// instead: the memory of shards already placed, for example the original FP8 bytes in the tiers `ecf8
+// shard` chose for ECF8. Used with planned bytes by `ecf8 plan`, with the real compressed sizes by `ecf8
+// shard` (tiers) and by `ecf8 run` (the KV pool, decoded experts).
 RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
                      const DeployConfig& deploy, std::vector<Tier>* tiers = nullptr,
-                     std::vector<bool>* decoded = nullptr);
+                     std::vector<bool>* decoded = nullptr, const std::vector<Tier>* placed = nullptr);
 
 // The whole plan: both formats for every rank of the deployment, and the fewest-GPU search.
 MemoryPlan plan_memory(const DeployConfig& deploy, const ModelConfig& model, const CompressionRatios& ratios);

@@ -456,9 +456,12 @@ RankMemory ShardManifest::rank_plan(const DeployConfig& deploy, int rank, Weight
                                     std::vector<bool>* decoded) const {
     ECF8_CHECK(rank >= 0 && rank < world_size(), "rank " << rank << " of " << world_size() << " in " << dir);
     std::vector<uint64_t> bytes;
-    for (const ManifestTensor& t : ranks[rank].tensors)
+    std::vector<Tier> placed;
+    for (const ManifestTensor& t : ranks[rank].tensors) {
         bytes.push_back(format == WeightFormat::Ecf8 ? t.stored_bytes : t.raw_bytes);
-    return plan_rank(plan, rank, bytes, format, deploy, nullptr, decoded);
+        placed.push_back(t.tier);
+    }
+    return plan_rank(plan, rank, bytes, format, deploy, nullptr, decoded, &placed);
 }
 
 std::string ShardManifest::tier_difference(const DeployConfig& deploy, int rank) const {

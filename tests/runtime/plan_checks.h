@@ -29,8 +29,8 @@ inline uint64_t tag_bytes(const std::map<std::string, size_t>& live, const char*
 //   - workspace: "activations", "dequant_scratch", "gemm_scratch" and "rope_table" equal the plan's
 //     workspace exactly; "kv_cache" equals the plan's pool on the tightest rank;
 //   - steps (a prefill of `prompt`, then a decode step) allocate nothing more.
-// raw places the checkpoint's bytes in the manifest's tiers, which the FP8 plan decides the same way only
-// when both formats fit the same tiers: callers pass layouts where they do (plan_tiers_agree).
+// raw places the checkpoint's bytes in the manifest's tiers, as the plan of these shards does for FP8
+// (ShardManifest::rank_plan): callers pass layouts where that leaves room for a sequence.
 inline void expect_plan_equals_allocations(const ShardManifest& m, const DeployConfig& d, int rank, WeightMode mode,
                                            const std::vector<int32_t>& prompt) {
     SCOPED_TRACE(std::string("--weights ") + weight_mode_name(mode));
@@ -65,20 +65,6 @@ inline void expect_plan_equals_allocations(const ShardManifest& m, const DeployC
     pipeline.forward({prompt}, {&cache});
     pipeline.forward({{1}}, {&cache});
     EXPECT_EQ(backend.live_bytes_by_tag(MemoryKind::Device), after);
-}
-
-// Whether the FP8 plan puts every tensor of every rank in the tier the shards (planned in ECF8) hold it in,
-// so that --weights raw on these shards is what the FP8 plan describes.
-inline bool plan_tiers_agree(const ShardManifest& m, const DeployConfig& d) {
-    for (int r = 0; r < m.world_size(); ++r) {
-        std::vector<uint64_t> bytes;
-        for (const ManifestTensor& t : m.ranks[r].tensors) bytes.push_back(t.raw_bytes);
-        std::vector<Tier> tiers;
-        plan_rank(m.plan, r, bytes, WeightFormat::Fp8, d, &tiers);
-        for (size_t i = 0; i < tiers.size(); ++i)
-            if (tiers[i] != m.ranks[r].tensors[i].tier) return false;
-    }
-    return true;
 }
 
 }  // namespace ecf8::test

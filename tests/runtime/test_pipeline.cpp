@@ -408,7 +408,6 @@ TEST(Pipeline, PlanEqualsTheAllocations) {
     int deep_mib = 0;
     std::ifstream(root + "/deep_mib") >> deep_mib;
     ASSERT_GT(deep_mib, 0) << "prepare() found no layout with non-expert weights on the host";
-    int raw_layouts = 0;
     for (const auto& [name, gpu_gb] : {std::pair<std::string, double>{"device", 1.0},
                                        {"offload", offload_mib / 1024.0},
                                        {"deep", deep_mib / 1024.0}}) {
@@ -427,12 +426,10 @@ TEST(Pipeline, PlanEqualsTheAllocations) {
             }
             test::expect_plan_equals_allocations(m, kept, rank, WeightMode::Ecf8, kPrompts[0]);
         }
-        if (test::plan_tiers_agree(m, d)) {
-            test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, kPrompts[0]);
-            ++raw_layouts;
-        }
+        // Raw weights keep the checkpoint's bytes in the tiers chosen for ECF8 (no decode slots, so here they
+        // fit where ECF8 does), and the plan of those bytes in those tiers is what runs.
+        test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, kPrompts[0]);
     }
-    EXPECT_GE(raw_layouts, 1) << "raw was compared in no layout";
 }
 
 }  // namespace

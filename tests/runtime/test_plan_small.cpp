@@ -94,7 +94,6 @@ TEST(PlanSmall, PlanEqualsTheAllocations) {
         const ShardManifest m = ShardManifest::load(d.output);
         ASSERT_EQ(m.rank_plan(d, rank, WeightFormat::Ecf8).host_weight_bytes, 0u);
         test::expect_plan_equals_allocations(m, d, rank, WeightMode::Ecf8, prompt);
-        ASSERT_TRUE(test::plan_tiers_agree(m, d)) << "the FP8 plan moves weights of the all-device layout";
         test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, prompt);
     }
     {

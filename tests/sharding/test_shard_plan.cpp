@@ -236,6 +236,42 @@ TEST(MemoryPlan, HostTierLeavesWholeBlocksForMinKvTokens) {
     }
 }
 
+// Shards placed for ECF8 keep their tiers whatever bytes fill them (ShardManifest::rank_plan passes them as
+// `placed`): ECF8's own tiers give ECF8's plan again, and the original FP8 bytes in them (--weights raw on
+// those shards) take the device room ECF8 left for KV. On 4xH100 with offload, where ECF8 fills the GPU,
+// that leaves less than min_kv_tokens, and the plan says so instead of moving more weights to the host.
+TEST(MemoryPlan, PlacedTiersAreKeptWhateverBytesFillThem) {
+    const DeployConfig d = deploy_of("deepseek-v3-4xh100-offload.yaml");
+    const ShardPlan plan = plan_shards(dsv3(), d.parallel);
+    std::vector<uint64_t> ecf8_bytes, fp8_bytes;
+    for (const ShardTensor& t : plan.ranks[0].tensors) {
+        ecf8_bytes.push_back(planned_bytes(t, WeightFormat::Ecf8, {}));
+        fp8_bytes.push_back(planned_bytes(t, WeightFormat::Fp8, {}));
+    }
+    std::vector<Tier> tiers;
+    const RankMemory ecf8 = plan_rank(plan, 0, ecf8_bytes, WeightFormat::Ecf8, d, &tiers);
+    ASSERT_TRUE(ecf8.fits) << ecf8.why_not;
+    ASSERT_GT(ecf8.host_tensors, 0u);
+    const RankMemory again = plan_rank(plan, 0, ecf8_bytes, WeightFormat::Ecf8, d, nullptr, nullptr, &tiers);
+    EXPECT_EQ(again.host_weight_bytes, ecf8.host_weight_bytes);
+    EXPECT_EQ(again.scratch_bytes, ecf8.scratch_bytes);
+    EXPECT_EQ(again.kv_bytes, ecf8.kv_bytes);
+
+    std::vector<Tier> raw_tiers;
+    const RankMemory placed = plan_rank(plan, 0, fp8_bytes, WeightFormat::Fp8, d, &raw_tiers, nullptr, &tiers);
+    EXPECT_EQ(raw_tiers, tiers);
+    uint64_t host = 0;
+    for (size_t i = 0; i < tiers.size(); ++i) host += tiers[i] == Tier::Host ? fp8_bytes[i] : 0;
+    EXPECT_EQ(placed.host_weight_bytes, host);
+    EXPECT_EQ(placed.host_tensors, ecf8.host_tensors);
+    EXPECT_FALSE(placed.fits);
+    EXPECT_LT(placed.kv_tokens, d.kv_cache.min_tokens());
+    // Left to decide, FP8 moves more to the host and fits.
+    const RankMemory own = plan_rank(plan, 0, fp8_bytes, WeightFormat::Fp8, d);
+    EXPECT_GT(own.host_weight_bytes, placed.host_weight_bytes);
+    EXPECT_TRUE(own.fits) << own.why_not;
+}
+
 TEST(MemoryPlan, TooSmallHostBudgetIsReported) {
     DeployConfig d = deploy_of("deepseek-v3-4xh100-offload.yaml");
     d.memory.cpu_offload_gb = 1;
