@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/log.h"
 #include "common/progress.h"
 #include "common/thread_pool.h"
 #include "kernels/cpu/linear.h"
@@ -144,25 +145,23 @@ void load_shards_and_prompt(const Args& args, PromptKind kind, bool generated, R
     s->params.validate();
 }
 
-// `ecf8 shard` decided the tiers from the memory plan of the YAML then; this run's plan (the YAML now, and
-// --gemm) must put every tensor on the same tier, or the KV pool would be sized for memory the weights
-// occupy (or leave memory they do not use).
-void check_tiers(const RunSetup& s) {
+// `ecf8 shard` decided the tiers from the memory plan of the YAML then. The run keeps them, and sizes the KV
+// pool for them (ShardManifest::rank_plan), but a YAML (or --gemm) whose plan would place weights otherwise
+// is worth a warning: re-sharding would give that layout.
+void warn_if_tiers_moved(const RunSetup& s, int rank) {
+    if (rank != 0) return;
     for (int r = 0; r < s.manifest.world_size(); ++r) {
         const std::string moved = s.manifest.tier_difference(s.deploy, r);
         if (moved.empty()) continue;
-        const char* mode = gemm_mode_name(s.deploy.compute.gemm);
-        ECF8_CHECK(s.deploy.compute.gemm == s.yaml_gemm,
-                   "--gemm " << mode << " changes which weights rank " << r << "'s memory plan keeps on the host ("
-                             << moved << ", with compute.gemm " << gemm_mode_name(s.yaml_gemm)
-                             << " as the shards were placed); set compute.gemm: " << mode << " in " << s.deploy.source
-                             << " and re-shard, or run without --gemm");
-        ECF8_FAIL(s.deploy.source << ": rank " << r
-                                  << "'s memory plan places weights on other tiers than the shards in "
-                                  << s.manifest.dir << " (" << moved
-                                  << "): the YAML's memory or kv_cache section differs from the one they were made "
-                                     "with; re-shard with ecf8 shard --config "
-                                  << s.deploy.source << ", or use the YAML they were made with");
+        const std::string gemm = s.deploy.compute.gemm == s.yaml_gemm
+                                     ? std::string()
+                                     : std::string(" with --gemm ") + gemm_mode_name(s.deploy.compute.gemm);
+        LOG_WARN(s.deploy.source << gemm << " plans weights on other tiers than the shards in " << s.manifest.dir
+                                 << " hold them (rank " << r << ": " << moved
+                                 << "); the run keeps the shards' tiers and sizes the KV pool for them; re-shard "
+                                    "with ecf8 shard --config "
+                                 << s.deploy.source << " for the new layout");
+        return;
     }
 }
 
@@ -176,7 +175,7 @@ void check_world(const MpiSession& session, const NodePlace& place, RunSetup* s)
                                << s->manifest.world_size() << " or re-shard with the right parallel settings");
     ECF8_CHECK(session.size() == 1 || session.thread_level() >= MPI_THREAD_SERIALIZED,
                "the runtime calls MPI from its comm stream and needs MPI_THREAD_SERIALIZED or better");
-    check_tiers(*s);
+    warn_if_tiers_moved(*s, session.rank());
     s->model = ModelOptions::from_plan(s->deploy, s->manifest, plan_format(s->mode));
     s->plan = s->manifest.rank_plan(s->deploy, session.rank(), plan_format(s->mode), &s->keep_decoded);
     s->world = session.world_config(p.tensor_parallel_size, p.expert_parallel_size, p.nodes, p.gpus_per_node,

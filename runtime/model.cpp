@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/progress.h"
 #include "kernels/cpu/rope.h"
 
 namespace ecf8 {
@@ -36,8 +37,17 @@ ModelOptions ModelOptions::from_plan(const DeployConfig& deploy, const ShardMani
     o.max_step_seqs = kv.max_num_seqs;
     o.kv = {parse_kv_dtype(kv.dtype), kv.block_size, INT64_MAX};
     o.gemm = deploy.compute.gemm;
-    for (int r = 0; r < manifest.world_size(); ++r)
-        o.kv.blocks = std::min(o.kv.blocks, manifest.rank_plan(deploy, r, format).kv_blocks);
+    for (int r = 0; r < manifest.world_size(); ++r) {
+        const RankMemory plan = manifest.rank_plan(deploy, r, format);
+        // The shards' tiers are kept: a smaller host budget than they need is an error, not a new layout.
+        ECF8_CHECK(double(plan.host_weight_bytes) <= deploy.host_budget_bytes(),
+                   deploy.source << ": rank " << r << "'s shard in " << manifest.dir << " holds "
+                                 << format_bytes(double(plan.host_weight_bytes))
+                                 << " on the pinned host tier, but memory.cpu_offload_gb gives "
+                                 << format_bytes(deploy.host_budget_bytes())
+                                 << "; raise cpu_offload_gb, or re-shard with ecf8 shard --config " << deploy.source);
+        o.kv.blocks = std::min(o.kv.blocks, plan.kv_blocks);
+    }
     const int64_t per_seq = o.limits().max_blocks();
     // Raw weights take the tiers the shards were placed in for ECF8, with more bytes: say so.
     const char* what =

@@ -2,8 +2,9 @@
 # End-to-end checks of `mpirun -np 2 ecf8 run` on the tiny synthetic model: generation, bit-identical
 # logits for --weights ecf8 vs raw, with routed experts kept decoded and for the host tier, reproducible
 # sampling, and bad input (a world size that does not match the shards, a missing or a corrupt rank file,
-# one rank failing at set-up alone, a YAML or --gemm whose memory plan would move weights to other tiers
-# than the shards') stopping every rank with a clear error within seconds. With `two-node`, the same run across two network
+# one rank failing at set-up alone, a host budget below the shards' host tier) stopping every rank with a
+# clear error within seconds; a YAML or --gemm whose plan would place weights otherwise runs on the shards'
+# tiers with a warning. With `two-node`, the same run across two network
 # namespaces (exit 77 = skipped).
 # Usage: run_test.sh ECF8 WORKDIR REPO_ROOT [local|two-node]
 set -u
@@ -145,19 +146,25 @@ bad fp8-gemm-on-cpu "--gemm fp8 needs the CUDA backend .*pass --gemm fp32" -- "$
 bad yaml-fp8-gemm-on-cpu "gemm-fp8.yaml: compute.gemm fp8 needs the CUDA backend" -- "${mpi[@]}" 2 "$ecf8" run \
     --config gemm-fp8.yaml "${prompt[@]}" --backend cpu
 # Shards placed with compute.gemm fp8 (its larger workspace sends weights to the host tier); --gemm fp32 would
-# plan them on the device, so the run refuses instead of sizing the KV pool for memory they occupy.
+# plan them on the device: the run keeps the shards' tiers, sizes the KV pool for them, and says so.
 sed 's/gpu_memory_gb: 0.017/gpu_memory_gb: 0.05/; s#shards-offload#shards-fp8#' "$repo/configs/tiny-cpu-offload.yaml" \
     >offload-fp8.yaml
 printf 'compute:\n  gemm: fp8\n' >>offload-fp8.yaml
 "$ecf8" shard --config offload-fp8.yaml >/dev/null || exit 1
-bad gemm-override-moves-weights "--gemm fp32 changes which weights rank 0's memory plan keeps on the host" -- \
-    "${mpi[@]}" 2 "$ecf8" run --config offload-fp8.yaml "${prompt[@]}" --backend cpu --gemm fp32
-# The offload shards run with a YAML whose budget grew after sharding: its plan would keep every weight on the
-# device, so the run refuses instead of sizing the KV pool for a layout the shards do not have.
+check gemm-override-keeps-the-shards-tiers 0 "offload-fp8.yaml with --gemm fp32 plans weights on other tiers than \
+the shards in out/tiny/shards-fp8 hold them \(rank 0: tensor .*\); the run keeps the shards' tiers" -- \
+    "${mpi[@]}" 2 "$ecf8" run --config offload-fp8.yaml "${prompt[@]}" --backend cpu --gemm fp32 --dump-logits fp8-shards.bin
+check gemm-override-same-logits 0 "" -- cmp fp8-shards.bin ecf8.bin
+# The offload shards with a YAML whose budget grew after sharding: same warning, and the host tier is still
+# used; with a host budget smaller than the shards' host tier the run refuses.
 sed 's/gpu_memory_gb: 0.017/gpu_memory_gb: 0.05/' "$repo/configs/tiny-cpu-offload.yaml" >offload-grown.yaml
-bad yaml-memory-changed-since-shard "offload-grown.yaml: rank 0's memory plan places weights on other tiers than \
-the shards in out/tiny/shards-offload \(tensor .* is on the host tier in the shards and on the device tier in the plan.*re-shard" \
-    -- "${mpi[@]}" 2 "$ecf8" run --config offload-grown.yaml "${prompt[@]}"
+check yaml-memory-changed-since-shard 0 "offload-grown.yaml plans weights on other tiers than the shards in \
+out/tiny/shards-offload hold them \(rank 0: tensor .* is on the host tier in the shards and on the device tier in \
+the plan.*re-shard" -- "${mpi[@]}" 2 "$ecf8" run --config offload-grown.yaml "${prompt[@]}"
+sed 's/cpu_offload_gb: 1/cpu_offload_gb: 0.0001/' "$repo/configs/tiny-cpu-offload.yaml" >offload-no-host.yaml
+bad host-budget-below-shards "offload-no-host.yaml: rank 0's shard in out/tiny/shards-offload holds .* on the \
+pinned host tier, but memory.cpu_offload_gb gives .*; raise cpu_offload_gb" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config offload-no-host.yaml "${prompt[@]}"
 sed 's/tensor_parallel_size: 2/tensor_parallel_size: 1/; s/expert_parallel_size: 2/expert_parallel_size: 1/' \
     "$repo/configs/tiny-cpu.yaml" | sed 's/gpus_per_node: 2/gpus_per_node: 1/' >tp1.yaml
 bad yaml-contradicts-manifest "tp1.yaml: parallel.tensor_parallel_size is 1 but the shards in .* were made with 2" \
