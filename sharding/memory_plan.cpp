@@ -275,9 +275,6 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     const double host_budget = deploy.host_budget_bytes();
     const double min_pool = min_pool_bytes(kv, kv_token);  // the tiers and the decoded experts leave it
 
-    // Move layer tensors to the host tier, in eviction order, until the device budget holds the rest (or as
-    // `placed` says).
-    const std::vector<size_t> order = placed != nullptr ? std::vector<size_t>{} : eviction_order(ts);
     std::vector<Tier> tiers(ts.size(), Tier::Device);
     // Staging, as the WeightStore lays it out: a layer's host-tier non-expert weights in each of the
     // kDecodeSlots slots. Host-tier routed experts need none: the decoder reads them where they lie.
@@ -311,7 +308,8 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
                    "plan_rank: " << placed->size() << " tiers for " << ts.size() << " tensors");
         for (size_t i = 0; i < ts.size(); ++i)
             if ((*placed)[i] == Tier::Host) move_to_host(i);
-    } else {
+    } else {  // layer tensors, in eviction order, until the device budget holds the rest
+        const std::vector<size_t> order = eviction_order(ts);
         for (size_t next = 0; device_need() > budget && next < order.size() && host_budget > 0; ++next)
             move_to_host(order[next]);
     }

@@ -77,8 +77,8 @@ struct ShardManifest {
     // The memory plan of rank `rank` with these shards' real sizes (stored bytes for ECF8, the original bytes
     // for FP8), in the tiers the shards hold them, and the deployment's budgets: what the runtime allocates,
     // KV pool included. --weights raw keeps the original bytes in the tiers chosen for ECF8, so its pool is
-    // smaller, and may be none. decoded (optional) receives, per tensor of the rank, whether the plan keeps
-    // it decoded (memory.decoded_experts_gb).
+    // what those bytes leave there (it needs no decode slots), and may be none. decoded (optional) receives,
+    // per tensor of the rank, whether the plan keeps it decoded (memory.decoded_experts_gb).
     RankMemory rank_plan(const DeployConfig& deploy, int rank, WeightFormat format,
                          std::vector<bool>* decoded = nullptr) const;
     // Where the plan for `deploy` puts rank `rank`'s tensors on other tiers than `ecf8 shard` did (it decided
