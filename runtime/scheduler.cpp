@@ -123,7 +123,9 @@ StepPlan Scheduler::schedule() {
         if (blocks_for(n) > free_blocks_) break;
         running_.push_back(std::move(w));
         waiting_.pop_front();
-        schedule_running(running_.size() - 1, plan, budget);
+        // The check above leaves it the blocks it needs; should that ever fail, it is back at the head of
+        // the queue, and trying again in this step would loop.
+        if (!schedule_running(running_.size() - 1, plan, budget)) break;
     }
     return plan;
 }

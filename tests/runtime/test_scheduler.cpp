@@ -1,9 +1,12 @@
 // The continuous-batching scheduler's decisions, host logic only: the token budget and chunked prefill,
 // decode tokens before prefill chunks, admission by max_num_seqs and free blocks, preemption of the newest
-// sequence when blocks run out (recompute from prompt and outputs), finish reasons and refused requests.
+// sequence when blocks run out (recompute from prompt and outputs), finish reasons and refused requests; and
+// random workloads against a model's view of the cache.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <numeric>
+#include <random>
 
 #include "common/error.h"
 #include "runtime/scheduler.h"
@@ -143,6 +146,136 @@ TEST(Scheduler, RequestsThatCanNeverRunAreRefused) {
     EXPECT_THROW(s.submit(bad), Error);
     EXPECT_NO_THROW(s.submit(request("fits", 4, 4)));
     EXPECT_THROW(Scheduler(limits(8, 4, 10)), Error);  // budget below max_num_seqs
+}
+
+// What the Model sees of a schedule: per sequence, the tokens fed since it was (re)admitted, which must be
+// its prompt and outputs in order, and the KV blocks they take from a pool of the scheduler's size.
+struct ModelView {
+    std::map<int64_t, std::vector<int32_t>> cached;
+    int64_t block_tokens = 1, blocks_used = 0;
+    int64_t blocks_for(size_t tokens) const { return (static_cast<int64_t>(tokens) + block_tokens - 1) / block_tokens; }
+    void release(int64_t id) {
+        blocks_used -= blocks_for(cached[id].size());
+        cached[id].clear();
+    }
+    void feed(int64_t id, const std::vector<int32_t>& tokens) {
+        blocks_used -= blocks_for(cached[id].size());
+        cached[id].insert(cached[id].end(), tokens.begin(), tokens.end());
+        blocks_used += blocks_for(cached[id].size());
+    }
+};
+
+SchedulerLimits random_limits(std::mt19937& rng) {
+    auto draw = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+    SchedulerLimits l;
+    l.max_num_seqs = draw(1, 6);
+    l.max_num_batched_tokens = draw(l.max_num_seqs, 40);
+    l.max_model_len = draw(24, 96);
+    l.block_tokens = draw(1, 8);
+    const int64_t one_sequence = (l.max_model_len + l.block_tokens - 1) / l.block_tokens;
+    l.total_blocks = draw(std::max<int64_t>(1, one_sequence / 2), one_sequence * 3);  // from half a sequence
+    return l;
+}
+
+// One random workload: up to 24 requests arriving over the steps, with prompts of 1 token to max_model_len
+// - 1 (past the token budget, and some past the pool), outputs of 1 to 40 tokens and now and then a stop
+// token. Every step is checked against the limits and the model's view; at the end every request has
+// finished as its outputs say and every block is back.
+class RandomWorkload {
+public:
+    explicit RandomWorkload(uint32_t seed) : seed_(seed), rng_(seed), limits_(random_limits(rng_)), s_(limits_) {
+        model_.block_tokens = limits_.block_tokens;
+    }
+
+    // Returns the preemptions.
+    int64_t run() {
+        const int total = static_cast<int>(draw(1, 24));
+        int submitted = 0;
+        for (int step = 0; submitted < total || !s_.idle(); ++step) {
+            EXPECT_LT(step, 20000) << "seed " << seed_ << ": the workload did not finish";
+            for (int k = static_cast<int>(draw(0, 2)); k > 0 && submitted < total; --k) submit(submitted++);
+            const StepPlan plan = s_.schedule();
+            check(plan);
+            if (!testing::Test::HasFailure()) sample(plan);
+            if (testing::Test::HasFailure()) return s_.preemptions();  // the first bad step says enough
+        }
+        for (int64_t id : s_.schedule().released) model_.release(id);
+        EXPECT_EQ(finished_, requests_.size()) << "seed " << seed_;
+        EXPECT_EQ(s_.free_blocks(), limits_.total_blocks) << "seed " << seed_;
+        EXPECT_EQ(model_.blocks_used, 0) << "seed " << seed_;
+        return s_.preemptions();
+    }
+
+private:
+    int64_t draw(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng_); }
+
+    void submit(int n) {
+        Request r = request("r" + std::to_string(n), draw(1, limits_.max_model_len - 1), static_cast<int>(draw(1, 40)));
+        if (draw(0, 3) == 0) r.params.stop_ids = {static_cast<int32_t>(draw(0, 9))};
+        const int64_t most = std::min<int64_t>(r.prompt.size() + r.params.max_new_tokens, limits_.max_model_len);
+        if (model_.blocks_for(static_cast<size_t>(most)) > limits_.total_blocks) {
+            EXPECT_THROW(s_.submit(r), Error) << "seed " << seed_;
+            return;
+        }
+        const int64_t id = s_.submit(r);
+        tokens_[id] = r.prompt;
+        requests_[id] = r;
+    }
+
+    void check(const StepPlan& plan) {
+        for (int64_t id : plan.released) model_.release(id);
+        EXPECT_LE(plan.tokens(), limits_.max_num_batched_tokens) << "seed " << seed_;
+        EXPECT_LE(static_cast<int64_t>(plan.seqs.size()), limits_.max_num_seqs) << "seed " << seed_;
+        for (const ScheduledSeq& q : plan.seqs) {
+            EXPECT_FALSE(q.tokens.empty()) << "seed " << seed_;
+            model_.feed(q.seq_id, q.tokens);
+            const std::vector<int32_t>& fed = model_.cached[q.seq_id];
+            const std::vector<int32_t>& known = tokens_[q.seq_id];
+            EXPECT_LE(fed.size(), known.size()) << "seed " << seed_ << ": fed past the known tokens";
+            if (fed.size() > known.size()) return;
+            EXPECT_TRUE(std::equal(fed.begin(), fed.end(), known.begin())) << "seed " << seed_ << ": fed out of order";
+            EXPECT_EQ(q.sample, fed.size() == known.size()) << "seed " << seed_;
+        }
+        EXPECT_LE(model_.blocks_used, limits_.total_blocks) << "seed " << seed_ << ": the model ran out of blocks";
+        EXPECT_EQ(model_.blocks_used + s_.free_blocks(), limits_.total_blocks) << "seed " << seed_;
+    }
+
+    // Draws a token (0-9) for every sampled sequence and checks the finish reason the scheduler gives.
+    void sample(const StepPlan& plan) {
+        for (const ScheduledSeq& q : plan.seqs) {
+            if (!q.sample) continue;
+            const int32_t t = static_cast<int32_t>(draw(0, 9));
+            std::vector<int32_t>& all = tokens_[q.seq_id];
+            all.push_back(t);
+            const SamplingParams& p = requests_[q.seq_id].params;
+            const int64_t outputs = static_cast<int64_t>(all.size() - requests_[q.seq_id].prompt.size());
+            const bool stop = std::count(p.stop_ids.begin(), p.stop_ids.end(), t) > 0;
+            const bool length =
+                outputs >= p.max_new_tokens || static_cast<int64_t>(all.size()) >= limits_.max_model_len;
+            const FinishReason r = s_.append(q.seq_id, t);
+            EXPECT_EQ(r, stop ? FinishReason::Stop : (length ? FinishReason::Length : FinishReason::None))
+                << "seed " << seed_;
+            if (r != FinishReason::None) ++finished_;
+        }
+    }
+
+    uint32_t seed_;
+    std::mt19937 rng_;
+    SchedulerLimits limits_;
+    Scheduler s_;
+    ModelView model_;
+    std::map<int64_t, std::vector<int32_t>> tokens_;  // prompt and outputs of each request, as sampled
+    std::map<int64_t, Request> requests_;
+    size_t finished_ = 0;
+};
+
+TEST(Scheduler, RandomWorkloadsKeepTheLimitsAndTheModelsViewAndFinish) {
+    int64_t preemptions = 0;
+    for (uint32_t seed = 0; seed < 400; ++seed) {
+        preemptions += RandomWorkload(seed).run();
+        if (testing::Test::HasFailure()) break;
+    }
+    EXPECT_GT(preemptions, 0);  // the pools are small enough that some workloads preempt
 }
 
 }  // namespace
