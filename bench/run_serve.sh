@@ -26,12 +26,12 @@ fi
 config=configs/small-cpu.yaml
 [ -f out/small/model/config.json ] || "$ecf8" synth --arch deepseek-v3 --preset small --out out/small/model
 [ -f out/small/shards/manifest.json ] || "$ecf8" shard --config "$config"
-# ECF8, ECF8 with every routed expert kept decoded (memory.decoded_experts_gb: 1.3 GiB of them per rank on
-# small), and raw FP8.
+# ECF8, ECF8 with routed experts kept decoded in the KV room that max_num_seqs sequences cannot use
+# (memory.decoded_experts_gb: auto; on small every expert, 1.3 GiB of them per rank), and raw FP8.
 for variant in ecf8 ecf8-decoded raw; do
     echo "== $variant"
     flags=(--weights "${variant%-decoded}")
-    [ "$variant" = ecf8-decoded ] && flags+=(--decoded-experts-gb 2)
+    [ "$variant" = ecf8-decoded ] && flags+=(--decoded-experts-gb auto)
     mpirun --oversubscribe -np 2 "$ecf8" bench serve --config "$config" "${flags[@]}" \
         --concurrency 1,4,16,64 --json "out/serve/cpu-$variant.json" "$@"
 done

@@ -162,10 +162,14 @@ LevelResult run_level(Model& model, const Engine::Forward& forward, Communicator
 }
 
 void print_levels(const RunSetup& s, const Workload& w, const std::vector<LevelResult>& levels) {
-    std::printf("weights: %s; kv pool %" PRId64 " blocks of %" PRId64 " tokens (%s); max_num_seqs %" PRId64
+    const std::string kept = s.plan.decoded_experts > 0
+                                 ? " (rank 0 keeps " + std::to_string(s.plan.decoded_experts) + " of " +
+                                       std::to_string(s.plan.routed_experts) + " (layer, routed expert) pairs decoded)"
+                                 : "";
+    std::printf("weights: %s%s; kv pool %" PRId64 " blocks of %" PRId64 " tokens (%s); max_num_seqs %" PRId64
                 ", max_num_batched_tokens %" PRId64 "\n",
-                weight_mode_name(s.mode), s.model.kv.blocks, s.model.kv.block_tokens, kv_dtype_name(s.model.kv.dtype),
-                s.model.max_step_seqs, s.model.max_step_tokens);
+                weight_mode_name(s.mode), kept.c_str(), s.model.kv.blocks, s.model.kv.block_tokens,
+                kv_dtype_name(s.model.kv.dtype), s.model.max_step_seqs, s.model.max_step_tokens);
     std::printf("workload: input %" PRId64 " and output %" PRId64
                 " tokens (uniform within +-%.0f%%), rate %s, seed %" PRIu64 "\n\n",
                 w.input_len, w.output_len, 100 * w.range_ratio,

@@ -120,12 +120,12 @@ void print_format_rows(const char* name, const FormatPlan& f) {
 void print_verdict(const char* name, const FormatPlan& f, const DeployConfig& d) {
     if (!f.ranks.empty() && f.ranks[0].host_tensors > 0)
         std::printf("%-5s host tier of rank 0: %s\n", name, f.ranks[0].host_summary.c_str());
-    if (f.format == WeightFormat::Ecf8 && d.memory.decoded_experts_gb > 0 && !f.ranks.empty()) {
+    if (f.format == WeightFormat::Ecf8 && d.keeps_decoded_experts() && !f.ranks.empty()) {
         const RankMemory& r = f.ranks[0];
         std::printf("%-5s rank 0 keeps %" PRId64 " of its %" PRId64
-                    " (layer, routed expert) pairs decoded, %s (memory.decoded_experts_gb %g)\n",
+                    " (layer, routed expert) pairs decoded, %s (memory.decoded_experts_gb %s)\n",
                     name, r.decoded_experts, r.routed_experts, format_bytes(double(r.decoded_expert_bytes)).c_str(),
-                    d.memory.decoded_experts_gb);
+                    d.decoded_experts_text().c_str());
     }
     if (f.fits) {
         std::printf("%-5s fits: %s of weights in all; every rank has KV room for >= %" PRId64
@@ -153,11 +153,13 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
     std::printf("layout     %d ranks: tensor_parallel_size %d, expert_parallel_size %d, %d node(s) x %d GPUs\n",
                 d.world_size(), d.parallel.tensor_parallel_size, d.parallel.expert_parallel_size, d.parallel.nodes,
                 d.gpus_per_node());
+    const std::string decoded = d.memory.decoded_experts_auto
+                                    ? std::string("in the KV room beyond max_num_seqs sequences (auto)")
+                                    : "up to " + d.decoded_experts_text() + " per rank";
     std::printf(
-        "budget     %.2f GiB per GPU (%.1f GiB x %.2f), pinned host tier %.2f GiB per rank, decoded "
-        "experts up to %.2f GiB per rank\n",
+        "budget     %.2f GiB per GPU (%.1f GiB x %.2f), pinned host tier %.2f GiB per rank, decoded experts %s\n",
         gib(p.gpu_budget_bytes), d.memory.gpu_memory_gb, d.memory.gpu_memory_utilization, gib(p.host_budget_bytes),
-        d.memory.decoded_experts_gb);
+        decoded.c_str());
     std::printf("ECF8 ratio FP8 %.3f, BF16 %.3f: %s\n", p.ratios.fp8, p.ratios.bf16, p.ratios.source.c_str());
     std::printf("KV cache   %s per token (%" PRId64 " layers x (%" PRId64 " + %" PRId64
                 ") x %d B; MLA's latent cache is not split by tensor parallelism)\n",

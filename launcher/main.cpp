@@ -42,7 +42,7 @@ const std::vector<Command>& all_commands() {
          "\n"
          "mpirun -np N ecf8 bench serve --config C.yaml [--weights ecf8|raw] [--concurrency 1,4,16,64]\n"
          "    [--input-len L] [--output-len O] [--range-ratio R] [--request-rate Q|inf] [--num-prompts P]\n"
-         "    [--seed S] [--json FILE] [--backend ...] [--gemm ...] [--decoded-experts-gb G] [--threads N]\n"
+         "    [--seed S] [--json FILE] [--backend ...] [--gemm ...] [--decoded-experts-gb G|auto] [--threads N]\n"
          "  Serving throughput, as vLLM's serving benchmark: random-token prompts of L (default 32) tokens and\n"
          "  outputs of O (default 16), each uniform within +-R (default 0.5), go through the continuous-batching\n"
          "  engine once per concurrency level (P requests per level, default max(4, 2 x level)), arriving at Q\n"
@@ -69,7 +69,7 @@ const std::vector<Command>& all_commands() {
          "  --seed    seed of every draw (default 0); the same seed gives the same bytes\n",
          cmd_synth},
         {"plan", "memory plan: what fits on how many GPUs, with how much KV cache",
-         "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8] [--decoded-experts-gb G]\n"
+         "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8] [--decoded-experts-gb G|auto]\n"
          "  Reads C.yaml and the model's config.json; no weights needed. For each rank: weight bytes in FP8\n"
          "  and in ECF8, what lives on the GPU and what in pinned host memory, decode scratch, activation\n"
          "  workspace and the KV cache (MLA latent cache bytes per token, token capacity, largest batch at\n"
@@ -120,7 +120,8 @@ const std::vector<Command>& all_commands() {
          "  --decoded-experts-gb G --weights ecf8: up to G GiB per rank of routed experts kept decoded (FP8\n"
          "                         bytes, used in place, never decoded again): faster where memory allows, at\n"
          "                         the KV pool's expense; never below min_kv_tokens, never host-tier experts.\n"
-         "                         Default: the YAML's memory.decoded_experts_gb (0)\n"
+         "                         auto: no cap, in the KV room beyond what max_num_seqs sequences of\n"
+         "                         max_model_len can use. Default: the YAML's memory.decoded_experts_gb (0)\n"
          "  Prompt (exactly one):\n"
          "  --prompt-ids LIST      comma-separated token ids of the prompt\n"
          "  --prompt TEXT          text, tokenized with the model's tokenizer (with the special tokens its\n"

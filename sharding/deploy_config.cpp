@@ -160,8 +160,9 @@ void read_int(const YAML::Node& map, const std::string& prefix, const std::strin
     *out = static_cast<int>(value);
 }
 
+// `also`: what else the key takes, named in the error ("auto").
 void read_double(const YAML::Node& map, const std::string& prefix, const std::string& key, const std::string& source,
-                 double* out) {
+                 double* out, const char* also = nullptr) {
     if (!map.IsMap()) return;
     YAML::Node k, v;
     if (!find_entry(map, key, &k, &v)) return;
@@ -171,8 +172,20 @@ void read_double(const YAML::Node& map, const std::string& prefix, const std::st
     double value = 0.0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     ECF8_CHECK(!text.empty() && ec == std::errc() && end == text.data() + text.size() && std::isfinite(value),
-               where(source, k) << path << " must be a number, got " << describe(v));
+               where(source, k) << path << " must be a number" << (also ? std::string(" or ") + also : "") << ", got "
+                                << describe(v));
     *out = value;
+}
+
+// memory.decoded_experts_gb: a number of GiB, or auto.
+void read_decoded_experts(const YAML::Node& memory, const std::string& source, MemoryConfig* out) {
+    YAML::Node k, v;
+    if (memory.IsMap() && find_entry(memory, "decoded_experts_gb", &k, &v) && plain_scalar(v) && v.Scalar() == "auto") {
+        out->decoded_experts_auto = true;
+        out->decoded_experts_gb = 0;
+        return;
+    }
+    read_double(memory, "memory", "decoded_experts_gb", source, &out->decoded_experts_gb, "auto");
 }
 
 void read_string(const YAML::Node& map, const std::string& prefix, const std::string& key, const std::string& source,
@@ -200,7 +213,16 @@ std::string divisors_of(int n) {
 double DeployConfig::gpu_budget_bytes() const { return memory.gpu_memory_gb * kGiB * memory.gpu_memory_utilization; }
 
 double DeployConfig::host_budget_bytes() const { return memory.cpu_offload_gb * kGiB; }
-double DeployConfig::decoded_experts_budget_bytes() const { return memory.decoded_experts_gb * kGiB; }
+double DeployConfig::decoded_experts_budget_bytes() const {
+    return memory.decoded_experts_auto ? std::numeric_limits<double>::infinity() : memory.decoded_experts_gb * kGiB;
+}
+
+std::string DeployConfig::decoded_experts_text() const {
+    if (memory.decoded_experts_auto) return "auto";
+    std::ostringstream os;
+    os << memory.decoded_experts_gb << " GiB";
+    return os.str();
+}
 
 void DeployConfig::validate() const {
     const std::string& s = source;
@@ -310,7 +332,7 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
             read_double(memory, "memory", "gpu_memory_gb", source, &c.memory.gpu_memory_gb);
             read_double(memory, "memory", "gpu_memory_utilization", source, &c.memory.gpu_memory_utilization);
             read_double(memory, "memory", "cpu_offload_gb", source, &c.memory.cpu_offload_gb);
-            read_double(memory, "memory", "decoded_experts_gb", source, &c.memory.decoded_experts_gb);
+            read_decoded_experts(memory, source, &c.memory);
         }
         const YAML::Node codec = croot["codec"];
         if (codec.IsDefined()) {

@@ -50,6 +50,9 @@ struct MemoryConfig {
     // GiB per rank of routed experts kept decoded (ECF8): they hold their FP8 bytes instead of their ECF8
     // bytes and skip the just-in-time decoder, in memory the KV pool would otherwise get. 0 = none.
     double decoded_experts_gb = 0.0;
+    // decoded_experts_gb: auto. No GiB cap: experts are kept decoded in the memory the KV pool cannot use,
+    // the room beyond max_num_seqs sequences of max_model_len (the most the scheduler ever runs at once).
+    bool decoded_experts_auto = false;
 };
 
 struct CodecConfig {
@@ -98,7 +101,9 @@ struct DeployConfig {
     int gpus_per_node() const { return parallel.node_size(); }
     double gpu_budget_bytes() const;              // gpu_memory_gb * utilization, in bytes
     double host_budget_bytes() const;             // cpu_offload_gb in bytes
-    double decoded_experts_budget_bytes() const;  // decoded_experts_gb in bytes
+    double decoded_experts_budget_bytes() const;  // decoded_experts_gb in bytes; infinite with auto
+    bool keeps_decoded_experts() const { return memory.decoded_experts_auto || memory.decoded_experts_gb > 0; }
+    std::string decoded_experts_text() const;  // "auto" or "G GiB"
     std::string config_json_path() const { return model + "/config.json"; }
 
     // Throws ecf8::Error naming the source and the field ("parallel.tensor_parallel_size") with what is

@@ -189,8 +189,9 @@ std::string host_summary(const std::vector<ShardTensor>& ts, const std::vector<T
 // ECF8, memory.decoded_experts_gb: device-tier routed experts kept decoded. Taken one of every layer in turn
 // (local expert 0 of each layer, then expert 1, ...), so the expert area shrinks with them; each holds its
 // FP8 bytes instead of its ECF8 bytes. Stops before the first expert that would pass the cap, or leave the
-// device less room than min_kv_tokens of KV (`room`: the budget less that KV, the workspace and the host
-// tier's scratch). Marks kept tensors in *kept; updates rm's weights, count and bytes, and *scratch.
+// device less room than the KV pool it must keep (`room`: the budget less that pool, the workspace and the
+// host tier's scratch; the pool is min_kv_tokens of KV, and with auto at least what the scheduler can use). Marks kept
+// tensors in *kept; updates rm's weights, count and bytes, and *scratch.
 void keep_experts_decoded(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
                           const std::vector<Tier>& tiers, double cap, double room, DecodeScratch* scratch,
                           std::vector<bool>* kept, RankMemory* rm) {
@@ -226,6 +227,11 @@ double min_pool_bytes(const KvCacheConfig& kv, uint64_t kv_token) {
     const uint64_t block_tokens = static_cast<uint64_t>(kv.block_size);
     return double((static_cast<uint64_t>(kv.min_tokens()) + block_tokens - 1) / block_tokens * block_tokens) *
            double(kv_token);
+}
+
+// The most KV pool the scheduler can use: max_num_seqs sequences of max_model_len, in whole blocks.
+double usable_pool_bytes(const KvCacheConfig& kv, uint64_t kv_token) {
+    return double(kv.max_num_seqs) * double(step_limits(kv).max_blocks()) * double(kv.block_size) * double(kv_token);
 }
 
 // The KV cache the budget leaves after weights, scratch and workspace, and whether the rank fits.
@@ -315,8 +321,11 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     }
     if (rm.host_tensors > 0) rm.host_summary = host_summary(ts, tiers, rm.host_tensors);
     std::vector<bool> decoded(ts.size(), false);
-    if (format == WeightFormat::Ecf8 && deploy.memory.decoded_experts_gb > 0) {
-        const double room = budget - min_pool - double(host_tier_scratch() + rm.workspace_bytes);
+    if (format == WeightFormat::Ecf8 && deploy.keeps_decoded_experts()) {
+        // auto: the pool keeps room for every sequence the scheduler can run at once, and no more.
+        const double pool =
+            deploy.memory.decoded_experts_auto ? std::max(min_pool, usable_pool_bytes(kv, kv_token)) : min_pool;
+        const double room = budget - pool - double(host_tier_scratch() + rm.workspace_bytes);
         keep_experts_decoded(ts, bytes, tiers, deploy.decoded_experts_budget_bytes(), room, &decode_scratch, &decoded,
                              &rm);
     }

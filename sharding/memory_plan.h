@@ -10,7 +10,8 @@
 //                then the other layer weights, last layer first, move to pinned host memory (cpu_offload_gb)
 //   decoded      ECF8 with memory.decoded_experts_gb: device-tier routed experts kept decoded (FP8 bytes in
 //                the device tier instead of ECF8 ones), up to that cap and while min_kv_tokens of KV still fit,
-//                taken one of every layer in turn; they never decode and leave the expert area
+//                taken one of every layer in turn; they never decode and leave the expert area. With auto,
+//                no cap, while the KV pool keeps max_num_seqs sequences of max_model_len
 //   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus the expert
 //                area: a layer's local routed experts that decode just in time, each at a fixed place (the
 //                GPU decides after routing which of them to decode). FP8: an area for a layer's host-tier

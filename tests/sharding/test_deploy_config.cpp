@@ -187,6 +187,12 @@ TEST(DeployConfig, ValueErrors) {
     expect_error("model: m\nmemory: {cpu_offload_gb: -1}\n", {"memory.cpu_offload_gb must be >= 0"});
     expect_error("model: m\nmemory: {decoded_experts_gb: -0.5}\n", {"memory.decoded_experts_gb must be >= 0", "-0.5"});
     expect_error("model: m\nmemory: {decoded_experts_gb: 2e6}\n", {"memory.decoded_experts_gb", "at most 1e6"});
+    expect_error("model: m\nmemory: {decoded_experts_gb: lots}\n",
+                 {"memory.decoded_experts_gb must be a number or auto", "lots"});
+    const DeployConfig automatic = DeployConfig::parse("model: m\nmemory: {decoded_experts_gb: auto}\n", "t.yaml");
+    EXPECT_TRUE(automatic.memory.decoded_experts_auto);
+    EXPECT_TRUE(automatic.keeps_decoded_experts());
+    EXPECT_EQ(automatic.decoded_experts_text(), "auto");
     expect_error("model: m\ncodec: {granularity: chunk}\n", {"codec.granularity 'chunk'", "'tensor'", "'group:N'"});
     expect_error("model: m\ncodec: {granularity: \"group:0\"}\n", {"codec.granularity 'group:0'"});
     expect_error("model: m\ncodec: {threads: -2}\n", {"codec.threads must be >= 0"});

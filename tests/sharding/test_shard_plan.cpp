@@ -434,5 +434,40 @@ TEST(MemoryPlan, DecodedExpertsNeverTakeTheMinimumKvOrTheHostTier) {
     }
 }
 
+// decoded_experts_gb: auto keeps experts decoded only in the KV room the scheduler cannot use. On 8xH200 at the
+// YAML's 32 sequences of 128K the pool (about 14,000 blocks) is below what they could use: nothing is kept.
+// With 8K sequences and max_num_seqs set so that they use 200 blocks fewer than the pool has, some experts
+// are kept (each costs its FP8 less its ECF8 bytes, about a quarter of a block; all would cost some 470
+// blocks) and the pool stops within a block or two of what the sequences use.
+TEST(MemoryPlan, DecodedExpertsAutoKeepThePoolThatMaxNumSeqsCanUse) {
+    const ModelConfig m = dsv3();
+    DeployConfig d = deploy_of("deepseek-v3-8xh200.yaml");
+    d.memory.decoded_experts_auto = true;
+    const ShardPlan plan = plan_shards(m, d.parallel);
+    std::vector<bool> kept;
+    const RankMemory tight = plan_rank0(d, plan, WeightFormat::Ecf8, &kept);
+    EXPECT_TRUE(tight.fits) << tight.why_not;
+    EXPECT_EQ(tight.decoded_experts, 0);
+
+    d.kv_cache.max_model_len = 8192;
+    d.memory.decoded_experts_auto = false;
+    const int64_t pool = plan_rank0(d, plan, WeightFormat::Ecf8, &kept).kv_blocks;
+    const int64_t per_seq = d.kv_cache.max_model_len / d.kv_cache.block_size;
+    d.kv_cache.max_num_seqs = (pool - 200) / per_seq;
+    d.memory.decoded_experts_auto = true;
+    d.validate();
+    const RankMemory r = plan_rank0(d, plan, WeightFormat::Ecf8, &kept);
+    ASSERT_TRUE(r.fits) << r.why_not;
+    const int64_t usable = d.kv_cache.max_num_seqs * per_seq;
+    EXPECT_GT(r.decoded_experts, 0);
+    EXPECT_LT(r.decoded_experts, r.routed_experts);
+    EXPECT_GE(r.kv_blocks, usable);
+    EXPECT_LE(r.kv_blocks, usable + 2);  // stopped at the first expert that would take the pool below it
+    // A cap still applies with a number instead: 1 GiB keeps fewer.
+    d.memory.decoded_experts_auto = false;
+    d.memory.decoded_experts_gb = 1;
+    EXPECT_LT(plan_rank0(d, plan, WeightFormat::Ecf8, &kept).decoded_experts, r.decoded_experts);
+}
+
 }  // namespace
 }  // namespace ecf8
