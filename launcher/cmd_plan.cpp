@@ -89,6 +89,8 @@ ordered_json plan_json(const DeployConfig& d, const ModelConfig& m, const Memory
               {"gpus_per_node", d.gpus_per_node()}}},
             {"gpu_budget_bytes", static_cast<uint64_t>(p.gpu_budget_bytes)},
             {"host_budget_bytes", static_cast<uint64_t>(p.host_budget_bytes)},
+            {"decoded_experts_gb",
+             d.memory.decoded_experts_auto ? ordered_json("auto") : ordered_json(d.memory.decoded_experts_gb)},
             {"ratios",
              {{"fp8", p.ratios.fp8},
               {"bf16", p.ratios.bf16},

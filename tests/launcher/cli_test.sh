@@ -85,7 +85,8 @@ check tokenize-missing-file 1 "$work.*tokenizer.json" -- "$ecf8" tokenize --toke
 check detokenize-bad-id 1 "'x' is not a token id" -- "$ecf8" detokenize --tokenizer "$model" 1,x
 check detokenize-id-outside 1 "99999" -- "$ecf8" detokenize --tokenizer "$model" 99999
 check plan-tiny 0 "ECF8 +fits" -- "$ecf8" plan --config "$work/tiny.yaml"
-check plan-json 0 "ok" -- bash -c "'$ecf8' plan --config '$work/tiny.yaml' --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ratios\"][\"measured\"] and d[\"ecf8\"][\"fits\"]; print(\"ok\")'"
+check plan-json 0 "ok" -- bash -c "'$ecf8' plan --config '$work/tiny.yaml' --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ratios\"][\"measured\"] and d[\"ecf8\"][\"fits\"] and d[\"decoded_experts_gb\"] == 0; print(\"ok\")'"
+check plan-json-auto 0 "ok" -- bash -c "'$ecf8' plan --config '$work/tiny.yaml' --json --decoded-experts-gb auto | python3 -c 'import json,sys; d=json.load(sys.stdin); r=d[\"ecf8\"][\"ranks\"][0]; assert d[\"decoded_experts_gb\"] == \"auto\" and r[\"decoded_experts\"] == r[\"routed_experts\"] > 0; print(\"ok\")'"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 check plan-dsv3 0 "FP8 16, ECF8 8" -- "$ecf8" plan --config "$repo/configs/deepseek-v3-8xh100.yaml" \
     --model "$repo/configs/models/deepseek-v3"
