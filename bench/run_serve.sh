@@ -16,6 +16,7 @@ if [ "$where" = gpu ]; then
         --preset configs/models/synth-bench-h100.yaml --out out/bench/model --threads "$(nproc)"
     [ -f out/bench/shards-bench-h100/manifest.json ] || "$ecf8" shard --config configs/bench-h100.yaml \
         --threads "$(nproc)"
+    echo "model ready in $SECONDS s"
     for weights in raw ecf8; do
         echo "== --weights $weights"
         "$ecf8" bench serve --config configs/bench-h100.yaml --backend cuda --gemm fp8 --weights "$weights" \

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/core/fp8_gemm_scratch.h"
+#include "kernels/cpu/fp8_gemm.h"
 #include "tests/runtime/backend_ops_harness.h"
 
 namespace ecf8::opstest {
@@ -41,17 +42,34 @@ LinearWeight upload(const Device& d, const HostWeight& w, std::vector<Buffer>& k
     return lw;
 }
 
-// fp8_gemm: the CUDA side runs through use_fp8_gemm(true) (op "linear_fp8_gemm", bounded by max |y|).
+// The activations as the FP8 GEMM sees them: quantized to e4m3 with 1 x 128 block scales, then widened.
+std::vector<float> fp8_activations(const std::vector<float>& x, int64_t n_tokens, int64_t cols) {
+    std::vector<uint8_t> q(x.size());
+    std::vector<float> scales(static_cast<size_t>(n_tokens * ((cols + 127) / 128)));
+    cpu::quantize_activations_fp8(x.data(), n_tokens, cols, q.data(), scales.data());
+    std::vector<float> out(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+        const int64_t t = static_cast<int64_t>(i) / cols, k = static_cast<int64_t>(i) % cols;
+        out[i] = static_cast<float>(e4m3_value(q[i]) * scales[t * ((cols + 127) / 128) + k / 128]);
+    }
+    return out;
+}
+
+// fp8_gemm: the CUDA side runs through use_fp8_gemm(true) (op "linear_fp8_gemm", bounded by max |y|). The CPU
+// has no FP8 GEMM, so it and the reference take the activations that the GEMM quantizes (fp8_activations):
+// the bound then covers the GEMM's accumulation, not the e4m3 rounding of x (several % of y).
 OpCase make_linear(std::mt19937& rng, DType dtype, int64_t n_tokens, int64_t rows, int64_t cols, int64_t block,
                    bool fp8_gemm = false) {
     auto w = random_weight(rng, dtype, rows, cols, block);
-    auto x = std::make_shared<std::vector<float>>(uniform(rng, n_tokens * cols, -1, 1));
+    auto x_in = std::make_shared<std::vector<float>>(uniform(rng, n_tokens * cols, -1, 1));
+    auto x = fp8_gemm ? std::make_shared<std::vector<float>>(fp8_activations(*x_in, n_tokens, cols)) : x_in;
     return {fp8_gemm ? "linear_fp8_gemm" : "linear",
             [=](const Device& d) {
                 std::vector<Buffer> keep;
                 const LinearWeight lw = upload(d, *w, keep);
-                Buffer xb = d.up(*x), y = d.alloc(n_tokens * rows);
-                const bool gemm = fp8_gemm && d.backend->kind() != BackendKind::Cpu;
+                const bool on_cpu = d.backend->kind() == BackendKind::Cpu;
+                Buffer xb = d.up(on_cpu ? *x : *x_in), y = d.alloc(n_tokens * rows);
+                const bool gemm = fp8_gemm && !on_cpu;
                 // The FP8 GEMM works in the linear's scratch: size it as the plan does (compute.gemm fp8).
                 const uint64_t fp8_bytes = gemm ? core::fp8_linear_region(n_tokens, cols, rows).total : 0;
                 d.ops().reserve_linear_scratch(std::max<int64_t>(rows * cols, int64_t(fp8_bytes / sizeof(float))));

@@ -121,6 +121,17 @@ protected:
         const ShardOptions so = test::quiet_shard_options();
         shard_checkpoint(layout(root, "device", 1.0), so);
         shard_checkpoint(layout(root, "offload", 0.019), so);  // part of the layer weights on the host tier
+        // "mixed": routed experts on both tiers, the largest budget (1 MiB steps) whose plan puts weights on
+        // the host tier (at 0.019 GB every routed expert is there, so none could be kept decoded).
+        for (int mib = 40; mib >= 4; --mib) {
+            const DeployConfig d = layout(root, "mixed", mib / 1024.0);
+            try {
+                shard_checkpoint(d, so);
+            } catch (const Error&) {
+                continue;  // the plan does not fit at all
+            }
+            if (ShardManifest::load(d.output).ranks[0].host_bytes > 0) break;
+        }
     }
     static void TearDownTestSuite() {
         delete tmp_;
@@ -214,14 +225,17 @@ TEST_F(CudaForward, Ecf8RawAndHostTierGiveBitIdenticalLogits) {
 
 TEST_F(CudaForward, ExpertsKeptDecodedGiveBitIdenticalLogits) {
     const GpuRun raw = run_gpu(dir("device"), WeightMode::Raw);
-    for (const std::string layout : {"device", "offload"}) {
+    for (const std::string layout : {"device", "mixed"}) {
         const ShardManifest m = ShardManifest::load(dir(layout.c_str()));
         std::vector<bool> even, all;  // device-tier routed experts: the even-numbered ones, or every one
+        bool host_expert = false;
         for (const ManifestTensor& t : m.ranks[0].tensors) {
             all.push_back(t.expert >= 0 && t.tier == Tier::Device);
             even.push_back(all.back() && t.expert % 2 == 0);
+            host_expert = host_expert || (t.expert >= 0 && t.tier == Tier::Host);
         }
         ASSERT_GT(std::count(even.begin(), even.end(), true), 0) << layout;
+        ASSERT_EQ(host_expert, layout == "mixed");
         const GpuRun ecf8 = run_gpu(dir(layout.c_str()), WeightMode::Ecf8);
         for (const std::vector<bool>* keep : {&even, &all}) {
             SCOPED_TRACE(layout + (keep == &all ? ", every device-tier expert kept" : ", even experts kept"));
