@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -56,6 +57,53 @@ double portable_exp(double x) {
     return std::ldexp(poly, static_cast<int>(k));
 }
 
+// The same two functions over up to kBatch elements, one term at a time across the elements, so that the
+// divisions of different elements overlap (and vectorize) instead of forming one chain per element. Each
+// element gets exactly the operations above, so the results are bit-identical. frexp and ldexp work on
+// the bits, which is exact for the normal numbers met here: logs of [2^-104, 1) and exps of [0, 72) (see
+// Sampler::student_t_n).
+constexpr size_t kBatch = 64;
+constexpr int kLogTerms = 13;  // poly's terms below 2 / 27
+constexpr int kExpTerms = 17;
+constexpr uint64_t kExpMask = 0x7FFull << 52;
+
+void portable_log_n(const double* x, double* out, size_t n) {
+    double s[kBatch], s2[kBatch], poly[kBatch];
+    for (size_t i = 0; i < n; ++i) {
+        const uint64_t bits = std::bit_cast<uint64_t>(x[i]);
+        const double m = std::bit_cast<double>((bits & ~kExpMask) | (uint64_t{1022} << 52));  // frexp's
+        const int64_t e = static_cast<int64_t>((bits & kExpMask) >> 52) - 1022;
+        const bool low = m < kSqrtHalf;
+        const double mm = low ? m * 2.0 : m;
+        out[i] = static_cast<double>(low ? e - 1 : e);
+        s[i] = (mm - 1.0) / (mm + 1.0);
+        s2[i] = s[i] * s[i];
+        poly[i] = 2.0 / 27.0;
+    }
+    for (int k = kLogTerms - 1; k >= 0; --k) {
+        const double c = 2.0 / (2 * k + 1);
+        for (size_t i = 0; i < n; ++i) poly[i] = c + s2[i] * poly[i];
+    }
+    for (size_t i = 0; i < n; ++i) out[i] = out[i] * kLn2Hi + (out[i] * kLn2Lo + s[i] * poly[i]);
+}
+
+void portable_exp_n(const double* x, double* out, size_t n) {
+    double r[kBatch], poly[kBatch];
+    int64_t k[kBatch];
+    for (size_t i = 0; i < n; ++i) {
+        const double kd = std::floor(x[i] / 0.69314718055994530942 + 0.5);
+        r[i] = (x[i] - kd * kLn2Hi) - kd * kLn2Lo;
+        k[i] = static_cast<int64_t>(kd);
+        poly[i] = 1.0;
+    }
+    for (int t = kExpTerms; t >= 1; --t) {
+        const double td = t;
+        for (size_t i = 0; i < n; ++i) poly[i] = 1.0 + poly[i] * r[i] / td;
+    }
+    for (size_t i = 0; i < n; ++i)
+        out[i] = std::bit_cast<double>(std::bit_cast<uint64_t>(poly[i]) + (static_cast<uint64_t>(k[i]) << 52));
+}
+
 uint64_t splitmix64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -80,6 +128,24 @@ public:
 
     // One draw with zero mean and unit variance.
     double next() { return dist_ == WeightDist::Gaussian ? next_normal() : next_student_t() * t_scale_; }
+
+    // The next n <= kBatch draws, as n calls of next() would give them (Student-t: batched, see student_t_n).
+    void next_n(double* out, size_t n) {
+        if (dist_ == WeightDist::StudentT) return student_t_n(out, n);
+        for (size_t i = 0; i < n; ++i) out[i] = next_normal();
+    }
+
+    // Moves past n draws; a Student-t draw is one disc point, so its transform is skipped.
+    void skip(size_t n) {
+        double u = 0, v = 0;
+        for (size_t i = 0; i < n; ++i) {
+            if (dist_ == WeightDist::StudentT) {
+                disc_point(&u, &v);
+            } else {
+                next_normal();
+            }
+        }
+    }
 
 private:
     // Uniform on [-1, 1) with 53 bits of resolution; exact.
@@ -117,6 +183,22 @@ private:
         return u * std::sqrt(dof_ * c / w);
     }
 
+    // next_student_t() * t_scale_ for n draws: the disc points in stream order, then log and exp of them all.
+    // w is a sum of squares of nonzero multiples of 2^-52 below 1, so it lies in [2^-104, 1), and the exp's
+    // argument -2 / dof * log(w) in [0, 72) since dof > 2.
+    void student_t_n(double* out, size_t n) {
+        double u[kBatch], w[kBatch], c[kBatch];
+        for (size_t i = 0; i < n; ++i) {
+            double v = 0;
+            w[i] = disc_point(&u[i], &v);
+        }
+        portable_log_n(w, c, n);
+        const double power = -2.0 / dof_;
+        for (size_t i = 0; i < n; ++i) c[i] = power * c[i];
+        portable_exp_n(c, c, n);
+        for (size_t i = 0; i < n; ++i) out[i] = u[i] * std::sqrt(dof_ * (c[i] - 1.0) / w[i]) * t_scale_;
+    }
+
     std::mt19937_64 rng_;
     WeightDist dist_;
     double dof_;
@@ -140,9 +222,15 @@ void draw_range(const SynthSpec& spec, double scale, size_t first, T* out, size_
         const size_t pos = first + i;
         const size_t chunk = pos / kChunk;
         Sampler sampler(spec, chunk);
-        for (size_t skip = chunk * kChunk; skip < pos; ++skip) sampler.next();
+        sampler.skip(pos - chunk * kChunk);
         const size_t end = std::min(n, i + (kChunk - pos % kChunk));
-        for (; i < end; ++i) out[i] = convert(static_cast<float>(sampler.next() * scale));
+        double draws[kBatch];
+        while (i < end) {
+            const size_t m = std::min(kBatch, end - i);
+            sampler.next_n(draws, m);
+            for (size_t j = 0; j < m; ++j) out[i + j] = convert(static_cast<float>(draws[j] * scale));
+            i += m;
+        }
     }
 }
 
