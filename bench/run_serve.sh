@@ -2,7 +2,8 @@
 # Serving benchmark (issue 19): `ecf8 bench serve` on one loaded model at several concurrency levels, ECF8
 # (also with routed experts kept decoded, on the CPU) and raw FP8 on the same shards. Default: the `small` synthetic DeepSeek-V3 on 2 CPU ranks at 1, 4, 16 and 64
 # concurrent requests (prompts ~32 tokens, outputs ~16). With a GPU: bench/run_serve.sh ECF8 gpu, the
-# DeepSeek-V3-shaped bench synth (configs/bench-h100.yaml, tp 1) at 1, 8, 32 and 128.
+# DeepSeek-V3-shaped bench synth (configs/bench-h100.yaml, tp 1) at 1, 8, 32 and 128 (SERVE_PROFILE=1: with a
+# per-stage breakdown of decode steps at batch 1 and 32 first, scripts/trace_summary.py).
 # Usage (repo root): bench/run_serve.sh [ECF8_BINARY] [cpu|gpu] [extra bench serve flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,22 @@ if [ "$where" = gpu ]; then
     [ -f out/bench/shards-bench-h100/manifest.json ] || "$ecf8" shard --config configs/bench-h100.yaml \
         --threads "$(nproc)"
     echo "model ready in $SECONDS s"
-    for weights in raw ecf8; do
+    # SERVE_PROFILE=1: first, where a decode step's time goes (GPU-timed trace spans per stage, rank 0) at
+    # batch 1 and 32, ECF8 and raw: 8 new tokens of an 8-token prompt each.
+    if [ "${SERVE_PROFILE:-0}" = 1 ]; then
+        for weights in ecf8 raw; do
+            for batch in 1 32; do
+                echo "== profile --weights $weights --batch $batch"
+                timeout 120 "$ecf8" run --config configs/bench-h100.yaml --backend cuda --gemm fp8 \
+                    --weights "$weights" --batch "$batch" --prompt-ids 3,141,59,26,535,89,79,323 \
+                    --max-new-tokens 8 --eos-id -1 --trace "out/serve/trace-$weights-$batch.json" \
+                    >"out/serve/profile-$weights-$batch.log" 2>&1 &&
+                    python3 scripts/trace_summary.py "out/serve/trace-$weights-$batch.json" --top 12 ||
+                    tail -3 "out/serve/profile-$weights-$batch.log"
+            done
+        done
+    fi
+    for weights in ecf8 raw; do
         echo "== --weights $weights"
         "$ecf8" bench serve --config configs/bench-h100.yaml --backend cuda --gemm fp8 --weights "$weights" \
             --concurrency 1,8,32,128 --input-len 128 --output-len 64 --json "out/serve/gpu-$weights.json" "$@"

@@ -6,7 +6,8 @@
 # GPU_SKIP_MEASURED=1: leave out the benchmarks already in docs/PERFORMANCE.md (gpu_decode, the CPU decode,
 # weight_store_bench, fp8_gemm_bench) to save device time; GPU_BENCH_FORWARD=1: also the runtime benchmark
 # (bench/run_gpu_forward.sh, minutes); GPU_BENCH_SERVE=1: the serving benchmark (bench/run_serve.sh gpu: ecf8
-# bench serve at 1, 8, 32 and 128 concurrent requests). Every step runs under `timeout` (GPU_STEP_TIMEOUT
+# bench serve at 1, 8, 32 and 128 concurrent requests; with SERVE_PROFILE=1 a per-stage breakdown of decode
+# steps first, bench/run_serve.sh). Every step runs under `timeout` (GPU_STEP_TIMEOUT
 # seconds, default 150), so a hang costs one step, not the device call. The device tool brings back at most
 # 8 files, so with $OUT set the logs are also packed into $OUT/gpu_logs.tar.gz at the end. GPU_DEADLINE=S:
 # the serving benchmark stops in time for the script to end within S seconds.
@@ -17,6 +18,7 @@ mkdir -p "$out"
 t0=$SECONDS
 pack_logs() {
     [ -n "${OUT:-}" ] || return 0
+    cp out/serve/profile-*.log out/serve/trace-*-1.json "$out/" 2>/dev/null || true
     tar -czf "$OUT/gpu_logs.tar.gz" -C "$out" . 2>/dev/null
     cp out/serve/gpu-*.json "$OUT/" 2>/dev/null || true
 }
@@ -134,7 +136,7 @@ if [ "${GPU_BENCH_SERVE:-0}" = 1 ]; then
     [ -n "${GPU_DEADLINE:-}" ] && serve_timeout=$((GPU_DEADLINE - SECONDS - 10))
     timeout "$serve_timeout" bash bench/run_serve.sh devkit/bin/ecf8 gpu >"$out/serve.log" 2>&1 ||
         { echo "FAIL serve (rc $?)"; tail -8 "$out/serve.log"; failed=1; }
-    grep -E "^==|^ +[0-9]+ |concurrency [0-9]+:|ready|kept" "$out/serve.log"
+    grep -E "^==|^ +[0-9]+ |concurrency [0-9]+:|ready|kept|^(compute|decode|host|copy|comm) |ms per step" "$out/serve.log"
     echo "serve done [$((SECONDS - t0)) s]"
 fi
 exit $failed

@@ -46,7 +46,8 @@ void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens
 // group of local experts (PickGroup): pick p is row p - offsets[first] of the scratch x, y, gate and up.
 //   gather_picks       x[r] = src[rows[offsets[first] + r]]
 //   linear_picks       y[r] = x[r] . W_e^T for each pick r of expert e (W FP8 with block scales, or BF16), a
-//                      tiled FP32 kernel; m holds the group's matrices, all out_features x in_features
+//                      tiled FP32 kernel, or for steps of up to 64 tokens one warp per output column with
+//                      16-byte weight loads; m holds the group's matrices, all out_features x in_features
 //   silu_mul_picks     out[r] = silu(gate[r]) * up[r]
 //   scatter_add_picks  out[rows[offsets[first] + r]] += scales[offsets[first] + r] * y[r], one expert
 //   scatter_add_group  the same for a group, each of the n_tokens rows adding its picks in expert order

@@ -335,6 +335,17 @@ std::vector<CaseSpec> all_cases() {
          [=](R& r) {
              return make_routed_experts(r, {256, 8, 3, 2, kHidden, kMoeInter, F8});
          }},
+        // CUDA's few-picks kernel (16-byte weight loads, one warp per output): BF16 in whole loads, and FP8
+        // with about 20 picks per expert, several passes of its rows. The cases above with 129 or 33 inputs
+        // take the tiled kernel, and so do steps of more than 64 tokens.
+        {"routed_experts_bf16_whole_loads",
+         [](R& r) {
+             return make_routed_experts(r, {16, 4, 6, 5, 48, 40, DType::BF16, true});
+         }},
+        {"routed_experts_fp8_row_passes",
+         [](R& r) {
+             return make_routed_experts(r, {2, 1, 40, 2, 256, 128, DType::F8_E4M3});
+         }},
         {"blob_decode_mixed",
          [=](R& r) {
              using P = PickRange;
