@@ -117,8 +117,6 @@ void zstd_decompress(const ZstdCoded& z, std::vector<uint8_t>& back) {
     ECF8_CHECK(!ZSTD_isError(n) && n == back.size(), "zstd decompress failed");
 }
 
-}  // namespace
-
 // What `ecf8 bench decode` measured, for the JSON and the text report.
 struct DecodeBench {
     std::string path;
@@ -177,6 +175,76 @@ void print_bench_text(const DecodeBench& b) {
     }
 }
 
+// Every tensor of the file prepared for decoding and one job batch over all of them into `out`, as the
+// runtime decodes a layer; for the machine's ceiling, threads - 1 more batches into copies of their own.
+struct DecodeRig {
+    std::vector<PreparedTensor> prepared;
+    std::vector<uint8_t> out;
+    std::vector<DecodeJob> jobs;
+    std::vector<std::vector<uint8_t>> copies;
+    std::vector<std::vector<DecodeJob>> copy_jobs;
+
+    std::vector<DecodeJob> batch_into(uint8_t* dst) const {
+        std::vector<DecodeJob> batch;
+        uint64_t at = 0;
+        for (const PreparedTensor& t : prepared) {
+            batch.push_back({&t, 0, t.numel(), dst + at});
+            at += t.decoded_bytes();
+        }
+        return batch;
+    }
+    void decode(ThreadPool* pool) const { ecf8_decode_batch_cpu(jobs, pool); }
+    // The machine's ceiling for N threads: N threads that share nothing, each decoding the whole batch into
+    // its own buffer on one thread. The pool's speed-up can only be judged against it: on a virtual machine
+    // with busy neighbours, or whose single core boosts higher, it is well below N.
+    void decode_independently() const {
+        std::vector<std::thread> others;
+        for (const auto& j : copy_jobs) others.emplace_back([&j] { ecf8_decode_batch_cpu(j, nullptr); });
+        ecf8_decode_batch_cpu(jobs, nullptr);
+        for (auto& t : others) t.join();
+    }
+};
+
+// Filled in place: the jobs point into rig's vectors.
+void prepare_rig(const Workload& w, int copies, DecodeRig& rig) {
+    for (size_t i = 0; i < w.blobs.size(); ++i) rig.prepared.push_back(PreparedTensor::prepare(w.blobs[i], w.names[i]));
+    rig.out.resize(w.raw_bytes);
+    rig.jobs = rig.batch_into(rig.out.data());
+    rig.copies.assign(static_cast<size_t>(copies), std::vector<uint8_t>(w.raw_bytes));
+    for (auto& c : rig.copies) rig.copy_jobs.push_back(rig.batch_into(c.data()));
+}
+
+// Decoders take turns within each round, so a noisy machine slows all of them alike and the ratios between
+// them stay meaningful. Fills b's speeds, scaling and ceilings.
+void time_rounds(const DecodeRig& rig, ThreadPool& single, ThreadPool& pool, const std::vector<uint8_t>& all,
+                 DecodeBench& b) {
+    const double gb = static_cast<double>(b.raw_bytes) / 1e9;
+    std::vector<uint8_t> back(all.size());
+    std::vector<double> t1, tn, tc, t3, t19;
+    for (int r = 0; r < b.repeat; ++r) {
+        t1.push_back(seconds_of([&] { rig.decode(&single); }));
+        tn.push_back(seconds_of([&] { rig.decode(&pool); }));
+        if (b.measure_ceiling) tc.push_back(seconds_of([&] { rig.decode_independently(); }));
+        t3.push_back(seconds_of([&] { zstd_decompress(b.z3, back); }));
+        t19.push_back(seconds_of([&] { zstd_decompress(b.z19, back); }));
+    }
+    ECF8_CHECK(back == all, "zstd round trip differs");
+    for (const auto& c : rig.copies) ECF8_CHECK(c == rig.out, "concurrent decodes of one batch differ");
+    b.dec1 = gb / median(t1);
+    b.decn = gb / median(tn);
+    // Each round's own N-thread speed-up and ceiling: their spread shows how steady the machine was.
+    std::vector<double> speedups;
+    for (int r = 0; r < b.repeat; ++r) {
+        speedups.push_back(t1[r] / tn[r]);
+        if (b.measure_ceiling) b.ceilings.push_back(b.threads * t1[r] / tc[r]);
+    }
+    b.scaling = spread_of(speedups);
+    b.z3.decompress_gbs = gb / median(t3);
+    b.z19.decompress_gbs = gb / median(t19);
+}
+
+}  // namespace
+
 int cmd_bench(const CommandArgs& argv) {
     if (!argv.empty() && argv[0] == "serve") return cmd_bench_serve(argv);
     Args args(argv, {"threads", "repeat"}, {"json"}, "bench");
@@ -189,83 +257,34 @@ int cmd_bench(const CommandArgs& argv) {
     ThreadPool pool(threads), single(1);
     Workload w = load_workload(path, pool);
 
-    std::vector<PreparedTensor> prepared;
-    for (size_t i = 0; i < w.blobs.size(); ++i) prepared.push_back(PreparedTensor::prepare(w.blobs[i], w.names[i]));
-    // One batch over every chunk of every tensor, as the runtime decodes a layer.
-    auto batch_into = [&](uint8_t* out) {
-        std::vector<DecodeJob> jobs;
-        uint64_t at = 0;
-        for (const PreparedTensor& t : prepared) {
-            jobs.push_back({&t, 0, t.numel(), out + at});
-            at += t.decoded_bytes();
-        }
-        return jobs;
-    };
-    std::vector<uint8_t> out(w.raw_bytes);
-    const std::vector<DecodeJob> jobs = batch_into(out.data());
-    auto decode_everything = [&](ThreadPool* p) { ecf8_decode_batch_cpu(jobs, p); };
-    // The machine's ceiling for N threads: N threads that share nothing, each decoding the whole batch into
-    // its own buffer on one thread. The pool's speed-up can only be judged against it: on a virtual machine
-    // with busy neighbours, or whose single core boosts higher, it is well below N.
-    const bool measure_ceiling = threads > 1 && static_cast<uint64_t>(threads - 1) * w.raw_bytes <= kCeilingExtraBytes;
-    std::vector<std::vector<uint8_t>> copies(measure_ceiling ? threads - 1 : 0, std::vector<uint8_t>(w.raw_bytes));
-    std::vector<std::vector<DecodeJob>> copy_jobs;
-    for (auto& c : copies) copy_jobs.push_back(batch_into(c.data()));
-    auto decode_independently = [&] {
-        std::vector<std::thread> others;
-        for (const auto& j : copy_jobs) others.emplace_back([&j] { ecf8_decode_batch_cpu(j, nullptr); });
-        ecf8_decode_batch_cpu(jobs, nullptr);
-        for (auto& t : others) t.join();
-    };
-    decode_everything(&single);                   // warm-up, and the bit-exactness check below
-    if (measure_ceiling) decode_independently();  // the copies' pages are touched before any round is timed
-    uint64_t off = 0;
-    for (size_t i = 0; i < w.raw.size(); ++i) {
-        ECF8_CHECK(std::memcmp(out.data() + off, w.raw[i].data(), w.raw[i].size()) == 0,
-                   "tensor '" << w.names[i] << "' decodes differently: refusing to report speed");
-        off += w.raw[i].size();
-    }
-    const double gb = static_cast<double>(w.raw_bytes) / 1e9;
     DecodeBench b;
     b.path = path;
     b.tensors = w.names.size();
     b.raw_bytes = w.raw_bytes;
     b.repeat = repeat;
     b.threads = threads;
-    b.measure_ceiling = measure_ceiling;
-    b.enc1 = gb / median_seconds(3, [&] {
+    b.measure_ceiling = threads > 1 && static_cast<uint64_t>(threads - 1) * w.raw_bytes <= kCeilingExtraBytes;
+    DecodeRig rig;
+    prepare_rig(w, b.measure_ceiling ? threads - 1 : 0, rig);
+    rig.decode(&single);                                // warm-up, and the bit-exactness check below
+    if (b.measure_ceiling) rig.decode_independently();  // the copies' pages are touched before any round is timed
+    uint64_t off = 0;
+    for (size_t i = 0; i < w.raw.size(); ++i) {
+        ECF8_CHECK(std::memcmp(rig.out.data() + off, w.raw[i].data(), w.raw[i].size()) == 0,
+                   "tensor '" << w.names[i] << "' decodes differently: refusing to report speed");
+        off += w.raw[i].size();
+    }
+    b.enc1 = static_cast<double>(w.raw_bytes) / 1e9 / median_seconds(3, [&] {
                  for (size_t i = 0; i < w.raw.size(); ++i)
-                     encode_tensor(prepared[i].dtype(), w.raw[i].data(), prepared[i].numel(), EncodeOptions{}, nullptr);
+                     encode_tensor(rig.prepared[i].dtype(), w.raw[i].data(), rig.prepared[i].numel(), EncodeOptions{},
+                                   nullptr);
              });
     std::vector<uint8_t> all;
     all.reserve(w.raw_bytes);
     for (const auto& r : w.raw) all.insert(all.end(), r.begin(), r.end());
     b.z3 = zstd_compress(all, 3);
     b.z19 = zstd_compress(all, 19);
-    std::vector<uint8_t> back(all.size());
-    // Decoders take turns within each round, so a noisy machine slows all of them alike and the ratios
-    // between them stay meaningful.
-    std::vector<double> t1, tn, tc, t3, t19;
-    for (int r = 0; r < repeat; ++r) {
-        t1.push_back(seconds_of([&] { decode_everything(&single); }));
-        tn.push_back(seconds_of([&] { decode_everything(&pool); }));
-        if (measure_ceiling) tc.push_back(seconds_of(decode_independently));
-        t3.push_back(seconds_of([&] { zstd_decompress(b.z3, back); }));
-        t19.push_back(seconds_of([&] { zstd_decompress(b.z19, back); }));
-    }
-    ECF8_CHECK(back == all, "zstd round trip differs");
-    for (const auto& c : copies) ECF8_CHECK(c == out, "concurrent decodes of one batch differ");
-    b.dec1 = gb / median(t1);
-    b.decn = gb / median(tn);
-    // Each round's own N-thread speed-up and ceiling: their spread shows how steady the machine was.
-    std::vector<double> speedups;
-    for (int r = 0; r < repeat; ++r) {
-        speedups.push_back(t1[r] / tn[r]);
-        if (measure_ceiling) b.ceilings.push_back(threads * t1[r] / tc[r]);
-    }
-    b.scaling = spread_of(speedups);
-    b.z3.decompress_gbs = gb / median(t3);
-    b.z19.decompress_gbs = gb / median(t19);
+    time_rounds(rig, single, pool, all, b);
     b.ratio = static_cast<double>(w.blob_bytes) / static_cast<double>(w.raw_bytes);
 
     if (args.has("json"))
