@@ -11,10 +11,10 @@
 namespace ecf8 {
 namespace {
 
-// Local experts [first, last) of group g out of n, in groups of ceil(n / kExpertGroups) (the last ones may
+// Local experts [first, last) of group g out of n, in `groups` groups of ceil(n / groups) (the last ones may
 // be empty).
-std::pair<int, int> expert_group(int n, int g) {
-    const int per = (n + kExpertGroups - 1) / kExpertGroups;
+std::pair<int, int> expert_group(int n, int groups, int g) {
+    const int per = (n + groups - 1) / groups;
     return {std::min(n, g * per), std::min(n, (g + 1) * per)};
 }
 
@@ -25,6 +25,10 @@ std::string layer_label(const char* what, int layer, const char* detail = nullpt
 }
 
 }  // namespace
+
+int step_expert_groups(int64_t n_tokens, int64_t topk, int local_experts) {
+    return n_tokens * topk <= local_experts ? 1 : kExpertGroups;
+}
 
 Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
     : model_(model),
@@ -51,7 +55,7 @@ Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
     for (int layer = 0; layer < model.config().num_hidden_layers; ++layer) {
         if (!model.config().is_moe_layer(layer)) continue;
         for (int g = 0; g < kExpertGroups; ++g) {
-            const auto [first, last] = expert_group(model.local_experts(), g);
+            const auto [first, last] = expert_group(model.local_experts(), kExpertGroups, g);
             group_decodes_[layer][g] = store.experts_decode(layer, first, last);
         }
     }
@@ -107,6 +111,7 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
     WeightStore* w = &store_;
     const bool multi_rank = model_.world().world_size > 1;
     const int n_layers = model_.config().num_hidden_layers;
+    const int groups = step_expert_groups(state->n_tokens, model_.config().num_experts_per_tok, model_.local_experts());
 
     fetch_layer(0);
     backend_.launch(compute_, "compute embed", [m, w, state] { m->embed(*state, *w); });
@@ -124,16 +129,19 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
             backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
         backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
                         [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
-        const std::array<bool, kExpertGroups>& group_decodes = group_decodes_[layer];
-        if (moe && std::find(group_decodes.begin(), group_decodes.end(), true) != group_decodes.end()) {
+        // Whether each of the step's groups has experts to decode: with one group, whether any has.
+        std::array<bool, kExpertGroups> group_decodes = group_decodes_[layer];
+        const bool any_decodes = std::find(group_decodes.begin(), group_decodes.end(), true) != group_decodes.end();
+        if (groups == 1) group_decodes[0] = any_decodes;
+        if (moe && any_decodes) {
             // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
             // its expert's pick count where it runs and skips an expert that no token picked.
             backend_.record(*ev.routed, compute_);
             backend_.wait(decode_, *ev.routed);
             const int32_t* picks = model_.pick_offsets();
-            for (int g = 0; g < kExpertGroups; ++g) {
+            for (int g = 0; g < groups; ++g) {
                 if (!group_decodes[g]) continue;
-                const auto [first, last] = expert_group(model_.local_experts(), g);
+                const auto [first, last] = expert_group(model_.local_experts(), groups, g);
                 backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
                     w->decode_experts(layer, first, last, picks, decode_);
                 });
@@ -143,8 +151,8 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
         backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),
                         [m, w, state, layer] { m->ffn(layer, *state, *w); });
         if (moe) {
-            for (int g = 0; g < kExpertGroups; ++g) {
-                const auto [first, last] = expert_group(model_.local_experts(), g);
+            for (int g = 0; g < groups; ++g) {
+                const auto [first, last] = expert_group(model_.local_experts(), groups, g);
                 if (group_decodes[g]) backend_.wait(compute_, *ev.experts_decoded[g]);
                 backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, first, last] {
                     m->routed_experts(layer, *state, *w, first, last);

@@ -7,15 +7,14 @@
 //
 // Routing stays on the device. The compute stream records an event after routing (which also groups the
 // picks by this rank's experts, in backend memory); the decode stream then decodes the layer's routed
-// experts, every local one in kExpertGroups groups, each job reading its expert's pick count where it runs
-// and skipping an expert nobody picked, while the compute stream runs the shared experts (a group whose
-// experts are all used in place, kept decoded or raw, has no decode job and no wait). Host-tier experts
-// are read where they lie (pinned memory), so no copy waits on the picks. The compute stream runs a group's
-// experts (one grouped MLP call) as soon as that group is decoded. The host enqueues a whole step without
-// waiting and synchronizes once, for the logits (or, with StepOutput::GreedyIds, the greedy token ids, picked
-// where the logits are). On the CPU backend the streams are worker threads, so the same schedule runs here
-// as on a GPU. The tracer draws each stream's work on its own lane, with span names
-// "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
+// experts, every local one in kExpertGroups groups (one in small steps), each job reading its expert's pick count where
+// it runs and skipping an expert nobody picked, while the compute stream runs the shared experts (a group whose experts
+// are all used in place, kept decoded or raw, has no decode job and no wait). Host-tier experts are read where they lie
+// (pinned memory), so no copy waits on the picks. The compute stream runs a group's experts (one grouped MLP call) as
+// soon as that group is decoded. The host enqueues a whole step without waiting and synchronizes once, for the logits
+// (or, with StepOutput::GreedyIds, the greedy token ids, picked where the logits are). On the CPU backend the streams
+// are worker threads, so the same schedule runs here as on a GPU. The tracer draws each stream's work on its own lane,
+// with span names "copy L3", "decode L3", "decode L3 experts", "compute L3 attention", "all-reduce L3 ffn" and so on.
 #pragma once
 
 #include <array>
@@ -31,6 +30,14 @@ namespace ecf8 {
 // A layer's local routed experts are decoded and computed in this many groups (the last ones may be empty):
 // group g's GEMMs run while group g + 1 decodes, so only the first group's decode waits on routing.
 inline constexpr int kExpertGroups = 4;
+
+// A step's expert groups: one when it picks at most as many (token, expert) pairs as this rank has experts
+// (a decode step of a few tokens), kExpertGroups otherwise. A group's decode then handles a few picked
+// experts, so its time is the decoder's latency (on an H200, 0.2 ms a launch on tiny: one warp decodes a
+// chunk serially), not its bytes, and more groups would only queue those latencies one behind another
+// where nothing is left to overlap them with. Both counts add each token's picks in expert order, so
+// the logits do not depend on the count.
+int step_expert_groups(int64_t n_tokens, int64_t topk, int local_experts);
 
 class Pipeline {
 public:

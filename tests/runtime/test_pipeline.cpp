@@ -328,6 +328,26 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
     // Per step, every layer L >= 1: decode L+1 starts before compute L ends.
     test::expect_next_layer_decode_overlaps_compute(p.trace, rank, kLayers, kDecodeSteps + 1);
     EXPECT_FALSE(p.trace.find("decode", "decode L1 experts", rank).empty());
+    // Each step runs layer 1's routed experts in step_expert_groups groups: the prefill (both prompts) in
+    // kExpertGroups, and a decode step (one token per prompt) in one where it picks no more pairs than the
+    // rank has experts.
+    const ShardManifest m = ShardManifest::load(root + "/device");
+    const WorldConfig world = m.world(rank);
+    const int n = m.model.n_routed_experts,
+              local = (world.ep_rank() + 1) * n / world.ep_size - world.ep_rank() * n / world.ep_size;
+    std::vector<int> groups;
+    for (const TraceSpan& s : test::spans_by_start(p.trace, "compute", "compute L1 ", rank)) {
+        if (s.name == "compute L1 attention") groups.push_back(0);
+        if (s.name == "compute L1 experts") ++groups.back();
+    }
+    const int64_t topk = m.model.num_experts_per_tok;
+    std::vector<int> expected(kDecodeSteps + 1, 2 * topk <= local ? 1 : kExpertGroups);
+    expected[0] = 8 * topk <= local ? 1 : kExpertGroups;
+    EXPECT_EQ(groups, expected) << local << " local experts, top-" << topk;
+    EXPECT_EQ(step_expert_groups(8, topk, local), expected[0]);
+    EXPECT_EQ(step_expert_groups(2, topk, local), expected[1]);
+    EXPECT_EQ(step_expert_groups(1, topk, static_cast<int>(topk)), 1);
+    EXPECT_EQ(step_expert_groups(1, topk, static_cast<int>(topk) - 1), kExpertGroups);
     // Routing stays on the device: the host waits once per step, for the logits, and the host lane shows it.
     EXPECT_EQ(p.host_waits, std::vector<uint64_t>(kDecodeSteps + 1, 1));
     EXPECT_GE(p.trace.find("host", "host wait compute", rank).size(), size_t{kDecodeSteps + 1});

@@ -28,16 +28,19 @@ inline void expect_next_layer_decode_overlaps_compute(const TraceData& trace, in
         std::vector<TraceSpan> decodes;
         for (const TraceSpan& s : spans_by_start(trace, "decode", next, rank))
             if (s.name == next) decodes.push_back(s);
-        const std::vector<TraceSpan> computes =
-            spans_by_start(trace, "compute", "compute L" + std::to_string(layer) + " ", rank);
+        // Layer L's compute spans, step by step: each step's begin with its attention (steps may differ in
+        // how many expert groups they run).
+        const std::string prefix = "compute L" + std::to_string(layer) + " ";
+        std::vector<int64_t> compute_ends;
+        for (const TraceSpan& s : spans_by_start(trace, "compute", prefix, rank)) {
+            if (s.name == prefix + "attention") compute_ends.push_back(0);
+            ASSERT_FALSE(compute_ends.empty()) << s.name << " before the layer's attention";
+            compute_ends.back() = std::max(compute_ends.back(), s.end_ns);
+        }
         ASSERT_EQ(decodes.size(), size_t(steps)) << next;
-        ASSERT_EQ(computes.size() % steps, 0u);
-        const size_t per_step = computes.size() / steps;
+        ASSERT_EQ(compute_ends.size(), size_t(steps)) << prefix;
         for (int step = 0; step < steps; ++step) {
-            int64_t compute_end = 0;
-            for (size_t i = 0; i < per_step; ++i)
-                compute_end = std::max(compute_end, computes[step * per_step + i].end_ns);
-            EXPECT_LT(decodes[step].start_ns, compute_end)
+            EXPECT_LT(decodes[step].start_ns, compute_ends[step])
                 << "step " << step << ": " << next << " did not start before compute L" << layer << " ended";
         }
     }
