@@ -134,6 +134,7 @@ if [ "${GPU_BENCH_SERVE:-0}" = 1 ]; then
     # GPU_DEADLINE=S: end the benchmark in time for the whole script to finish within S seconds.
     serve_timeout=${GPU_SERVE_TIMEOUT:-420}
     [ -n "${GPU_DEADLINE:-}" ] && serve_timeout=$((GPU_DEADLINE - SECONDS - 10))
+    [ "$serve_timeout" -ge 30 ] || { echo "FAIL serve: ${serve_timeout}s left before GPU_DEADLINE"; exit 1; }
     timeout "$serve_timeout" bash bench/run_serve.sh devkit/bin/ecf8 gpu >"$out/serve.log" 2>&1 ||
         { echo "FAIL serve (rc $?)"; tail -8 "$out/serve.log"; failed=1; }
     grep -E "^==|^ +[0-9]+ |concurrency [0-9]+:|ready|kept|^(compute|decode|host|copy|comm) |ms per step" "$out/serve.log"
