@@ -31,42 +31,19 @@ constexpr double kLn2Hi = 6.93147180369123816490e-01;  // low 32 bits zero: k * 
 constexpr double kLn2Lo = 1.90821492927058770002e-10;
 constexpr double kSqrtHalf = 0.70710678118654752440;
 
-// Natural log of a finite x > 0: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
-// ln m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...) with s = (m - 1) / (m + 1), |s| < 0.172.
-double portable_log(double x) {
-    int e = 0;
-    double m = std::frexp(x, &e);
-    if (m < kSqrtHalf) {
-        m *= 2.0;
-        e -= 1;
-    }
-    const double s = (m - 1.0) / (m + 1.0);
-    const double s2 = s * s;
-    double poly = 2.0 / 27.0;  // terms up to s^27: the next is < 1e-21 relative
-    for (int k = 12; k >= 0; --k) poly = 2.0 / (2 * k + 1) + s2 * poly;
-    const double de = static_cast<double>(e);
-    return de * kLn2Hi + (de * kLn2Lo + s * poly);
-}
-
-// e^x for |x| < 700: x = k ln2 + r with |r| <= ln2 / 2, e^r by its Taylor series to r^17.
-double portable_exp(double x) {
-    const double k = std::floor(x / 0.69314718055994530942 + 0.5);
-    const double r = (x - k * kLn2Hi) - k * kLn2Lo;
-    double poly = 1.0;
-    for (int i = 17; i >= 1; --i) poly = 1.0 + poly * r / i;
-    return std::ldexp(poly, static_cast<int>(k));
-}
-
-// The same two functions over up to kBatch elements, one term at a time across the elements, so that the
-// divisions of different elements overlap (and vectorize) instead of forming one chain per element. Each
-// element gets exactly the operations above, so the results are bit-identical. frexp and ldexp work on
-// the bits, which is exact for the normal numbers met here: logs of [2^-104, 1) and exps of [0, 72) (see
-// Sampler::student_t_n).
+// Natural log and exp over arrays of up to kBatch elements, one series term at a time across the
+// elements, so that the divisions of different elements overlap (and vectorize) instead of forming one
+// chain per element; each element's operations and their order are fixed, so the bytes are too. frexp and
+// ldexp work on the bits, which is exact for the normal numbers met here: logs of [2^-104, 1) and exps of
+// [0, 72) (see Sampler::student_t_n).
 constexpr size_t kBatch = 64;
 constexpr int kLogTerms = 13;  // poly's terms below 2 / 27
 constexpr int kExpTerms = 17;
 constexpr uint64_t kExpMask = 0x7FFull << 52;
 
+// ln x for finite x > 0: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
+// ln m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...) with s = (m - 1) / (m + 1), |s| < 0.172; terms up to s^27
+// (the next is < 1e-21 relative).
 void portable_log_n(const double* x, double* out, size_t n) {
     double s[kBatch], s2[kBatch], poly[kBatch];
     for (size_t i = 0; i < n; ++i) {
@@ -87,6 +64,8 @@ void portable_log_n(const double* x, double* out, size_t n) {
     for (size_t i = 0; i < n; ++i) out[i] = out[i] * kLn2Hi + (out[i] * kLn2Lo + s[i] * poly[i]);
 }
 
+// e^x where the result is a normal number (x in [0, 72) here): x = k ln2 + r with |r| <= ln2 / 2, e^r by its
+// Taylor series to r^17.
 void portable_exp_n(const double* x, double* out, size_t n) {
     double r[kBatch], poly[kBatch];
     int64_t k[kBatch];
@@ -126,10 +105,7 @@ public:
         t_scale_ = dist_ == WeightDist::StudentT ? std::sqrt((dof_ - 2.0) / dof_) : 1.0;
     }
 
-    // One draw with zero mean and unit variance.
-    double next() { return dist_ == WeightDist::Gaussian ? next_normal() : next_student_t() * t_scale_; }
-
-    // The next n <= kBatch draws, as n calls of next() would give them (Student-t: batched, see student_t_n).
+    // The next n <= kBatch draws of the stream, each with zero mean and unit variance.
     void next_n(double* out, size_t n) {
         if (dist_ == WeightDist::StudentT) return student_t_n(out, n);
         for (size_t i = 0; i < n; ++i) out[i] = next_normal();
@@ -169,21 +145,16 @@ private:
         }
         double u = 0, v = 0;
         const double w = disc_point(&u, &v);
-        const double f = std::sqrt(-2.0 * portable_log(w) / w);
+        double log_w = 0;
+        portable_log_n(&w, &log_w, 1);
+        const double f = std::sqrt(-2.0 * log_w / w);
         spare_ = v * f;
         has_spare_ = true;
         return u * f;
     }
 
-    // Bailey's polar method: T = u * sqrt(dof (w^(-2/dof) - 1) / w) is Student-t with dof degrees.
-    double next_student_t() {
-        double u = 0, v = 0;
-        const double w = disc_point(&u, &v);
-        const double c = portable_exp(-2.0 / dof_ * portable_log(w)) - 1.0;
-        return u * std::sqrt(dof_ * c / w);
-    }
-
-    // next_student_t() * t_scale_ for n draws: the disc points in stream order, then log and exp of them all.
+    // Bailey's polar method: T = u * sqrt(dof (w^(-2/dof) - 1) / w) is Student-t with dof degrees; times
+    // t_scale_ for unit variance. n draws: the disc points in stream order, then log and exp of them all.
     // w is a sum of squares of nonzero multiples of 2^-52 below 1, so it lies in [2^-104, 1), and the exp's
     // argument -2 / dof * log(w) in [0, 72) since dof > 2.
     void student_t_n(double* out, size_t n) {
