@@ -2,8 +2,10 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <string>
 
+#include "common/error.h"
 #include "sharding/shard_io.h"
 #include "sharding/synth_checkpoint.h"
 
@@ -48,6 +50,24 @@ inline ShardOptions quiet_shard_options() {
     so.threads = 2;
     so.progress = false;
     return so;
+}
+
+// Shards `layout(gpu_gb)` at the largest GPU budget, in 1 MiB steps from 40 MiB down, whose plan puts
+// weights of every rank on the host tier: at that budget only a few routed experts move there, so experts
+// lie on both tiers. Returns the budget in MiB, or 0 when none does (the last budget tried stays written).
+inline int shard_largest_budget_with_host_tier(const std::function<DeployConfig(double)>& layout) {
+    for (int mib = 40; mib >= 4; --mib) {
+        const DeployConfig d = layout(mib / 1024.0);
+        try {
+            shard_checkpoint(d, quiet_shard_options());
+        } catch (const Error&) {
+            continue;  // the plan does not fit at all
+        }
+        const ShardManifest m = ShardManifest::load(d.output);
+        if (std::all_of(m.ranks.begin(), m.ranks.end(), [](const ManifestRank& r) { return r.host_bytes > 0; }))
+            return mib;
+    }
+    return 0;
 }
 
 }  // namespace ecf8::test

@@ -121,17 +121,9 @@ protected:
         const ShardOptions so = test::quiet_shard_options();
         shard_checkpoint(layout(root, "device", 1.0), so);
         shard_checkpoint(layout(root, "offload", 0.019), so);  // part of the layer weights on the host tier
-        // "mixed": routed experts on both tiers, the largest budget (1 MiB steps) whose plan puts weights on
-        // the host tier (at 0.019 GB every routed expert is there, so none could be kept decoded).
-        for (int mib = 40; mib >= 4; --mib) {
-            const DeployConfig d = layout(root, "mixed", mib / 1024.0);
-            try {
-                shard_checkpoint(d, so);
-            } catch (const Error&) {
-                continue;  // the plan does not fit at all
-            }
-            if (ShardManifest::load(d.output).ranks[0].host_bytes > 0) break;
-        }
+        // "mixed": routed experts on both tiers (at 0.019 GB every routed expert is on the host, so none
+        // could be kept decoded).
+        test::shard_largest_budget_with_host_tier([&](double gb) { return layout(root, "mixed", gb); });
     }
     static void TearDownTestSuite() {
         delete tmp_;

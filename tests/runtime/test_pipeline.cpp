@@ -70,20 +70,12 @@ void prepare(const std::string& root, int world) {
         test::write_tiny_model(root + "/model", 11, kLayers);
         const ShardOptions so = test::quiet_shard_options();
         shard_checkpoint(layout(root, "device", world, 1.0), so);
-        bool found = false;
-        for (int mib = 40; mib >= 4 && !found; --mib) {
-            const DeployConfig d = layout(root, "offload", world, mib / 1024.0);
-            try {
-                shard_checkpoint(d, so);
-            } catch (const Error&) {
-                continue;  // the plan does not fit at all
-            }
-            const ShardManifest m = ShardManifest::load(d.output);
-            found = true;
-            for (const ManifestRank& r : m.ranks) found = found && r.host_bytes > 0;
-            if (found) std::ofstream(root + "/offload_mib") << mib;
-        }
-        if (!found) std::fprintf(stderr, "no GPU budget put weights of every rank on the host tier\n");
+        const int offload_mib =
+            test::shard_largest_budget_with_host_tier([&](double gb) { return layout(root, "offload", world, gb); });
+        if (offload_mib > 0)
+            std::ofstream(root + "/offload_mib") << offload_mib;
+        else
+            std::fprintf(stderr, "no GPU budget put weights of every rank on the host tier\n");
         // "offload" holds routed experts on the host; "deep" also non-expert weights: the smallest budget
         // whose plan fits (the KV pool included).
         for (int mib = 4; mib <= 40; ++mib) {
@@ -332,14 +324,11 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
     // kExpertGroups, and a decode step (one token per prompt) in one where it picks no more pairs than the
     // rank has experts.
     const ShardManifest m = ShardManifest::load(root + "/device");
-    const WorldConfig world = m.world(rank);
-    const int n = m.model.n_routed_experts,
-              local = (world.ep_rank() + 1) * n / world.ep_size - world.ep_rank() * n / world.ep_size;
+    const int local = m.world(rank).experts_for_rank(m.model.n_routed_experts).size();
     std::vector<int> groups;
-    for (const TraceSpan& s : test::spans_by_start(p.trace, "compute", "compute L1 ", rank)) {
-        if (s.name == "compute L1 attention") groups.push_back(0);
-        if (s.name == "compute L1 experts") ++groups.back();
-    }
+    for (const std::vector<TraceSpan>& step : test::layer_compute_steps(p.trace, 1, rank))
+        groups.push_back(static_cast<int>(std::count_if(
+            step.begin(), step.end(), [](const TraceSpan& s) { return s.name == "compute L1 experts"; })));
     const int64_t topk = m.model.num_experts_per_tok;
     std::vector<int> expected(kDecodeSteps + 1, 2 * topk <= local ? 1 : kExpertGroups);
     expected[0] = 8 * topk <= local ? 1 : kExpertGroups;
