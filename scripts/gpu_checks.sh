@@ -10,7 +10,8 @@
 # steps first, bench/run_serve.sh). Every step runs under `timeout` (GPU_STEP_TIMEOUT
 # seconds, default 150), so a hang costs one step, not the device call. The device tool brings back at most
 # 8 files, so with $OUT set the logs are also packed into $OUT/gpu_logs.tar.gz at the end. GPU_DEADLINE=S:
-# the serving benchmark stops in time for the script to end within S seconds.
+# the serving benchmark stops in time for the script to end within S seconds (without it, after
+# GPU_SERVE_TIMEOUT seconds, default 420).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=/tmp/gpu_checks
