@@ -11,18 +11,7 @@ cd "$(dirname "$0")/.."
 ecf8=${1:-build/launcher/ecf8}
 out=${2:-out/bench/logs}
 mkdir -p "$out" out/bench
-threads=$(nproc)
-t0=$(date +%s)
-if [ ! -f out/bench/model/config.json ]; then
-    "$ecf8" synth --arch deepseek-v3 --preset configs/models/synth-bench-h100.yaml --out out/bench/model \
-        --threads "$threads" >"$out/synth.log" 2>&1 || { echo "synth failed"; tail "$out/synth.log"; exit 1; }
-fi
-for c in bench-h100 bench-h100-offload; do
-    [ -f "out/bench/shards-$c/manifest.json" ] ||
-        "$ecf8" shard --config "configs/$c.yaml" --threads "$threads" >"$out/shard-$c.log" 2>&1 ||
-        { echo "shard $c failed"; tail "$out/shard-$c.log"; exit 1; }
-done
-echo "model ready in $(($(date +%s) - t0)) s"
+bash bench/prepare_bench_model.sh "$ecf8" bench-h100 bench-h100-offload --log "$out" || exit 1
 "$ecf8" plan --config configs/bench-h100.yaml >"$out/plan.log" 2>&1
 "$ecf8" plan --config configs/bench-h100-offload.yaml >"$out/plan-offload.log" 2>&1
 

@@ -13,11 +13,7 @@ shift $(($# > 2 ? 2 : $#))
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 mkdir -p out/serve
 if [ "$where" = gpu ]; then
-    [ -f out/bench/model/config.json ] || "$ecf8" synth --arch deepseek-v3 \
-        --preset configs/models/synth-bench-h100.yaml --out out/bench/model --threads "$(nproc)"
-    [ -f out/bench/shards-bench-h100/manifest.json ] || "$ecf8" shard --config configs/bench-h100.yaml \
-        --threads "$(nproc)"
-    echo "model ready in $SECONDS s"
+    bash bench/prepare_bench_model.sh "$ecf8" bench-h100 --log out/serve
     # SERVE_PROFILE=1: first, where a decode step's time goes (GPU-timed trace spans per stage, rank 0) at
     # batch 1 and 32, ECF8 and raw: 8 new tokens of an 8-token prompt each.
     if [ "${SERVE_PROFILE:-0}" = 1 ]; then
