@@ -195,8 +195,8 @@ private:
         fp8_gemm_->linear(xq, xs, w.data, w.scale_inv, y, n_tokens, w.cols, w.rows, memory, st);
     }
     // One matrix (gate, up or down) of the group's experts, which share its shape, dtype and block.
-    static void linear_picks(const std::vector<ExpertWeights>& experts, const cuda::PickGroup& g,
-                             LinearWeight ExpertWeights::*which, const float* x, float* y, cudaStream_t st) {
+    void linear_picks(const std::vector<ExpertWeights>& experts, const cuda::PickGroup& g,
+                      LinearWeight ExpertWeights::*which, const float* x, float* y, cudaStream_t st) const {
         const LinearWeight& w0 = experts[static_cast<size_t>(g.first)].*which;
         ECF8_CHECK(w0.dtype == DType::F8_E4M3 || w0.dtype == DType::BF16,
                    "routed_experts_mlp: weight dtype " << dtype_name(w0.dtype) << " is not FP8 or BF16");
@@ -209,7 +209,9 @@ private:
             m.w[j] = w.data;
             m.scale_inv[j] = w.scale_inv;
         }
-        cuda::linear_picks(m, w0.dtype == DType::F8_E4M3, w0.block, w0.rows, w0.cols, x, g, y, st);
+        // compute.gemm fp8 trades FP32 for tensor cores in the routed experts too (their prefill-sized steps).
+        cuda::linear_picks(m, w0.dtype == DType::F8_E4M3, w0.block, w0.rows, w0.cols, x, g, y, fp8_gemm_ != nullptr,
+                           st);
     }
     // NCCL runs on the communicator's own stream: it waits for `stream`, and `stream` waits for it.
     template <class Fn>

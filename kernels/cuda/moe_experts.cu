@@ -2,6 +2,9 @@
 // the device (moe_dispatch's offsets), so that no host ever waits for routing. The host knows only a bound on
 // an expert's picks (max_rows, the step's tokens), so the grids are capped at a few waves and their blocks loop
 // over the actual count: a prefill step's experts do not launch CTAs by the hundred thousand only to exit.
+#include <cuda_bf16.h>
+#include <mma.h>
+
 #include <algorithm>
 
 #include "common/error.h"
@@ -13,13 +16,18 @@ namespace ecf8::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kTile = 32;                // linear_picks: a 32 x 32 output tile per block
-constexpr int kTileRows = 8;             // ... computed by 32 x 8 threads, four rows each
-constexpr int64_t kMaxBlocks = 2048;     // element-wise grids: a few waves of an H100/H200 (132 SMs)
-constexpr int64_t kMaxRowTileCtas = 16;  // linear_picks: CTAs along the rows, each looping over row tiles
-constexpr int kFewWarps = 8;             // linear_picks_few: output columns per CTA, one warp each
-constexpr int kFewRows = 4;              // ... rows of x per pass over the weights
-constexpr int64_t kFewRowsBound = 64;    // ... used where one expert has at most this many picks (host bound)
+constexpr int kTile = 32;                  // linear_picks: a 32 x 32 output tile per block
+constexpr int kTileRows = 8;               // ... computed by 32 x 8 threads, four rows each
+constexpr int64_t kMaxBlocks = 2048;       // element-wise grids: a few waves of an H100/H200 (132 SMs)
+constexpr int64_t kMaxRowTileCtas = 16;    // linear_picks: CTAs along the rows, each looping over row tiles
+constexpr int kFewWarps = 8;               // linear_picks_few: output columns per CTA, one warp each
+constexpr int kFewRows = 4;                // ... rows of x per pass over the weights
+constexpr int64_t kFewRowsBound = 64;      // ... used where one expert has at most this many picks (host bound)
+constexpr int kTcRows = 64, kTcCols = 64;  // linear_picks_tc: picks x output columns per CTA
+constexpr int kTcK = 64;                   // ... inputs per staged tile; FP8 block scales span whole tiles
+constexpr int kTcWarps = 8;                // ... each a 16 x 32 part of the output tile (two 16 x 16 fragments)
+constexpr int kTcPitch = kTcK + 16;        // ... BF16 pitch of the staged tiles: rows 32-byte aligned (WMMA's rule)
+constexpr int kTcOutPitch = kTcCols + 8;   // ... float pitch of the output tile: rows 32-byte aligned
 
 unsigned blocks_for(int64_t n) {
     return static_cast<unsigned>(std::max<int64_t>(1, std::min((n + kThreads - 1) / kThreads, kMaxBlocks)));
@@ -230,6 +238,88 @@ __global__ void __launch_bounds__(kFewWarps * 32)
     }
 }
 
+// linear_picks on tensor cores, for steps whose experts have many picks (prefill) under compute.gemm fp8:
+// the picks' rows of x are rounded to BF16 (8 significant bits, finer than the e4m3 activations of the FP8
+// GEMM of the same mode), the weights' e4m3 or BF16 values are BF16 values exactly, WMMA multiplies 16 x 16
+// x 16 fragments with FP32 sums, and an FP8 weight's block scale multiplies the sums of its block once (a
+// 64-column tile and a 64-input stage lie inside one 128 x 128 scale block, so the scale is one number per
+// CTA and block; the host asks block % 64 == 0). x and the weights are staged through shared memory tile by
+// tile; rows past the expert's picks and columns or inputs past the matrix are zeros. Sums are in an order of
+// the hardware's, so results differ from the SIMT kernels' in the last bits (the op harness bounds them).
+template <bool kFp8>
+__global__ void __launch_bounds__(kTcWarps * 32)
+    linear_picks_tc_kernel(ExpertMatrices m, int64_t block, int64_t out_features, int64_t in_features,
+                           const float* x_all, GroupRows g, float* y_all) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    namespace wmma = nvcuda::wmma;
+    using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+    const int64_t j = blockIdx.z, count = g.count(j);
+    const float* x = x_all + g.start(j) * in_features;
+    float* y = y_all + g.start(j) * out_features;
+    const uint8_t* w = m.w[j];
+    const int64_t col0 = int64_t{blockIdx.x} * kTcCols;
+    const float* s_row = kFp8 ? m.scale_inv[j] + (col0 / block) * ((in_features + block - 1) / block) : nullptr;
+    __shared__ __align__(32) __nv_bfloat16 xs[kTcRows][kTcPitch];
+    __shared__ __align__(32) __nv_bfloat16 ws[kTcCols][kTcPitch];
+    __shared__ __align__(32) float ys[kTcRows][kTcOutPitch];
+    const int warp = static_cast<int>(threadIdx.x / 32);
+    const int wr = warp / 2 * 16, wc = warp % 2 * 32;  // the warp's rows and columns in the tile
+    // The same for every thread of the CTA, so the barriers inside stay uniform.
+    for (int64_t row0 = int64_t{blockIdx.y} * kTcRows; row0 < count; row0 += int64_t{gridDim.y} * kTcRows) {
+        Acc acc[2], part[2];  // the sums so far; an FP8 scale block's own
+        for (int t = 0; t < 2; ++t) wmma::fill_fragment(acc[t], 0.0f), wmma::fill_fragment(part[t], 0.0f);
+        for (int64_t k0 = 0; k0 < in_features; k0 += kTcK) {
+            for (int e = threadIdx.x; e < kTcRows * kTcK; e += blockDim.x) {
+                const int r = e / kTcK, kk = e % kTcK;
+                const int64_t row = row0 + r, k = k0 + kk;
+                xs[r][kk] = __float2bfloat16_rn(row < count && k < in_features ? x[row * in_features + k] : 0.0f);
+            }
+            for (int e = threadIdx.x; e < kTcCols * kTcK; e += blockDim.x) {
+                const int c = e / kTcK, kk = e % kTcK;
+                const int64_t n = col0 + c, k = k0 + kk;
+                float v = 0.0f;
+                if (n < out_features && k < in_features)
+                    v = kFp8 ? fp8_e4m3_to_float(w[n * in_features + k])
+                             : bf16_to_float(reinterpret_cast<const uint16_t*>(w)[n * in_features + k]);
+                ws[c][kk] = __float2bfloat16_rn(v);  // exact: e4m3 and BF16 values are BF16 values
+            }
+            __syncthreads();
+            for (int kk = 0; kk < kTcK; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+                wmma::load_matrix_sync(a, &xs[wr][kk], kTcPitch);
+                for (int t = 0; t < 2; ++t) {
+                    // B[k][n] = W[n][k]: the staged weight rows, read column-major.
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
+                    wmma::load_matrix_sync(b, &ws[wc + 16 * t][kk], kTcPitch);
+                    if constexpr (kFp8)
+                        wmma::mma_sync(part[t], a, b, part[t]);
+                    else
+                        wmma::mma_sync(acc[t], a, b, acc[t]);
+                }
+            }
+            __syncthreads();
+            if (kFp8 && ((k0 + kTcK) % block == 0 || k0 + kTcK >= in_features)) {
+                // The end of a scale block: one scale for all of the fragment's elements.
+                const float s = s_row[k0 / block];
+                for (int t = 0; t < 2; ++t) {
+                    for (int i = 0; i < part[t].num_elements; ++i) acc[t].x[i] += s * part[t].x[i];
+                    wmma::fill_fragment(part[t], 0.0f);
+                }
+            }
+        }
+        for (int t = 0; t < 2; ++t)
+            wmma::store_matrix_sync(&ys[wr][wc + 16 * t], acc[t], kTcOutPitch, wmma::mem_row_major);
+        __syncthreads();
+        for (int e = threadIdx.x; e < kTcRows * kTcCols; e += blockDim.x) {
+            const int r = e / kTcCols, c = e % kTcCols;
+            const int64_t row = row0 + r, n = col0 + c;
+            if (row < count && n < out_features) y[row * out_features + n] = ys[r][c];
+        }
+        __syncthreads();
+    }
+#endif
+}
+
 GroupRows group_rows(const PickGroup& g, const char* what) {
     ECF8_CHECK(g.offsets != nullptr && g.first >= 0 && g.count >= 1 && g.count <= kMaxExpertGroup && g.cap_rows >= 0 &&
                    g.expert_bound >= 0 && g.group_bound >= 0,
@@ -304,7 +394,7 @@ void scatter_add_group(const float* y, const int32_t* rows, const float* scales,
 }
 
 void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_features, int64_t in_features,
-                  const float* x, const PickGroup& g, float* y, cudaStream_t stream) {
+                  const float* x, const PickGroup& g, float* y, bool tensor_cores, cudaStream_t stream) {
     const GroupRows gr = group_rows(g, "linear_picks");
     ECF8_CHECK(out_features > 0 && in_features > 0 && (!fp8 || block > 0),
                "linear_picks: " << out_features << " x " << in_features << " weights, block " << block);
@@ -322,6 +412,20 @@ void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_
         else
             linear_picks_few_kernel<false>
                 <<<grid, kFewWarps * 32, 0, stream>>>(m, 1, out_features, in_features, x, gr, y);
+        CUDA_CHECK(cudaGetLastError());
+        return;
+    }
+    if (tensor_cores && (!fp8 || block % kTcK == 0)) {
+        // As below: CTAs along the rows for the most picks one expert can have, looping over the actual count.
+        const dim3 grid(static_cast<unsigned>((out_features + kTcCols - 1) / kTcCols),
+                        static_cast<unsigned>(std::min((expert_rows + kTcRows - 1) / kTcRows, kMaxRowTileCtas)),
+                        static_cast<unsigned>(g.count));
+        if (fp8)
+            linear_picks_tc_kernel<true>
+                <<<grid, kTcWarps * 32, 0, stream>>>(m, block, out_features, in_features, x, gr, y);
+        else
+            linear_picks_tc_kernel<false>
+                <<<grid, kTcWarps * 32, 0, stream>>>(m, 1, out_features, in_features, x, gr, y);
         CUDA_CHECK(cudaGetLastError());
         return;
     }

@@ -47,7 +47,9 @@ void moe_dispatch(const int32_t* experts, const float* weights, int64_t n_tokens
 //   gather_picks       x[r] = src[rows[offsets[first] + r]]
 //   linear_picks       y[r] = x[r] . W_e^T for each pick r of expert e (W FP8 with block scales, or BF16), a
 //                      tiled FP32 kernel, or for steps of up to 64 tokens one warp per output column with
-//                      16-byte weight loads; m holds the group's matrices, all out_features x in_features
+//                      16-byte weight loads; with tensor_cores (compute.gemm fp8), larger steps take BF16
+//                      tensor cores (x rounded to BF16, FP32 sums; FP8 block % 64 == 0) instead of the tiled
+//                      kernel; m holds the group's matrices, all out_features x in_features
 //   silu_mul_picks     out[r] = silu(gate[r]) * up[r]
 //   scatter_add_picks  out[rows[offsets[first] + r]] += scales[offsets[first] + r] * y[r], one expert
 //   scatter_add_group  the same for a group, each of the n_tokens rows adding its picks in expert order
@@ -67,7 +69,7 @@ struct ExpertMatrices {
 void gather_picks(const float* src, const int32_t* rows, const PickGroup& g, int64_t dim, float* out,
                   cudaStream_t stream);
 void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_features, int64_t in_features,
-                  const float* x, const PickGroup& g, float* y, cudaStream_t stream);
+                  const float* x, const PickGroup& g, float* y, bool tensor_cores, cudaStream_t stream);
 void silu_mul_picks(const float* gate, const float* up, const PickGroup& g, int64_t width, float* out,
                     cudaStream_t stream);
 void scatter_add_picks(const float* y, const int32_t* rows, const float* scales, const PickGroup& g, int64_t dim,

@@ -113,7 +113,7 @@ OpCase make_routed_experts(std::mt19937& rng, ExpertsShape sh) {
         w.push_back(random_weight(rng, sh.dtype, sh.dim, sh.inter, block));  // down
     }
     const int64_t T = sh.n_tokens, D = sh.dim, I = sh.inter;
-    return {"routed_experts_mlp",
+    return {sh.tensor_cores ? "routed_experts_tc" : "routed_experts_mlp",
             [=](const Device& d) {
                 std::vector<Buffer> keep;
                 std::vector<ExpertWeights> experts;
@@ -132,9 +132,13 @@ OpCase make_routed_experts(std::mt19937& rng, ExpertsShape sh) {
                                             rows,
                                             sh.room_for_all_picks ? sh.topk : 0};
                 d.ops().reserve_linear_scratch(I * D);
+                const bool tensor_cores = sh.tensor_cores && d.backend->kind() != BackendKind::Cpu;
+                if (tensor_cores) d.ops().use_fp8_gemm(true);
                 d.ops().routed_experts_mlp(experts, hb.as<float>(), D, b.offsets.as<int32_t>(), b.rows.as<int32_t>(),
                                            b.scales.as<float>(), scratch, out.as<float>(), d.s());
-                return Output{d.down<float>(out, T * D), {}};
+                auto result = d.down<float>(out, T * D);
+                if (tensor_cores) d.ops().use_fp8_gemm(false);
+                return Output{result, {}};
             },
             [=] {
                 Reference r;

@@ -346,6 +346,27 @@ std::vector<CaseSpec> all_cases() {
          [](R& r) {
              return make_routed_experts(r, {2, 1, 40, 2, 256, 128, DType::F8_E4M3});
          }},
+        // Steps of more than 64 tokens under compute.gemm fp8: CUDA's BF16 tensor-core kernel. About 75 picks
+        // per expert with partial tiles and scale blocks (200 inputs, 136 outputs); BF16 weights; and 256 tokens
+        // of topk 8 over 64 experts with 512 x 256 experts (about 32 picks each, grids sized for 256).
+        {"routed_experts_tc_fp8_partial_tiles",
+         [](R& r) {
+             ExpertsShape sh{8, 2, 300, 3, 200, 136, DType::F8_E4M3};
+             sh.tensor_cores = true;
+             return make_routed_experts(r, sh);
+         }},
+        {"routed_experts_tc_bf16",
+         [](R& r) {
+             ExpertsShape sh{4, 2, 150, 2, 72, 40, DType::BF16};
+             sh.tensor_cores = true;
+             return make_routed_experts(r, sh);
+         }},
+        {"routed_experts_tc_fp8_topk8",
+         [](R& r) {
+             ExpertsShape sh{64, 8, 256, 4, 512, 256, DType::F8_E4M3};
+             sh.tensor_cores = true;
+             return make_routed_experts(r, sh);
+         }},
         {"blob_decode_mixed",
          [=](R& r) {
              using P = PickRange;

@@ -184,6 +184,9 @@ struct ExpertsShape {
     // The scratch holds every pick (n_tokens x topk rows, topk given), as the runtime's does in decode steps:
     // CUDA then runs the experts in groups (cuda::kMaxExpertGroup per launch) instead of one by one.
     bool room_for_all_picks = false;
+    // CUDA runs with use_fp8_gemm(true) (compute.gemm fp8): steps of more than 64 tokens take the experts'
+    // tensor-core kernel (op "routed_experts_tc"). The CPU multiplies in FP32 either way.
+    bool tensor_cores = false;
 };
 OpCase make_routed_experts(std::mt19937& rng, ExpertsShape sh);
 
