@@ -403,41 +403,28 @@ void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_
                    "linear_picks: expert " << g.first + j << " has no weight or scales");
     const int64_t expert_rows = std::min({g.cap_rows, g.expert_bound, g.group_bound});
     if (expert_rows == 0) return;
+    using Kernel = void (*)(ExpertMatrices, int64_t, int64_t, int64_t, const float*, GroupRows, float*);
+    // The tiled kernels: CTAs along the rows for the most picks one expert can have, looping over the count.
+    auto row_tiles = [&](int64_t tile) {
+        return static_cast<unsigned>(std::min((expert_rows + tile - 1) / tile, kMaxRowTileCtas));
+    };
+    const auto cols = [&](int64_t per_cta) { return static_cast<unsigned>((out_features + per_cta - 1) / per_cta); };
+    Kernel kernel;
+    dim3 grid, threads;
     if (few_rows_fit(m, g.count, fp8, block, in_features, x) && expert_rows <= kFewRowsBound) {
-        const dim3 grid(static_cast<unsigned>((out_features + kFewWarps - 1) / kFewWarps),
-                        static_cast<unsigned>(g.count));
-        if (fp8)
-            linear_picks_few_kernel<true>
-                <<<grid, kFewWarps * 32, 0, stream>>>(m, block, out_features, in_features, x, gr, y);
-        else
-            linear_picks_few_kernel<false>
-                <<<grid, kFewWarps * 32, 0, stream>>>(m, 1, out_features, in_features, x, gr, y);
-        CUDA_CHECK(cudaGetLastError());
-        return;
+        kernel = fp8 ? linear_picks_few_kernel<true> : linear_picks_few_kernel<false>;
+        grid = dim3(cols(kFewWarps), static_cast<unsigned>(g.count));
+        threads = dim3(kFewWarps * 32);
+    } else if (tensor_cores && (!fp8 || block % kTcK == 0)) {
+        kernel = fp8 ? linear_picks_tc_kernel<true> : linear_picks_tc_kernel<false>;
+        grid = dim3(cols(kTcCols), row_tiles(kTcRows), static_cast<unsigned>(g.count));
+        threads = dim3(kTcWarps * 32);
+    } else {
+        kernel = fp8 ? linear_picks_kernel<true> : linear_picks_kernel<false>;
+        grid = dim3(cols(kTile), row_tiles(kTile), static_cast<unsigned>(g.count));
+        threads = dim3(kTile, kTileRows);
     }
-    if (tensor_cores && (!fp8 || block % kTcK == 0)) {
-        // As below: CTAs along the rows for the most picks one expert can have, looping over the actual count.
-        const dim3 grid(static_cast<unsigned>((out_features + kTcCols - 1) / kTcCols),
-                        static_cast<unsigned>(std::min((expert_rows + kTcRows - 1) / kTcRows, kMaxRowTileCtas)),
-                        static_cast<unsigned>(g.count));
-        if (fp8)
-            linear_picks_tc_kernel<true>
-                <<<grid, kTcWarps * 32, 0, stream>>>(m, block, out_features, in_features, x, gr, y);
-        else
-            linear_picks_tc_kernel<false>
-                <<<grid, kTcWarps * 32, 0, stream>>>(m, 1, out_features, in_features, x, gr, y);
-        CUDA_CHECK(cudaGetLastError());
-        return;
-    }
-    // CTAs along the rows for the most picks one expert can have; they loop over the actual count.
-    const dim3 grid(static_cast<unsigned>((out_features + kTile - 1) / kTile),
-                    static_cast<unsigned>(std::min((expert_rows + kTile - 1) / kTile, kMaxRowTileCtas)),
-                    static_cast<unsigned>(g.count));
-    const dim3 threads(kTile, kTileRows);
-    if (fp8)
-        linear_picks_kernel<true><<<grid, threads, 0, stream>>>(m, block, out_features, in_features, x, gr, y);
-    else
-        linear_picks_kernel<false><<<grid, threads, 0, stream>>>(m, 1, out_features, in_features, x, gr, y);
+    kernel<<<grid, threads, 0, stream>>>(m, fp8 ? block : 1, out_features, in_features, x, gr, y);
     CUDA_CHECK(cudaGetLastError());
 }
 
