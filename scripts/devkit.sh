@@ -15,7 +15,7 @@ grep -q '^ECF8_NATIVE:BOOL=OFF' build/CMakeCache.txt 2>/dev/null || {
     exit 1
 }
 bins=(tests/kernels/test_ecf8_decode_gpu tests/kernels/test_kernels_cuda tests/kernels/test_fp8_gemm_cuda
-      bench/fp8_gemm_bench tests/runtime/test_cuda_backend
+      bench/fp8_gemm_bench bench/expert_gemm_bench tests/runtime/test_cuda_backend
       tests/runtime/test_weight_store_gpu tests/runtime/test_cuda_forward tests/runtime/test_nccl_communicator
       tests/runtime/test_backend_ops bench/gpu_decode
       bench/weight_store_bench launcher/ecf8)

@@ -71,6 +71,11 @@ for t in test_ecf8_decode_gpu test_kernels_cuda test_fp8_gemm_cuda test_cuda_bac
     fi
 done
 [ "${GPU_TESTS_ONLY:-0}" = 1 ] && exit $failed  # the tests alone: a short device call
+# The routed experts' kernels at the bench synth's shapes, FP32 SIMT against BF16 tensor cores (seconds).
+if [ -x devkit/bin/expert_gemm_bench ]; then
+    step devkit/bin/expert_gemm_bench >"$out/expert_gemm_bench.log" 2>&1 || echo "FAIL expert_gemm_bench"
+    cat "$out/expert_gemm_bench.log"
+fi
 measured=${GPU_SKIP_MEASURED:-0}
 if [ "$measured" != 1 ]; then
     step devkit/bin/gpu_decode >"$out/gpu_decode.log" 2>&1 && echo "ok   gpu_decode" || echo "FAIL gpu_decode"
