@@ -77,6 +77,11 @@ public:
             fp8_linear(w, x, n_tokens, y, native(stream));
             return;
         }
+        // Decode-sized steps read each weight once instead of writing and reading it as FP32.
+        const bool fp8 = w.dtype == DType::F8_E4M3;
+        if ((fp8 || w.dtype == DType::BF16) &&
+            cuda::linear_few_rows(w.data, w.scale_inv, fp8, w.block, w.rows, w.cols, x, n_tokens, y, native(stream)))
+            return;
         float* wf = grow(weight_, w.rows * w.cols * sizeof(float)).as<float>();
         dequantize(w, wf, stream);
         gemm_.linear_f32(x, wf, y, n_tokens, w.cols, w.rows, native(stream));

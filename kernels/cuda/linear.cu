@@ -1,8 +1,10 @@
-// CUDA twins of kernels/cpu/linear.h: FP8 128x128 block dequantization and the FP32 GEMM (cuBLAS).
+// CUDA twins of kernels/cpu/linear.h: FP8 128x128 block dequantization and the FP32 GEMM (cuBLAS), and for
+// steps of few tokens the one-warp-per-column linear (linear_few.cuh) that reads each weight once.
 #include <algorithm>
 
 #include "common/error.h"
 #include "common/float_formats.h"
+#include "kernels/cuda/linear_few.cuh"
 #include "kernels/cuda/ops.cuh"
 
 namespace ecf8::cuda {
@@ -27,6 +29,27 @@ void dequantize_fp8_block_to_float(const uint8_t* w, const float* scale_inv, int
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((rows * cols + 255) / 256, 1 << 20));
     dequant_kernel<<<blocks, 256, 0, stream>>>(w, scale_inv, rows, cols, block, (cols + block - 1) / block, out);
     CUDA_CHECK(cudaGetLastError());
+}
+
+bool linear_few_rows(const uint8_t* w, const float* scale_inv, bool fp8, int64_t block, int64_t out_features,
+                     int64_t in_features, const float* x, int64_t n_tokens, float* y, cudaStream_t stream) {
+    ECF8_CHECK(out_features > 0 && in_features > 0 && n_tokens >= 0 && (!fp8 || (block > 0 && scale_inv)),
+               "linear_few_rows: " << out_features << " x " << in_features << " weights, block " << block << ", "
+                                   << n_tokens << " tokens");
+    if (n_tokens > kFewRowsBound || !few_rows_fit(&w, 1, fp8, block, in_features, x)) return false;
+    if (n_tokens == 0) return true;
+    ExpertMatrices m{};
+    m.w[0] = w;
+    m.scale_inv[0] = scale_inv;
+    const dim3 grid(static_cast<unsigned>((out_features + kFewWarps - 1) / kFewWarps), 1);
+    if (fp8)
+        linear_few_kernel<true, DenseRows>
+            <<<grid, kFewWarps * 32, 0, stream>>>(m, block, out_features, in_features, x, DenseRows{n_tokens}, y);
+    else
+        linear_few_kernel<false, DenseRows>
+            <<<grid, kFewWarps * 32, 0, stream>>>(m, 1, out_features, in_features, x, DenseRows{n_tokens}, y);
+    CUDA_CHECK(cudaGetLastError());
+    return true;
 }
 
 Sgemm::Sgemm() {

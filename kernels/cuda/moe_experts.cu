@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/float_formats.h"
 #include "kernels/core/elementwise_core.h"
+#include "kernels/cuda/linear_few.cuh"
 #include "kernels/cuda/ops.cuh"
 
 namespace ecf8::cuda {
@@ -20,9 +21,6 @@ constexpr int kTile = 32;                  // linear_picks: a 32 x 32 output til
 constexpr int kTileRows = 8;               // ... computed by 32 x 8 threads, four rows each
 constexpr int64_t kMaxBlocks = 2048;       // element-wise grids: a few waves of an H100/H200 (132 SMs)
 constexpr int64_t kMaxRowTileCtas = 16;    // linear_picks: CTAs along the rows, each looping over row tiles
-constexpr int kFewWarps = 8;               // linear_picks_few: output columns per CTA, one warp each
-constexpr int kFewRows = 4;                // ... rows of x per pass over the weights
-constexpr int64_t kFewRowsBound = 64;      // ... used where one expert has at most this many picks (host bound)
 constexpr int kTcRows = 64, kTcCols = 64;  // linear_picks_tc: picks x output columns per CTA
 constexpr int kTcK = 64;                   // ... inputs per staged tile; FP8 block scales span whole tiles
 constexpr int kTcWarps = 8;                // ... each a 16 x 32 part of the output tile (two 16 x 16 fragments)
@@ -175,69 +173,6 @@ __global__ void linear_picks_kernel(ExpertMatrices m, int64_t block, int64_t out
     }
 }
 
-// linear_picks for steps whose experts have few picks (decode): one warp per output column n, whose lanes
-// stride over n's weights 16 bytes at a time (a warp reads 512 contiguous bytes; one block scale per 16
-// bytes since the host asks block % 16 == 0), dequantize each weight once and multiply it into up to
-// kFewRows rows of x, then add their partial sums by shuffles. The tiled kernel walks K in 32-wide tiles
-// with two barriers each and little memory in flight, so at one or two picks per expert it waits on
-// latency; here a warp keeps its whole row of weights in flight. Whole warps return together: no barriers.
-// Products and sums are rounded one by one (no FMA: --fmad=false), as everywhere in these kernels.
-// The host checks the 16-byte alignment of the weights and of x's rows (in_features % kPer == 0).
-template <bool kFp8>
-__global__ void __launch_bounds__(kFewWarps * 32)
-    linear_picks_few_kernel(ExpertMatrices m, int64_t block, int64_t out_features, int64_t in_features,
-                            const float* x_all, GroupRows g, float* y_all) {
-    constexpr int kPer = kFp8 ? 16 : 8;  // weights per 16-byte load
-    const int64_t j = blockIdx.y, count = g.count(j);
-    const int64_t n = int64_t{blockIdx.x} * kFewWarps + (threadIdx.x >> 5);
-    const int lane = static_cast<int>(threadIdx.x & 31);
-    if (count == 0 || n >= out_features) return;
-    const float* x = x_all + g.start(j) * in_features;
-    float* y = y_all + g.start(j) * out_features;
-    const int64_t chunks = in_features / kPer;
-    const auto* w_row = reinterpret_cast<const uint4*>(m.w[j] + n * in_features * (kFp8 ? 1 : 2));
-    const float* s_row = kFp8 ? m.scale_inv[j] + (n / block) * ((in_features + block - 1) / block) : nullptr;
-    for (int64_t r0 = 0; r0 < count; r0 += kFewRows) {
-        const int64_t rows = min(int64_t{kFewRows}, count - r0);
-        float acc[kFewRows] = {};
-        for (int64_t c = lane; c < chunks; c += 32) {
-            const uint4 raw = __ldg(w_row + c);
-            const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-            const int64_t k0 = c * kPer;
-            float wv[kPer];
-            if constexpr (kFp8) {
-                const float scale = s_row[k0 / block];
-#pragma unroll
-                for (int i = 0; i < kPer; ++i)
-                    wv[i] = fp8_e4m3_to_float(static_cast<uint8_t>(words[i / 4] >> (8 * (i % 4)))) * scale;
-            } else {
-#pragma unroll
-                for (int i = 0; i < kPer; ++i)
-                    wv[i] = bf16_to_float(static_cast<uint16_t>(words[i / 2] >> (16 * (i % 2))));
-            }
-#pragma unroll
-            for (int r = 0; r < kFewRows; ++r) {
-                if (r >= rows) break;
-                const auto* xr = reinterpret_cast<const float4*>(x + (r0 + r) * in_features + k0);
-#pragma unroll
-                for (int q = 0; q < kPer / 4; ++q) {
-                    const float4 v = __ldg(xr + q);
-                    acc[r] += v.x * wv[4 * q];
-                    acc[r] += v.y * wv[4 * q + 1];
-                    acc[r] += v.z * wv[4 * q + 2];
-                    acc[r] += v.w * wv[4 * q + 3];
-                }
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < kFewRows; ++r) {
-            float v = acc[r];
-            for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
-            if (lane == 0 && r < rows) y[(r0 + r) * out_features + n] = v;
-        }
-    }
-}
-
 // linear_picks on tensor cores, for steps whose experts have many picks (prefill) under compute.gemm fp8:
 // the picks' rows of x are rounded to BF16 (8 significant bits, finer than the e4m3 activations of the FP8
 // GEMM of the same mode), the weights' e4m3 or BF16 values are BF16 values exactly, WMMA multiplies 16 x 16
@@ -328,18 +263,6 @@ GroupRows group_rows(const PickGroup& g, const char* what) {
     return GroupRows{g.offsets, g.first, g.count, g.cap_rows};
 }
 
-// Whether linear_picks_few_kernel's 16-byte loads fit: whole loads per weight row and x row, aligned bases,
-// and (FP8) one block scale per load.
-bool few_rows_fit(const ExpertMatrices& m, int64_t count, bool fp8, int64_t block, int64_t in_features,
-                  const float* x) {
-    const int64_t per = fp8 ? 16 : 8;
-    auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    if (in_features % per != 0 || (fp8 && block % 16 != 0) || !aligned(x)) return false;
-    for (int64_t j = 0; j < count; ++j)
-        if (!aligned(m.w[j])) return false;
-    return true;
-}
-
 // Rows the group's kernels may meet: the scratch's, or fewer by the host's bound.
 int64_t group_rows_bound(const PickGroup& g) { return std::min(g.cap_rows, g.group_bound); }
 
@@ -411,8 +334,8 @@ void linear_picks(const ExpertMatrices& m, bool fp8, int64_t block, int64_t out_
     const auto cols = [&](int64_t per_cta) { return static_cast<unsigned>((out_features + per_cta - 1) / per_cta); };
     Kernel kernel;
     dim3 grid, threads;
-    if (few_rows_fit(m, g.count, fp8, block, in_features, x) && expert_rows <= kFewRowsBound) {
-        kernel = fp8 ? linear_picks_few_kernel<true> : linear_picks_few_kernel<false>;
+    if (few_rows_fit(m.w, g.count, fp8, block, in_features, x) && expert_rows <= kFewRowsBound) {
+        kernel = fp8 ? linear_few_kernel<true, GroupRows> : linear_few_kernel<false, GroupRows>;
         grid = dim3(cols(kFewWarps), static_cast<unsigned>(g.count));
         threads = dim3(kFewWarps * 32);
     } else if (tensor_cores && (!fp8 || block % kTcK == 0)) {

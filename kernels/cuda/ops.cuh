@@ -34,6 +34,12 @@ void embedding_bf16(const int32_t* tokens, int64_t n_tokens, const uint16_t* tab
 // cos/sin: the RopeTable's rows ([max_seq_len, rope_dim / 2] each) in device memory.
 void apply_rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_stride,
                 int64_t rope_dim, const int64_t* positions, const float* cos, const float* sin, cudaStream_t stream);
+// y[T, out] = x[T, in] . W^T for T <= 64 tokens (W FP8 with block scales, block % 16 == 0, or BF16): one warp
+// per output column, each weight read once and dequantized in registers, FP32 products and sums. Returns
+// false, launching nothing, where it does not apply (more tokens, or rows that are not whole 16-byte loads or
+// not 16-byte aligned): the caller then dequantizes and calls Sgemm.
+bool linear_few_rows(const uint8_t* w, const float* scale_inv, bool fp8, int64_t block, int64_t out_features,
+                     int64_t in_features, const float* x, int64_t n_tokens, float* y, cudaStream_t stream);
 void dequantize_fp8_block_to_float(const uint8_t* w, const float* scale_inv, int64_t rows, int64_t cols, float* out,
                                    int64_t block, cudaStream_t stream);
 // MoE routing (sigmoid scoring, group-limited top-k, as DeepSeek-V3): weights and experts [n_tokens, topk].

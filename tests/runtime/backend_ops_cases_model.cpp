@@ -262,6 +262,11 @@ std::vector<CaseSpec> all_cases() {
         {"linear_fp8_wkv_a_1x7168x576", [=](R& r) { return make_linear(r, F8, 1, kKvLora + kRope, kHidden, 128); }},
         {"linear_fp8_wq_b_3x1536x3072", [=](R& r) { return make_linear(r, F8, 3, 16 * 192, kQLora, 128); }},
         {"linear_fp8_down_2x2048x7168", [=](R& r) { return make_linear(r, F8, 2, kHidden, kMoeInter, 128); }},
+        // CUDA: up to 64 tokens with rows of whole 16-byte loads take the one-warp-per-column kernel (the cases
+        // above with 7168 or 2048 inputs; a head-like BF16 one with two passes of rows here), more tokens the
+        // dequantize + SGEMM path, as do the 129- and 200-input cases.
+        {"linear_bf16_head_5x7168x1000", [=](R& r) { return make_linear(r, BF, 5, 1000, kHidden, 128); }},
+        {"linear_fp8_prefill_80x1024x512", [=](R& r) { return make_linear(r, F8, 80, 512, 1024, 128); }},
         {"dequantize_fp8_129x260", [=](R& r) { return make_dequantize(r, F8, 129, 260, 128); }},
         {"dequantize_fp8_block64", [=](R& r) { return make_dequantize(r, F8, 100, 70, 64); }},
         {"dequantize_fp8_576x7168", [=](R& r) { return make_dequantize(r, F8, kKvLora + kRope, kHidden, 128); }},
