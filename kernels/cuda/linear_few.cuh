@@ -54,7 +54,9 @@ __global__ void __launch_bounds__(kFewWarps * 32)
             const int64_t k0 = c * kPer;
             float wv[kPer];
             if constexpr (kFp8) {
-                const float scale = s_row[k0 / block];
+                // 32-bit: a 64-bit division costs several times more, once per 16 weights (the host asks
+                // in_features < 2^31).
+                const float scale = s_row[static_cast<uint32_t>(k0) / static_cast<uint32_t>(block)];
 #pragma unroll
                 for (int i = 0; i < kPer; ++i)
                     wv[i] = fp8_e4m3_to_float(static_cast<uint8_t>(words[i / 4] >> (8 * (i % 4)))) * scale;
@@ -92,7 +94,7 @@ inline bool few_rows_fit(const uint8_t* const* w, int64_t count, bool fp8, int64
                          const float* x) {
     const int64_t per = fp8 ? 16 : 8;
     auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    if (in_features % per != 0 || (fp8 && block % 16 != 0) || !aligned(x)) return false;
+    if (in_features % per != 0 || in_features > INT32_MAX || (fp8 && block % 16 != 0) || !aligned(x)) return false;
     for (int64_t j = 0; j < count; ++j)
         if (!aligned(w[j])) return false;
     return true;

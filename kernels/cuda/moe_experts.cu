@@ -139,20 +139,26 @@ __global__ void linear_picks_kernel(ExpertMatrices m, int64_t block, int64_t out
     const int64_t col0 = int64_t{blockIdx.x} * kTile;
     __shared__ float xs[kTile][kTile + 1], ws[kTile][kTile + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int64_t scale_cols = (in_features + block - 1) / block;
+    // The scale rows of the weight rows this thread stages, found once, and their block column once per tile,
+    // rather than two 64-bit divisions per staged weight. The same scales, so the same bits.
+    const float* scale_rows[kTile / kTileRows] = {};
+    if constexpr (kFp8) {
+        const int64_t scale_cols = (in_features + block - 1) / block;
+        for (int q = 0; q < kTile / kTileRows; ++q)
+            scale_rows[q] = scale_inv + ((col0 + ty + kTileRows * q) / block) * scale_cols;
+    }
     // The same for every thread of the CTA, so the barriers inside stay uniform.
     for (int64_t row0 = int64_t{blockIdx.y} * kTile; row0 < count; row0 += int64_t{gridDim.y} * kTile) {
         float acc[kTile / kTileRows] = {};
         for (int64_t k0 = 0; k0 < in_features; k0 += kTile) {
-            const int64_t k = k0 + tx;
+            const int64_t k = k0 + tx, k_block = kFp8 ? k / block : 0;
             for (int r = ty; r < kTile; r += kTileRows) {
                 const int64_t row = row0 + r, n = col0 + r;
                 xs[r][tx] = row < count && k < in_features ? x[row * in_features + k] : 0.0f;
                 float wv = 0.0f;
                 if (n < out_features && k < in_features) {
                     if constexpr (kFp8) {
-                        wv =
-                            fp8_e4m3_to_float(w[n * in_features + k]) * scale_inv[(n / block) * scale_cols + k / block];
+                        wv = fp8_e4m3_to_float(w[n * in_features + k]) * scale_rows[(r - ty) / kTileRows][k_block];
                     } else {
                         wv = bf16_to_float(reinterpret_cast<const uint16_t*>(w)[n * in_features + k]);
                     }
