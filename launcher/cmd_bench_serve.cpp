@@ -174,6 +174,14 @@ void print_levels(const RunSetup& s, const Workload& w, const std::vector<LevelR
                 " tokens (uniform within +-%.0f%%), rate %s, seed %" PRIu64 "\n\n",
                 w.input_len, w.output_len, 100 * w.range_ratio,
                 std::isinf(w.rate) ? "inf (all at once)" : (std::to_string(w.rate) + " req/s").c_str(), w.seed);
+    for (const LevelResult& l : levels)
+        if (l.concurrency > s.model.max_step_seqs) {
+            std::printf("note: levels above max_num_seqs %" PRId64
+                        " run at most that many requests at once; the others wait in the scheduler's queue, and "
+                        "their wait counts in TTFT\n\n",
+                        s.model.max_step_seqs);
+            break;
+        }
     std::printf("%11s %8s %10s %11s %10s %10s %10s %10s %9s %7s\n", "concurrency", "requests", "out tok/s",
                 "TTFT med ms", "TTFT p99", "TPOT med", "TPOT p99", "KV blocks", "preempt", "steps");
     for (const LevelResult& l : levels)

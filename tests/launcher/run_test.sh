@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end checks of `mpirun -np 2 ecf8 run` on the tiny synthetic model: generation, bit-identical
 # logits for --weights ecf8 vs raw, with routed experts kept decoded and for the host tier, reproducible
-# sampling, and bad input (a world size that does not match the shards, a missing or a corrupt rank file,
+# sampling, the serving benchmark, and bad input (a world size that does not match the shards, a missing or a corrupt rank file,
 # one rank failing at set-up alone, a host budget below the shards' host tier) stopping every rank with a
 # clear error within seconds; a YAML or --gemm whose plan would place weights otherwise runs on the shards'
 # tiers with a warning. With `two-node`, the same run across two network
@@ -97,6 +97,21 @@ import json, re
 alone = re.search(r'^sequence 0: ([0-9 ]+)', open('alone.out').read(), re.M).group(1).split()
 first = json.loads(open('results.jsonl').readline())['output_ids']
 assert [int(t) for t in alone] == first, (alone, first); print('ok')"
+# The serving benchmark: two levels, the second above tiny's max_num_seqs (4), so the note says requests queue;
+# every request's output counted, the KV pool's peak at most max_num_seqs sequences' blocks; raw weights too.
+serve=("${mpi[@]}" 2 "$ecf8" bench serve --config "$repo/configs/tiny-cpu.yaml" --concurrency 1,8 --num-prompts 6
+    --input-len 8 --output-len 4)
+check bench-serve 0 "note: levels above max_num_seqs 4 .*queue" -- "${serve[@]}" --json serve.json
+check bench-serve-json 0 "ok" -- python3 -c "
+import json
+d = json.load(open('serve.json'))
+assert d['weights'] == 'ecf8' and [l['concurrency'] for l in d['levels']] == [1, 8], d
+for l in d['levels']:
+    assert l['requests'] == 6 and 6 * 2 <= l['output_tokens'] <= 6 * 6, l
+    assert l['output_tokens_per_s'] > 0 and l['ttft_ms']['median'] <= l['ttft_ms']['p99'], l
+    assert 1 <= l['peak_kv_blocks'] <= 4 and l['preemptions'] == 0, l
+print('ok')"
+check bench-serve-raw 0 "concurrency 8: [0-9.]+x the output tokens/s of concurrency 1" -- "${serve[@]}" --weights raw
 printf '{"id": "x", "prompt_ids": [1, 2], "max_new_token": 4}\n' >bad-field.jsonl
 printf '{"id": "x", "prompt_ids": [1, 2]}\n{"id": "x", "prompt_ids": [3]}\n' >dup-id.jsonl
 
@@ -180,6 +195,10 @@ bad requests-repeated-id "dup-id.jsonl:2: request id 'x' is repeated" -- "${mpi[
     --config "$repo/configs/tiny-cpu.yaml" --requests dup-id.jsonl
 bad requests-and-prompt "--requests FILE gives the prompts" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" --requests dup-id.jsonl --prompt-ids 1
+bad bench-serve-zero-concurrency "--concurrency: '0' is not a positive count" -- "${mpi[@]}" 2 "$ecf8" bench serve \
+    --config "$repo/configs/tiny-cpu.yaml" --concurrency 0
+bad bench-serve-too-long "exceeds kv_cache.max_model_len 256 of .*tiny-cpu.yaml" -- "${mpi[@]}" 2 "$ecf8" bench serve \
+    --config "$repo/configs/tiny-cpu.yaml" --output-len 1000
 bad two-prompts "give only one prompt" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
     --prompt-ids 1,2 --chat "hi"
 bad system-without-chat "--system goes with --chat" -- "${mpi[@]}" 2 "$ecf8" run \
