@@ -17,42 +17,17 @@
 #include <random>
 #include <vector>
 
+#include "bench/gpu_bench_util.cuh"
 #include "common/error.h"
 #include "kernels/cuda/ops.cuh"
 
 namespace {
 
 using namespace ecf8;
+using bench::device_copy;
+using bench::median_ms;
 
 constexpr int64_t kExperts = 8, kTopk = 8, kRouted = 48, kBlock = 128;
-
-template <class T>
-T* device_copy(const std::vector<T>& v) {
-    T* d = nullptr;
-    CUDA_CHECK(cudaMalloc(&d, v.size() * sizeof(T)));
-    CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return d;
-}
-
-template <class Fn>
-double median_ms(int reps, cudaStream_t stream, Fn&& fn) {
-    for (int i = 0; i < 3; ++i) fn();
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<float> ms(static_cast<size_t>(reps));
-    for (float& m : ms) {
-        CUDA_CHECK(cudaEventRecord(a, stream));
-        fn();
-        CUDA_CHECK(cudaEventRecord(b, stream));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        CUDA_CHECK(cudaEventElapsedTime(&m, a, b));
-    }
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
-    return ms[static_cast<size_t>(reps / 2)];
-}
 
 struct Matrices {
     cuda::ExpertMatrices m{};
@@ -138,19 +113,13 @@ int main(int argc, char** argv) {
         if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = std::max(1, std::atoi(argv[++i]));
         } else if (std::strcmp(argv[i], "--tokens") == 0 && i + 1 < argc) {
-            tokens.clear();
-            for (char* p = argv[++i]; *p != '\0';) {
-                tokens.push_back(std::max(1L, std::strtol(p, &p, 10)));
-                if (*p == ',')
-                    ++p;
-                else if (*p != '\0')
-                    break;
-            }
+            tokens = bench::parse_counts(argv[++i]);
         } else {
             std::fprintf(stderr, "usage: %s [--reps N] [--tokens 1,16,64,128,512,2048]\n", argv[0]);
             return 2;
         }
     }
+    if (tokens.empty()) tokens = {1};
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
         std::printf("expert_gemm_bench: no CUDA device\n");

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "bench/gpu_bench_util.cuh"
 #include "common/error.h"
 #include "kernels/cuda/fp8_gemm.cuh"
 #include "kernels/cuda/ops.cuh"
@@ -21,34 +22,8 @@
 namespace {
 
 using namespace ecf8;
-
-template <class T>
-T* device_copy(const std::vector<T>& v) {
-    T* d = nullptr;
-    CUDA_CHECK(cudaMalloc(&d, v.size() * sizeof(T)));
-    CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-    return d;
-}
-
-// Median time of fn in milliseconds.
-double median_ms(int reps, cudaStream_t stream, const std::function<void()>& fn) {
-    for (int i = 0; i < 3; ++i) fn();
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<float> ms(static_cast<size_t>(reps));
-    for (float& m : ms) {
-        CUDA_CHECK(cudaEventRecord(a, stream));
-        fn();
-        CUDA_CHECK(cudaEventRecord(b, stream));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        CUDA_CHECK(cudaEventElapsedTime(&m, a, b));
-    }
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
-    return ms[static_cast<size_t>(reps / 2)];
-}
+using bench::device_copy;
+using bench::median_ms;
 
 struct Shape {
     int64_t in, out;
@@ -131,14 +106,7 @@ int main(int argc, char** argv) {
         if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = std::max(1, std::atoi(argv[++i]));
         } else if (std::strcmp(argv[i], "--tokens") == 0 && i + 1 < argc) {
-            tokens.clear();
-            for (char* p = argv[++i]; *p != '\0';) {
-                char* end = nullptr;
-                const long long v = std::strtoll(p, &end, 10);
-                if (end == p) break;
-                tokens.push_back(std::max<int64_t>(1, v));
-                p = *end == ',' ? end + 1 : end;
-            }
+            tokens = bench::parse_counts(argv[++i]);
         } else {
             std::fprintf(stderr, "usage: %s [--reps N] [--tokens 1,16,64,256]\n", argv[0]);
             return 2;

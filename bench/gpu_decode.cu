@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/gpu_bench_util.cuh"
 #include "codec/decoder.h"
 #include "codec/encoder.h"
 #include "common/error.h"
@@ -35,26 +36,10 @@ __global__ void copy16_kernel(const uint4* __restrict in, uint4* __restrict out,
 // ---------------------------------------------------------------------------------------------------------
 // timing
 
+// gpu_decode times each launch after one untimed warm-up.
 template <class F>
 float median_ms(int repeat, cudaStream_t stream, F&& launch) {
-    cudaEvent_t a, b;
-    CUDA_CHECK(cudaEventCreate(&a));
-    CUDA_CHECK(cudaEventCreate(&b));
-    launch();  // warm-up
-    std::vector<float> ms;
-    for (int r = 0; r < repeat; ++r) {
-        CUDA_CHECK(cudaEventRecord(a, stream));
-        launch();
-        CUDA_CHECK(cudaEventRecord(b, stream));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float t = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-    }
-    CUDA_CHECK(cudaEventDestroy(a));
-    CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
+    return static_cast<float>(bench::median_ms(repeat, stream, launch, 1));
 }
 
 struct Row {
