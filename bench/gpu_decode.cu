@@ -3,7 +3,8 @@
 // draw). Per size, one run: decoded GB/s, effective GB/s (compressed bytes read + decoded bytes written),
 // cudaMemcpy D2D and a plain 16-byte-wide FP8 copy kernel (both counted as bytes read + written), and
 // effective / D2D. Every decode is checked against the original bytes first. Exits 0 with a message when
-// there is no CUDA device. Usage: gpu_decode [--max-gb G] [--repeat R] [--json]
+// there is no CUDA device. --latency instead times single launches of expert-sized matrices at several
+// lane_elems (see latency()). Usage: gpu_decode [--max-gb G] [--repeat R] [--json] [--latency]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -47,24 +48,45 @@ struct Row {
     double ratio, decode_gbs, effective_gbs, d2d_gbs, copy_kernel_gbs;
 };
 
+// FP8 values encoded with `options` and uploaded, with an output buffer and an error flag; the first decode
+// is checked against the values, so nothing is timed that decodes wrongly.
+struct Decodable {
+    std::vector<uint8_t> blob;
+    DeviceTensor dt;
+    uint8_t* out = nullptr;
+    int* flag = nullptr;
+    ~Decodable() {
+        cudaFree(out);
+        cudaFree(flag);
+    }
+};
+
+void prepare(Decodable& d, const std::vector<uint8_t>& values, const EncodeOptions& options, ThreadPool& pool,
+             cudaStream_t stream) {
+    const uint64_t n = values.size();
+    d.blob = encode_tensor(DType::F8_E4M3, values.data(), n, options, &pool);
+    d.dt = DeviceTensor::upload(PreparedTensor::prepare(d.blob, "bench"), stream);
+    CUDA_CHECK(cudaMalloc(&d.out, n));
+    CUDA_CHECK(cudaMalloc(&d.flag, sizeof(int)));
+    CUDA_CHECK(cudaMemsetAsync(d.flag, 0, sizeof(int), stream));
+    CUDA_CHECK(cudaMemsetAsync(d.out, 0xA5, n, stream));
+    ecf8_decode_cuda(d.dt, 0, n, d.out, d.flag, stream);
+    ecf8_decode_check_error(d.flag, stream, "gpu_decode");
+    std::vector<uint8_t> back(n);
+    CUDA_CHECK(cudaMemcpy(back.data(), d.out, n, cudaMemcpyDeviceToHost));
+    ECF8_CHECK(back == values, "GPU decode of " << n << " bytes differs from the original: refusing to report");
+}
+
 Row measure(const std::vector<uint8_t>& values, int repeat, ThreadPool& pool, cudaStream_t stream) {
     const uint64_t n = values.size();
-    std::vector<uint8_t> blob = encode_tensor(DType::F8_E4M3, values.data(), n, EncodeOptions{}, &pool);
-    PreparedTensor t = PreparedTensor::prepare(blob, "bench");
-    DeviceTensor dt = DeviceTensor::upload(t, stream);
-    uint8_t *out = nullptr, *src = nullptr;
-    int* flag = nullptr;
-    CUDA_CHECK(cudaMalloc(&out, n));
+    Decodable d;
+    prepare(d, values, EncodeOptions{}, pool, stream);
+    const DeviceTensor& dt = d.dt;
+    uint8_t *out = d.out, *src = nullptr;
+    int* flag = d.flag;
+    const std::vector<uint8_t>& blob = d.blob;
     CUDA_CHECK(cudaMalloc(&src, n));
-    CUDA_CHECK(cudaMalloc(&flag, sizeof(int)));
-    CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(int), stream));
     CUDA_CHECK(cudaMemcpyAsync(src, values.data(), n, cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK(cudaMemsetAsync(out, 0xA5, n, stream));
-    ecf8_decode_cuda(dt, 0, n, out, flag, stream);
-    ecf8_decode_check_error(flag, stream, "gpu_decode");
-    std::vector<uint8_t> back(n);
-    CUDA_CHECK(cudaMemcpy(back.data(), out, n, cudaMemcpyDeviceToHost));
-    ECF8_CHECK(back == values, "GPU decode of " << n << " bytes differs from the original: refusing to report");
 
     const float dec = median_ms(repeat, stream, [&] { ecf8_decode_cuda(dt, 0, n, out, flag, stream); });
     const float d2d =
@@ -75,11 +97,35 @@ Row measure(const std::vector<uint8_t>& values, int repeat, ThreadPool& pool, cu
         CUDA_CHECK(cudaGetLastError());
     });
     ecf8_decode_check_error(flag, stream, "gpu_decode");
-    CUDA_CHECK(cudaFree(out));
     CUDA_CHECK(cudaFree(src));
-    CUDA_CHECK(cudaFree(flag));
     const double gb = static_cast<double>(n) / 1e9, cgb = static_cast<double>(blob.size()) / 1e9;
     return {n, cgb / gb, gb / (dec / 1e3), (gb + cgb) / (dec / 1e3), 2 * gb / (d2d / 1e3), 2 * gb / (cpy / 1e3)};
+}
+
+// --latency: one decode launch of an expert-sized FP8 matrix (2048 x 7168, DeepSeek-V3's) and of eight of
+// them as one tensor (a decode step's picked experts in one launch), at several lane_elems. One warp decodes
+// a chunk (32 x lane_elems elements) serially, so a launch of few chunks lasts about one chunk's decode: a
+// step at batch 1 waits for it after routing. Smaller chunks cost padding bits (docs/FORMAT.md).
+void latency(const std::vector<uint8_t>& base, int repeat, ThreadPool& pool, cudaStream_t stream) {
+    std::printf("%9s %10s %8s %13s %10s %12s\n", "matrices", "lane_elems", "chunks", "bits/weight", "decode us",
+                "decode GB/s");
+    for (uint64_t matrices : {1, 8}) {
+        std::vector<uint8_t> values(matrices * 2048 * 7168);
+        for (uint64_t off = 0; off < values.size(); off += base.size())
+            std::memcpy(values.data() + off, base.data(), std::min<uint64_t>(base.size(), values.size() - off));
+        for (uint32_t lane : {256u, 512u, 1024u, 2048u, 4096u}) {
+            EncodeOptions options;
+            options.lane_elems = lane;
+            Decodable d;
+            prepare(d, values, options, pool, stream);
+            const uint64_t n = values.size();
+            const float ms = median_ms(repeat, stream, [&] { ecf8_decode_cuda(d.dt, 0, n, d.out, d.flag, stream); });
+            ecf8_decode_check_error(d.flag, stream, "gpu_decode");
+            std::printf("%9llu %10u %8llu %13.4f %10.1f %12.1f\n", static_cast<unsigned long long>(matrices), lane,
+                        static_cast<unsigned long long>((n + 32ull * lane - 1) / (32ull * lane)),
+                        8.0 * double(d.blob.size()) / double(n), ms * 1e3, double(n) / (ms * 1e6));
+        }
+    }
 }
 
 }  // namespace
@@ -87,7 +133,7 @@ Row measure(const std::vector<uint8_t>& values, int repeat, ThreadPool& pool, cu
 int main(int argc, char** argv) {
     double max_gb = 4;
     int repeat = 11;
-    bool json = false;
+    bool json = false, latency_only = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--max-gb" && i + 1 < argc)
@@ -96,8 +142,10 @@ int main(int argc, char** argv) {
             repeat = std::max(5, std::stoi(argv[++i]));
         else if (a == "--json")
             json = true;
+        else if (a == "--latency")
+            latency_only = true;
         else {
-            std::fprintf(stderr, "usage: gpu_decode [--max-gb G] [--repeat R] [--json]\n");
+            std::fprintf(stderr, "usage: gpu_decode [--max-gb G] [--repeat R] [--json] [--latency]\n");
             return 2;
         }
     }
@@ -114,6 +162,12 @@ int main(int argc, char** argv) {
         ThreadPool pool(0);
         SynthSpec spec;
         Fp8BlockQuantized base = synth_fp8_block_quantized(8192, 8192, spec);  // 64 Mi weights
+        if (latency_only) {
+            std::printf("device: %s\n", prop.name);
+            latency(base.weight, repeat, pool, stream);
+            CUDA_CHECK(cudaStreamDestroy(stream));
+            return 0;
+        }
         nlohmann::json rows = nlohmann::json::array();
         if (!json)
             std::printf("device: %s\n%10s %8s %12s %15s %12s %13s %10s\n", prop.name, "size", "ratio", "decode GB/s",

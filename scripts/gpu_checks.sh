@@ -76,6 +76,9 @@ if [ -x devkit/bin/expert_gemm_bench ]; then
     step devkit/bin/expert_gemm_bench >"$out/expert_gemm_bench.log" 2>&1 || echo "FAIL expert_gemm_bench"
     cat "$out/expert_gemm_bench.log"
 fi
+# How long one decode launch of expert-sized matrices lasts at several chunk sizes (lane_elems; seconds).
+step devkit/bin/gpu_decode --latency >"$out/decode_latency.log" 2>&1 || echo "FAIL gpu_decode --latency"
+cat "$out/decode_latency.log"
 measured=${GPU_SKIP_MEASURED:-0}
 if [ "$measured" != 1 ]; then
     step devkit/bin/gpu_decode >"$out/gpu_decode.log" 2>&1 && echo "ok   gpu_decode" || echo "FAIL gpu_decode"
