@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the examples/ folder as a user would: the tiny chat, the Python shard listing (safetensors from the
-# oracle venv), and `ecf8 plan` on the real-model deployment YAML. The two-node example is its own test
+# Runs the examples/ folder as a user would: the tiny chat, many requests and the serving benchmark on it, the
+# Python shard listing (safetensors from the oracle venv), and `ecf8 plan` on the real-model deployment YAML. The two-node example is its own test
 # (two-node mode), since it needs network namespaces (exit 77 = skipped).
 # Usage: examples_test.sh ECF8 WORKDIR REPO_ROOT VENV_PYTHON [local|two-node]
 set -u
@@ -28,6 +28,13 @@ fi
 
 check chat-tiny 0 "^output: .*" -- bash "$repo/examples/chat_tiny.sh" "What is ECF8?"
 check chat-tiny-prompt 0 "prompt: [0-9]+ tokens" -- bash "$repo/examples/chat_tiny.sh" "Again, please."
+check serve-tiny 0 "concurrency 4: [0-9.]+x the output tokens/s of concurrency 1" -- bash "$repo/examples/serve_tiny.sh"
+check serve-tiny-results 0 "ok" -- python3 -c "
+import json
+rows = [json.loads(l) for l in open('results.jsonl')]
+assert [r['id'] for r in rows] == ['story', 'ids', 'sampled', 'short', 'stop', 'late'], rows
+assert all(r['finish_reason'] in ('length', 'stop') and 'text' in r and r['output_ids'] for r in rows), rows
+print('ok')"
 check list-shard 0 "ECF8 format 1, rank 0 of 2, [0-9]+ tensors" -- \
     "$python" "$repo/examples/list_shard.py" "$work/tiny/shards/rank-00000-of-00002.safetensors"
 check list-shard-rejects-plain-file 1 "not an ECF8 file" -- \
