@@ -102,17 +102,10 @@ void bench_shape(const Shape& sh, const std::vector<int64_t>& tokens, int reps, 
 int main(int argc, char** argv) {
     int reps = 20;
     std::vector<int64_t> tokens = {1, 16, 64, 256};
-    for (int i = 1; i < argc; ++i) {
-        if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-            reps = std::max(1, std::atoi(argv[++i]));
-        } else if (std::strcmp(argv[i], "--tokens") == 0 && i + 1 < argc) {
-            tokens = bench::parse_counts(argv[++i]);
-        } else {
-            std::fprintf(stderr, "usage: %s [--reps N] [--tokens 1,16,64,256]\n", argv[0]);
-            return 2;
-        }
+    if (!bench::parse_reps_and_tokens(argc, argv, &reps, &tokens)) {
+        std::fprintf(stderr, "usage: %s [--reps N] [--tokens 1,16,64,256]\n", argv[0]);
+        return 2;
     }
-    if (tokens.empty()) tokens = {1};
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
         std::printf("fp8_gemm_bench: no CUDA device, nothing to measure\n");

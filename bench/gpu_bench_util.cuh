@@ -1,5 +1,5 @@
 // Shared by the GPU benchmarks (fp8_gemm_bench, expert_gemm_bench, gpu_decode): a device copy of a host
-// vector, the median time of a launch sequence by CUDA events, and a comma-separated list of counts.
+// vector, the median time of a launch sequence by CUDA events, and their --reps / --tokens flags.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "common/error.h"
@@ -53,6 +54,21 @@ inline std::vector<int64_t> parse_counts(const char* text) {
         p = *end == ',' ? end + 1 : end;
     }
     return out;
+}
+
+// The flags the GEMM benchmarks share, --reps N and --tokens 1,16,...: false on anything else (the caller prints
+// its usage). An empty token list becomes {1}.
+inline bool parse_reps_and_tokens(int argc, char** argv, int* reps, std::vector<int64_t>* tokens) {
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            *reps = std::max(1, std::atoi(argv[++i]));
+        else if (std::strcmp(argv[i], "--tokens") == 0 && i + 1 < argc)
+            *tokens = parse_counts(argv[++i]);
+        else
+            return false;
+    }
+    if (tokens->empty()) *tokens = {1};
+    return true;
 }
 
 }  // namespace ecf8::bench

@@ -48,6 +48,14 @@ struct Row {
     double ratio, decode_gbs, effective_gbs, d2d_gbs, copy_kernel_gbs;
 };
 
+// `bytes` values: `base` repeated.
+std::vector<uint8_t> tiled(const std::vector<uint8_t>& base, uint64_t bytes) {
+    std::vector<uint8_t> values(bytes);
+    for (uint64_t off = 0; off < bytes; off += base.size())
+        std::memcpy(values.data() + off, base.data(), std::min<uint64_t>(base.size(), bytes - off));
+    return values;
+}
+
 // FP8 values encoded with `options` and uploaded, with an output buffer and an error flag; the first decode
 // is checked against the values, so nothing is timed that decodes wrongly.
 struct Decodable {
@@ -81,24 +89,21 @@ Row measure(const std::vector<uint8_t>& values, int repeat, ThreadPool& pool, cu
     const uint64_t n = values.size();
     Decodable d;
     prepare(d, values, EncodeOptions{}, pool, stream);
-    const DeviceTensor& dt = d.dt;
-    uint8_t *out = d.out, *src = nullptr;
-    int* flag = d.flag;
-    const std::vector<uint8_t>& blob = d.blob;
+    uint8_t* src = nullptr;
     CUDA_CHECK(cudaMalloc(&src, n));
     CUDA_CHECK(cudaMemcpyAsync(src, values.data(), n, cudaMemcpyHostToDevice, stream));
 
-    const float dec = median_ms(repeat, stream, [&] { ecf8_decode_cuda(dt, 0, n, out, flag, stream); });
-    const float d2d =
-        median_ms(repeat, stream, [&] { CUDA_CHECK(cudaMemcpyAsync(out, src, n, cudaMemcpyDeviceToDevice, stream)); });
+    const float dec = median_ms(repeat, stream, [&] { ecf8_decode_cuda(d.dt, 0, n, d.out, d.flag, stream); });
+    const float d2d = median_ms(repeat, stream,
+                                [&] { CUDA_CHECK(cudaMemcpyAsync(d.out, src, n, cudaMemcpyDeviceToDevice, stream)); });
     const float cpy = median_ms(repeat, stream, [&] {
-        copy16_kernel<<<1024, 256, 0, stream>>>(reinterpret_cast<const uint4*>(src), reinterpret_cast<uint4*>(out),
+        copy16_kernel<<<1024, 256, 0, stream>>>(reinterpret_cast<const uint4*>(src), reinterpret_cast<uint4*>(d.out),
                                                 n / 16);
         CUDA_CHECK(cudaGetLastError());
     });
-    ecf8_decode_check_error(flag, stream, "gpu_decode");
+    ecf8_decode_check_error(d.flag, stream, "gpu_decode");
     CUDA_CHECK(cudaFree(src));
-    const double gb = static_cast<double>(n) / 1e9, cgb = static_cast<double>(blob.size()) / 1e9;
+    const double gb = static_cast<double>(n) / 1e9, cgb = static_cast<double>(d.blob.size()) / 1e9;
     return {n, cgb / gb, gb / (dec / 1e3), (gb + cgb) / (dec / 1e3), 2 * gb / (d2d / 1e3), 2 * gb / (cpy / 1e3)};
 }
 
@@ -110,9 +115,7 @@ void latency(const std::vector<uint8_t>& base, int repeat, ThreadPool& pool, cud
     std::printf("%9s %10s %8s %13s %10s %12s\n", "matrices", "lane_elems", "chunks", "bits/weight", "decode us",
                 "decode GB/s");
     for (uint64_t matrices : {1, 8}) {
-        std::vector<uint8_t> values(matrices * 2048 * 7168);
-        for (uint64_t off = 0; off < values.size(); off += base.size())
-            std::memcpy(values.data() + off, base.data(), std::min<uint64_t>(base.size(), values.size() - off));
+        const std::vector<uint8_t> values = tiled(base, matrices * 2048 * 7168);
         for (uint32_t lane : {256u, 512u, 1024u, 2048u, 4096u}) {
             EncodeOptions options;
             options.lane_elems = lane;
@@ -173,11 +176,7 @@ int main(int argc, char** argv) {
             std::printf("device: %s\n%10s %8s %12s %15s %12s %13s %10s\n", prop.name, "size", "ratio", "decode GB/s",
                         "effective GB/s", "D2D GB/s", "copy16 GB/s", "eff/D2D");
         for (uint64_t bytes = 16ull << 20; bytes <= static_cast<uint64_t>(max_gb * (1ull << 30)); bytes *= 2) {
-            std::vector<uint8_t> values(bytes);
-            for (uint64_t off = 0; off < bytes; off += base.weight.size())
-                std::memcpy(values.data() + off, base.weight.data(),
-                            std::min<uint64_t>(base.weight.size(), bytes - off));
-            Row r = measure(values, repeat, pool, stream);
+            Row r = measure(tiled(base.weight, bytes), repeat, pool, stream);
             rows.push_back({{"bytes", r.bytes},
                             {"ratio", r.ratio},
                             {"decode_gbs", r.decode_gbs},

@@ -42,12 +42,9 @@ bool linear_few_rows(const uint8_t* w, const float* scale_inv, bool fp8, int64_t
     m.w[0] = w;
     m.scale_inv[0] = scale_inv;
     const dim3 grid(static_cast<unsigned>((out_features + kFewWarps - 1) / kFewWarps), 1);
-    if (fp8)
-        linear_few_kernel<true, DenseRows>
-            <<<grid, kFewWarps * 32, 0, stream>>>(m, block, out_features, in_features, x, DenseRows{n_tokens}, y);
-    else
-        linear_few_kernel<false, DenseRows>
-            <<<grid, kFewWarps * 32, 0, stream>>>(m, 1, out_features, in_features, x, DenseRows{n_tokens}, y);
+    const auto kernel = fp8 ? linear_few_kernel<true, DenseRows> : linear_few_kernel<false, DenseRows>;
+    kernel<<<grid, kFewWarps * 32, 0, stream>>>(m, fp8 ? block : 1, out_features, in_features, x, DenseRows{n_tokens},
+                                                y);
     CUDA_CHECK(cudaGetLastError());
     return true;
 }
