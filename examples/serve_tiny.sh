@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Many requests through the continuous-batching scheduler, then the serving benchmark, on the tiny synthetic
 # DeepSeek-V3 (two CPU ranks, every weight kept ECF8-compressed). The requests file has one JSON request per
-# line: text prompts and token-id prompts of different lengths, greedy and sampled, one with a stop token.
+# line: text prompts, token-id prompts and a chat of different lengths, greedy and sampled, one with a stop
+# token.
 # `ecf8 run --requests` admits them while KV blocks and max_num_seqs (4 here) allow, lets finished ones
 # leave and waiting ones join mid-flight, and writes one result per line. The weights are random, so the
 # text is gibberish; the machinery is the same as for a real checkpoint.
@@ -30,6 +31,7 @@ cat >requests.jsonl <<'JSONL'
 {"id": "short", "prompt_ids": [42], "max_new_tokens": 4}
 {"id": "stop", "prompt": "Count: one, two, three,", "max_new_tokens": 32, "stop_ids": [453]}
 {"id": "late", "prompt": "Requests beyond max_num_seqs wait, then join as others finish.", "max_new_tokens": 8}
+{"id": "chat", "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is ECF8?"}], "max_new_tokens": 12}
 JSONL
 mpirun --oversubscribe -np 2 "$ecf8" run --config "$config" --requests requests.jsonl --output results.jsonl |
     grep -E "^(kv cache|weights|rank 0|results)"

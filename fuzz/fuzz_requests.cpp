@@ -1,6 +1,6 @@
 // libFuzzer target for the request file of `ecf8 run --requests` and `ecf8 bench serve` (JSON Lines,
-// runtime/requests_io.h). The first byte picks whether a tokenizer is present (text "prompt" fields are then
-// encoded with the synthetic tokenizer); the rest is the file. Every accepted request must hold valid sampling
+// runtime/requests_io.h). The first byte picks whether a tokenizer is present (text "prompt" and chat
+// "messages" fields are then rendered and encoded with the synthetic tokenizer); the rest is the file. Every accepted request must hold valid sampling
 // parameters, and its result line must be one JSON object whose "id" reads back as the request's id. Every
 // problem must surface as an ecf8::Error; any other exception, crash, hang or bad access is a bug.
 #include <cstddef>

@@ -92,8 +92,10 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
         if (!st.prefill()) decode_time += st.seconds, decode_tokens += st.tokens;
     }
     if (steps.size() > kShownSteps) std::printf("... %zu steps in all\n", steps.size());
-    std::printf("\n");
-    for (size_t q = 0; q < r.results.size(); ++q) {
+    // A request file's results go to --output; its summary line (report_run) replaces the listing.
+    const bool listed = !(s.from_file && !s.output_path.empty());
+    if (listed) std::printf("\n");
+    for (size_t q = 0; listed && q < r.results.size(); ++q) {
         const RequestResult& res = r.results[q];
         std::printf("sequence %zu:", q);
         for (int32_t t : res.output) std::printf(" %d", t);
@@ -142,7 +144,15 @@ void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, 
         for (const RequestResult& r : result.results)
             jsonl += result_line(r, setup.tokenizer.get(), !setup.show_special);
         write_file_atomic(setup.output_path, jsonl);
-        std::printf("results: %s (%zu requests, JSON Lines)\n", setup.output_path.c_str(), result.results.size());
+        int64_t out_tokens = 0, stopped = 0;
+        for (const RequestResult& r : result.results) {
+            out_tokens += static_cast<int64_t>(r.output.size());
+            stopped += r.finish == FinishReason::Stop;
+        }
+        std::printf("results: %s (%zu requests, JSON Lines): %" PRId64 " output tokens; %" PRId64
+                    " ended on a stop id, %" PRId64 " at their length\n",
+                    setup.output_path.c_str(), result.results.size(), out_tokens, stopped,
+                    static_cast<int64_t>(result.results.size()) - stopped);
     }
     if (!setup.trace_path.empty()) {
         write_file_atomic(setup.trace_path, merge_trace_json(traces));
@@ -161,6 +171,37 @@ std::unique_ptr<TextStream> start_text_stream(const RunSetup& setup, int rank) {
     return std::make_unique<TextStream>(*setup.tokenizer, setup.show_special);
 }
 
+// Rank 0's progress through a request file, on stderr: a bar on a terminal, else a line every 10 s (logs of
+// long runs), both with the requests finished, running and waiting and the output tokens/s so far.
+class RequestProgress {
+public:
+    explicit RequestProgress(size_t total) : total_(total), bar_("requests", total, "req") {}
+    void finished(const RequestResult& r) {
+        ++done_;
+        tokens_ += static_cast<int64_t>(r.output.size());
+        bar_.advance(1);
+    }
+    void after_step(const Engine& engine) {
+        if (ProgressBar::enabled_for_stderr()) return;
+        const double now = engine.now();
+        if (now - last_line_ < kLineSeconds) return;
+        last_line_ = now;
+        std::fprintf(stderr,
+                     "progress: %zu of %zu requests finished, %zu running, %zu waiting; %" PRId64
+                     " output tokens, %.1f tokens/s, %.0f s\n",
+                     done_, total_, engine.scheduler().running(), engine.scheduler().waiting(), tokens_,
+                     now > 0 ? double(tokens_) / now : 0.0, now);
+    }
+    void finish() { bar_.finish(); }
+
+private:
+    static constexpr double kLineSeconds = 10;
+    size_t total_, done_ = 0;
+    int64_t tokens_ = 0;
+    double last_line_ = 0;
+    ProgressBar bar_;
+};
+
 // Runs every request through the engine: rank 0 submits them and steps until all have finished, the other
 // ranks step until rank 0 says the run is over. Rank 0 streams sequence 0's text (stream non-null) and
 // returns the results.
@@ -169,7 +210,12 @@ RunResults serve(const RunSetup& setup, Engine& engine, std::unique_ptr<TextStre
     std::map<std::string, size_t> order;
     for (size_t i = 0; i < setup.requests.size(); ++i) order[setup.requests[i].id] = i;
     out.results.resize(setup.requests.size());
-    engine.on_finish = [&](const RequestResult& r) { out.results[order.at(r.id)] = r; };
+    std::unique_ptr<RequestProgress> progress;
+    if (engine.is_scheduler() && setup.from_file) progress = std::make_unique<RequestProgress>(setup.requests.size());
+    engine.on_finish = [&](const RequestResult& r) {
+        out.results[order.at(r.id)] = r;
+        if (progress) progress->finished(r);
+    };
     if (stream)
         engine.on_token = [&](const Request& r, int32_t token) {
             if (order.at(r.id) == 0) stream->push(token);
@@ -181,8 +227,10 @@ RunResults serve(const RunSetup& setup, Engine& engine, std::unique_ptr<TextStre
     if (engine.is_scheduler()) {
         for (const Request& r : setup.requests) engine.submit(r);
         while (engine.step()) {
+            if (progress) progress->after_step(engine);
         }
         engine.finish();
+        if (progress) progress->finish();
     } else {
         while (engine.step()) {
         }

@@ -7,13 +7,14 @@
 #include <set>
 
 #include "common/error.h"
+#include "tokenizer/chat_format.h"
 
 namespace ecf8 {
 namespace {
 
 using Json = nlohmann::json;
 
-const std::set<std::string> kFields = {"id",          "prompt_ids", "prompt", "max_new_tokens",
+const std::set<std::string> kFields = {"id",          "prompt_ids", "prompt", "messages", "max_new_tokens",
                                        "temperature", "top_p",      "seed",   "stop_ids"};
 
 std::vector<int32_t> token_ids(const Json& v, const std::string& where, const char* field) {
@@ -27,13 +28,39 @@ std::vector<int32_t> token_ids(const Json& v, const std::string& where, const ch
     return ids;
 }
 
+// The prompt's ids from exactly one of "prompt_ids", "prompt" (text) and "messages" (a chat, rendered in the
+// format of the tokenizer's chat template with the assistant's turn opened, as ecf8 run --chat does).
+std::vector<int32_t> prompt_of(const Json& j, const std::string& where, const text::Tokenizer* tokenizer) {
+    const int given = int(j.contains("prompt_ids")) + int(j.contains("prompt")) + int(j.contains("messages"));
+    ECF8_CHECK(given == 1, where << ": give exactly one of \"prompt_ids\", \"prompt\" and \"messages\"");
+    if (j.contains("prompt_ids")) return token_ids(j["prompt_ids"], where, "prompt_ids");
+    const char* field = j.contains("prompt") ? "prompt" : "messages";
+    ECF8_CHECK(tokenizer != nullptr,
+               where << ": \"" << field << "\" is text and needs the model's tokenizer.json (--tokenizer)");
+    if (j.contains("prompt")) {
+        ECF8_CHECK(j["prompt"].is_string(), where << ": \"prompt\" must be a string");
+        return tokenizer->encode(j["prompt"].get<std::string>());
+    }
+    const text::ChatFormat format = text::chat_format_for_template(
+        tokenizer->chat_template(), "tokenizer_config.json (for the \"messages\" of " + where + ")");
+    const std::vector<text::ChatMessage> messages = text::chat_messages_from_json(j["messages"], where);
+    ECF8_CHECK(!messages.empty(), where << ": \"messages\" is empty; give at least one message");
+    std::string rendered;
+    try {
+        rendered = text::render_chat(format, messages, {tokenizer->bos_token()}, true);
+    } catch (const Error& e) {
+        ECF8_FAIL(where << ": " << e.what());
+    }
+    return tokenizer->encode(rendered, false);
+}
+
 Request parse_line(const Json& j, const std::string& where, size_t line, const RequestDefaults& defaults,
                    const text::Tokenizer* tokenizer) {
     ECF8_CHECK(j.is_object(), where << ": a request is a JSON object, got " << j.type_name());
     for (const auto& [key, value] : j.items())
         ECF8_CHECK(kFields.count(key), where << ": unknown field \"" << key
-                                             << "\" (allowed: id, prompt_ids, prompt, max_new_tokens, temperature, "
-                                                "top_p, seed, stop_ids)");
+                                             << "\" (allowed: id, prompt_ids, prompt, messages, max_new_tokens, "
+                                                "temperature, top_p, seed, stop_ids)");
     Request r;
     r.params = defaults.params;
     r.id = std::to_string(line);
@@ -42,15 +69,7 @@ Request parse_line(const Json& j, const std::string& where, size_t line, const R
         ECF8_CHECK(id.is_string() || id.is_number_integer(), where << ": \"id\" must be a string or an integer");
         r.id = id.is_string() ? id.get<std::string>() : std::to_string(id.get<int64_t>());
     }
-    ECF8_CHECK(j.contains("prompt_ids") != j.contains("prompt"),
-               where << ": give exactly one of \"prompt_ids\" and \"prompt\"");
-    if (j.contains("prompt_ids")) {
-        r.prompt = token_ids(j["prompt_ids"], where, "prompt_ids");
-    } else {
-        ECF8_CHECK(j["prompt"].is_string(), where << ": \"prompt\" must be a string");
-        ECF8_CHECK(tokenizer != nullptr, where << ": a text \"prompt\" needs the model's tokenizer.json (--tokenizer)");
-        r.prompt = tokenizer->encode(j["prompt"].get<std::string>());
-    }
+    r.prompt = prompt_of(j, where, tokenizer);
     if (j.contains("max_new_tokens")) {
         const Json& v = j["max_new_tokens"];
         ECF8_CHECK(v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= INT32_MAX,

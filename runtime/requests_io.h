@@ -3,8 +3,10 @@
 // Input, one request per line (blank lines are skipped):
 //   {"id": "r1", "prompt_ids": [1, 2, 3], "max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0,
 //    "stop_ids": [2]}
-// "prompt" (text, encoded with the model's tokenizer) may stand in for "prompt_ids". Every field but the
-// prompt is optional and defaults to the command line's --max-new-tokens, --temperature, --top-p, --seed and
+// "prompt" (text, encoded with the model's tokenizer) or "messages" (a chat in the OpenAI shape,
+// [{"role": "system" | "user" | "assistant" | "tool", "content": "..."}], rendered in the format of the
+// tokenizer's chat template with the assistant's turn opened, as `ecf8 run --chat` does) may stand in for
+// "prompt_ids". Every field but the prompt is optional and defaults to the command line's --max-new-tokens, --temperature, --top-p, --seed and
 // the model's eos id; "id" defaults to the line number. Unknown fields, wrong types and bad values are errors
 // naming the file and line.
 // Output, one result per request, in input order:
@@ -26,7 +28,7 @@ struct RequestDefaults {
 };
 
 // Parses `text` (the file's contents; `source` names it in errors). tokenizer may be null: then a "prompt"
-// field is an error that says to pass --tokenizer.
+// or "messages" field is an error that says to pass --tokenizer.
 std::vector<Request> parse_requests(const std::string& text, const std::string& source, const RequestDefaults& defaults,
                                     const text::Tokenizer* tokenizer);
 

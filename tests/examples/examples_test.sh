@@ -32,7 +32,7 @@ check serve-tiny 0 "concurrency 4: [0-9.]+x the output tokens/s of concurrency 1
 check serve-tiny-results 0 "ok" -- python3 -c "
 import json
 rows = [json.loads(l) for l in open('results.jsonl')]
-assert [r['id'] for r in rows] == ['story', 'ids', 'sampled', 'short', 'stop', 'late'], rows
+assert [r['id'] for r in rows] == ['story', 'ids', 'sampled', 'short', 'stop', 'late', 'chat'], rows
 assert all(r['finish_reason'] in ('length', 'stop') and 'text' in r and r['output_ids'] for r in rows), rows
 print('ok')"
 check list-shard 0 "ECF8 format 1, rank 0 of 2, [0-9]+ tensors" -- \

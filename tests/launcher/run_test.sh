@@ -45,8 +45,9 @@ check run-decoded-experts 0 "routed experts kept decoded" -- "${mpi[@]}" 2 "$ecf
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --decoded-experts-gb auto --dump-logits decoded.bin
 check decoded-experts-equal-raw 0 "" -- cmp decoded.bin raw.bin
 # Text in, text out: a chat and a plain prompt; the streamed text is the decoding of the generated ids.
-check run-chat 0 "^output: " -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
-    --system "Be brief." --chat "Hello there!" --max-new-tokens 8 --eos-id -1
+"${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" --system "Be brief." --chat "Hello there!" \
+    --max-new-tokens 8 --eos-id -1 >chat.out 2>&1
+check run-chat 0 "^output: " -- cat chat.out
 "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" --prompt "Once upon a time" --max-new-tokens 12 \
     --eos-id -1 --temperature 1 --seed 3 --show-special >text-run.out 2>&1
 check streamed-text-is-decoded-ids 0 "ok" -- python3 -c "
@@ -81,15 +82,19 @@ cat >requests.jsonl <<'JSONL'
 {"id": "text", "prompt": "Once upon a time", "max_new_tokens": 5, "temperature": 0.7, "seed": 11}
 
 {"prompt_ids": [42], "max_new_tokens": 2, "stop_ids": []}
+{"id": "chat", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there!"}], "max_new_tokens": 8, "stop_ids": []}
 JSONL
-check run-requests 0 "results: results.jsonl \\(4 requests" -- "${mpi[@]}" 2 "$ecf8" run \
+check run-requests 0 "results: results.jsonl \\(5 requests, JSON Lines\\): 26 output tokens" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" --requests requests.jsonl --output results.jsonl
 check requests-results 0 "ok" -- python3 -c "
 import json, re
 rows = [json.loads(l) for l in open('results.jsonl')]
-assert [r['id'] for r in rows] == ['alone-twin', 'long', 'text', '5'], rows
-assert [len(r['output_ids']) for r in rows] == [8, 3, 5, 2], rows
+assert [r['id'] for r in rows] == ['alone-twin', 'long', 'text', '5', 'chat'], rows
+assert [len(r['output_ids']) for r in rows] == [8, 3, 5, 2, 8], rows
 assert all(r['finish_reason'] in ('length', 'stop') for r in rows) and 'text' in rows[2]
+# The chat request's prompt is rendered as ecf8 run --chat renders it: the same greedy tokens.
+chat = re.search(r'^sequence 0: ([0-9 ]+)', open('chat.out').read(), re.M).group(1).split()
+assert [int(t) for t in chat] == rows[4]['output_ids'], (chat, rows[4])
 print('ok')"
 "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" >alone.out 2>&1
 check request-equals-alone 0 "ok" -- python3 -c "

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "runtime/requests_io.h"
+#include "tokenizer/synth_tokenizer.h"
 
 namespace ecf8 {
 namespace {
@@ -57,8 +58,12 @@ TEST(RequestsIo, BadLinesNameTheFileLineAndField) {
         {"{\"prompt_ids\": [1], \"colour\": 1}", "unknown field \"colour\""},
         {"{\"id\": \"x\", \"prompt_ids\": [1]}\n{\"id\": \"x\", \"prompt_ids\": [2]}",
          "reqs.jsonl:2: request id 'x' is repeated"},
-        {"{\"prompt_ids\": [1], \"prompt\": \"hi\"}", "exactly one of \"prompt_ids\" and \"prompt\""},
-        {"{\"prompt\": \"hi\"}", "needs the model's tokenizer.json"},
+        {"{\"prompt_ids\": [1], \"prompt\": \"hi\"}", "exactly one of \"prompt_ids\", \"prompt\" and \"messages\""},
+        {"{\"prompt\": \"hi\", \"messages\": []}", "reqs.jsonl:1: give exactly one of"},
+        {"{\"id\": 1}", "reqs.jsonl:1: give exactly one of"},
+        {"{\"prompt\": \"hi\"}", "\"prompt\" is text and needs the model's tokenizer.json"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
+         "\"messages\" is text and needs the model's tokenizer.json"},
         {"{\"prompt_ids\": [-1]}", "\"prompt_ids\" holds -1, not a token id"},
         {"{\"prompt_ids\": [2147483648]}", "not a token id"},
         {"{\"prompt_ids\": [1], \"max_new_tokens\": 1e10}", "\"max_new_tokens\" must be an integer in [1, 2147483647]"},
@@ -73,6 +78,50 @@ TEST(RequestsIo, BadLinesNameTheFileLineAndField) {
     };
     for (const auto& [text, want] : cases) {
         const std::string got = error_of(text);
+        EXPECT_NE(got.find(want), std::string::npos) << text << "\n  got: " << got << "\n  want: " << want;
+    }
+}
+
+// The synthetic tokenizer: DeepSeek-V3's special tokens and chat template, a 512-token byte-level BPE.
+const text::Tokenizer& synth_tokenizer() {
+    static const text::Tokenizer tok = [] {
+        const text::SynthTokenizerFiles f = text::train_synth_tokenizer(512);
+        return text::Tokenizer::from_json(f.tokenizer_json, f.tokenizer_config_json, "synth");
+    }();
+    return tok;
+}
+
+TEST(RequestsIo, TextAndChatPrompts) {
+    const text::Tokenizer& tok = synth_tokenizer();
+    const auto rs = parse_requests(
+        "{\"id\": \"t\", \"prompt\": \"Hello there\"}\n"
+        "{\"id\": \"c\", \"messages\": [{\"role\": \"system\", \"content\": \"Be terse.\"}, "
+        "{\"role\": \"user\", \"content\": \"Hi\"}], \"max_new_tokens\": 3}",
+        "reqs.jsonl", defaults(), &tok);
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].prompt, tok.encode("Hello there"));
+    // DeepSeek-V3's format: bos, the system prompt, the user's turn, the assistant's turn opened
+    // (test_chat_format compares the renderer with transformers' apply_chat_template).
+    EXPECT_EQ(rs[1].prompt, tok.encode(tok.bos_token() + "Be terse.<｜User｜>Hi<｜Assistant｜>", false));
+    EXPECT_EQ(rs[1].params.max_new_tokens, 3);
+}
+
+TEST(RequestsIo, BadChatMessagesNameTheLine) {
+    const text::Tokenizer& tok = synth_tokenizer();
+    const std::pair<std::string, std::string> cases[] = {
+        {"{\"messages\": \"hi\"}", "reqs.jsonl:1: chat messages must be an array"},
+        {"{\"prompt_ids\": [1]}\n{\"messages\": []}", "reqs.jsonl:2: \"messages\" is empty"},
+        {"{\"messages\": [{\"content\": \"hi\"}]}", "reqs.jsonl:1: message 0 has no \"role\""},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "reqs.jsonl:1: message 0"},
+        {"{\"messages\": [{\"role\": \"user\"}]}", "reqs.jsonl:1"},  // the user's content is needed
+    };
+    for (const auto& [text, want] : cases) {
+        std::string got;
+        try {
+            parse_requests(text, "reqs.jsonl", defaults(), &tok);
+        } catch (const Error& e) {
+            got = e.what();
+        }
         EXPECT_NE(got.find(want), std::string::npos) << text << "\n  got: " << got << "\n  want: " << want;
     }
 }
