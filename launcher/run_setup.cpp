@@ -80,13 +80,14 @@ void check_request(const Request& r, const RunSetup& s) {
     ECF8_CHECK(len >= 1, who << "the prompt is empty");
     ECF8_CHECK(len < max_len, who << "the prompt has " << len << " tokens; kv_cache.max_model_len " << max_len << " of "
                                   << s.deploy.source << " leaves no room to generate");
+    // A request file's ids may be its own (prompt_ids) or the tokenizer's (prompt, messages).
+    const char* source = s.from_file ? "the prompt holds" : s.tokenizer ? "the tokenizer gave" : "--prompt-ids holds";
+    const char* hint = !s.tokenizer  ? ""
+                       : s.from_file ? " (if it came from a text prompt: is --tokenizer the model's own?)"
+                                     : "; is --tokenizer the model's own?";
     for (int32_t id : r.prompt)
-        ECF8_CHECK(id < s.manifest.model.vocab_size, who << (s.tokenizer   ? "the tokenizer gave"
-                                                             : s.from_file ? "prompt_ids:"
-                                                                           : "--prompt-ids:")
-                                                         << " token " << id << " is outside the vocabulary [0, "
-                                                         << s.manifest.model.vocab_size << ")"
-                                                         << (s.tokenizer ? "; is --tokenizer the model's own?" : ""));
+        ECF8_CHECK(id < s.manifest.model.vocab_size, who << source << " token " << id << ", outside the vocabulary [0, "
+                                                         << s.manifest.model.vocab_size << ")" << hint);
 }
 
 namespace {

@@ -119,6 +119,7 @@ print('ok')"
 check bench-serve-raw 0 "concurrency 8: [0-9.]+x the output tokens/s of concurrency 1" -- "${serve[@]}" --weights raw
 printf '{"id": "x", "prompt_ids": [1, 2], "max_new_token": 4}\n' >bad-field.jsonl
 printf '{"id": "x", "prompt_ids": [1, 2]}\n{"id": "x", "prompt_ids": [3]}\n' >dup-id.jsonl
+printf '{"id": "ok", "prompt_ids": [1]}\n{"id": "v", "prompt_ids": [1, 5000]}\n' >big-id.jsonl
 
 # Bad input: each must fail on every rank, with the cause named, well within the timeout.
 bad() {  # bad NAME PATTERN -- CMD...: exit non-zero, match PATTERN, and finish within 30 s
@@ -196,6 +197,8 @@ bad negative-threads "--threads .*must be >= " -- "${mpi[@]}" 2 "$ecf8" run --co
     "${prompt[@]}" --threads -3
 bad requests-unknown-field "bad-field.jsonl:1: unknown field \"max_new_token\"" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" --requests bad-field.jsonl
+bad requests-token-outside-vocab "request 'v': the prompt holds token 5000, outside the vocabulary \\[0, 1024\\)" -- \
+    "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" --requests big-id.jsonl
 bad requests-repeated-id "dup-id.jsonl:2: request id 'x' is repeated" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" --requests dup-id.jsonl
 bad requests-and-prompt "--requests FILE gives the prompts" -- "${mpi[@]}" 2 "$ecf8" run \
