@@ -21,7 +21,8 @@ void check_result_line(const ecf8::Request& r, const ecf8::text::Tokenizer* tok)
     ecf8::RequestResult res;
     res.id = r.id;
     res.output = r.prompt;  // any ids: decode must cope with ids outside the vocabulary as an ecf8::Error
-    res.finish = ecf8::FinishReason::Length;
+    res.finish = r.params.stop.empty() ? ecf8::FinishReason::Length : ecf8::FinishReason::Stop;
+    if (!r.params.stop.empty()) res.stop_string = r.params.stop.back();  // the text is cut before it, if present
     res.prompt_tokens = static_cast<int64_t>(r.prompt.size());
     std::string line;
     try {

@@ -31,6 +31,7 @@
 #include "runtime/mpi_communicator.h"
 #include "runtime/pipeline.h"
 #include "runtime/requests_io.h"
+#include "runtime/stop_strings.h"
 #include "runtime/trace.h"
 #include "runtime/weight_store.h"
 #include "sharding/memory_plan.h"
@@ -99,9 +100,11 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
         const RequestResult& res = r.results[q];
         std::printf("sequence %zu:", q);
         for (int32_t t : res.output) std::printf(" %d", t);
-        std::printf("%s\n", res.finish == FinishReason::Stop ? "  [eos]" : "");
+        std::printf("%s\n", res.finish != FinishReason::Stop ? ""
+                            : res.stop_string.empty()        ? "  [eos]"
+                                                             : "  [stop string]");
         if (s.tokenizer && r.results.size() > 1)
-            std::printf("  text: %s\n", s.tokenizer->decode(res.output, !s.show_special).c_str());
+            std::printf("  text: %s\n", result_text(res, *s.tokenizer, !s.show_special).c_str());
     }
     if (r.stats.preemptions > 0)
         std::printf("kv cache: %" PRId64 " preemptions (sequences prefilled again when blocks ran out)\n",
@@ -150,7 +153,7 @@ void report_run(const RunSetup& setup, const MpiSession& session, RankRig& rig, 
             stopped += r.finish == FinishReason::Stop;
         }
         std::printf("results: %s (%zu requests, JSON Lines): %" PRId64 " output tokens; %" PRId64
-                    " ended on a stop id, %" PRId64 " at their length\n",
+                    " ended on a stop id or string, %" PRId64 " at their length\n",
                     setup.output_path.c_str(), result.results.size(), out_tokens, stopped,
                     static_cast<int64_t>(result.results.size()) - stopped);
     }
@@ -277,6 +280,7 @@ int cmd_run(const CommandArgs& argv) {
         };
         const std::string gpu_memory = gpu_memory_note(rig);  // after load and the KV pool
         Engine engine(*model, forward, rig.control.get());
+        if (setup.tokenizer) engine.set_stop_text(setup.tokenizer.get(), !setup.show_special);
         const RunResults result = serve(setup, engine, start_text_stream(setup, rank));
         report_run(setup, session, rig, result, gpu_memory, load_seconds);
     } catch (const std::exception& e) {

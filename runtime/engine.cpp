@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "common/error.h"
@@ -43,12 +44,22 @@ void Engine::submit(Request request) {
         ECF8_CHECK(t >= 0 && t < model_.config().vocab_size, "request '" << request.id << "': token id " << t
                                                                          << " is outside the vocabulary [0, "
                                                                          << model_.config().vocab_size << ")");
+    ECF8_CHECK(request.params.stop.empty() || stop_tokenizer_ != nullptr,
+               "request '" << request.id << "': stop strings need the model's tokenizer (--tokenizer)");
+    std::optional<StopStringMatcher> matcher;
+    if (!request.params.stop.empty()) matcher.emplace(*stop_tokenizer_, stop_skip_special_, request.params.stop);
     RequestResult r;
     r.id = request.id;
     r.prompt_tokens = static_cast<int64_t>(request.prompt.size());
     r.arrival_s = now();
     const int64_t seq = scheduler_.submit(std::move(request));
     results_[seq] = std::move(r);
+    if (matcher) stop_matchers_.emplace(seq, std::move(*matcher));
+}
+
+void Engine::set_stop_text(const text::Tokenizer* tokenizer, bool skip_special) {
+    stop_tokenizer_ = tokenizer;
+    stop_skip_special_ = skip_special;
 }
 
 // [kStep, released count, released ids.., seq count, (seq id, token count, sample, tokens..)..]
@@ -185,7 +196,18 @@ void Engine::sample(const StepPlan& plan, const StepResult& out) {
         if (r.output.empty()) r.first_token_s = now();
         r.output.push_back(token);
         if (on_token) on_token(seq.request, token);
-        const FinishReason why = scheduler_.append(s.seq_id, token);  // may end the sequence
+        FinishReason why = scheduler_.append(s.seq_id, token);  // may end the sequence
+        const auto matcher = stop_matchers_.find(s.seq_id);
+        if (matcher != stop_matchers_.end()) {
+            const std::string* stop = matcher->second.push(token);
+            // A stop string outranks the length limit that the same token reached, as in vLLM.
+            if (stop != nullptr && why != FinishReason::Stop) {
+                if (why == FinishReason::None) scheduler_.finish(s.seq_id);
+                why = FinishReason::Stop;
+                r.stop_string = *stop;
+            }
+            if (why != FinishReason::None) stop_matchers_.erase(matcher);
+        }
         if (why == FinishReason::None) continue;
         r.finish = why;
         r.finish_s = now();

@@ -22,6 +22,7 @@
 #include "runtime/communicator.h"
 #include "runtime/model.h"
 #include "runtime/scheduler.h"
+#include "runtime/stop_strings.h"
 
 namespace ecf8 {
 
@@ -70,6 +71,9 @@ public:
     std::function<void(const Request&, const float* logits, int64_t vocab)> on_logits;
     // Rank 0: threads that draw a step's temperature rows (0: the host's cores per rank, at most 16).
     int sampling_threads = 0;
+    // Rank 0: the tokenizer that requests' stop strings are matched with (runtime/stop_strings.h), their text
+    // decoded with special tokens hidden or not; submit refuses stop strings without it.
+    void set_stop_text(const text::Tokenizer* tokenizer, bool skip_special);
     const EngineStats& stats() const { return stats_; }
     const Scheduler& scheduler() const { return scheduler_; }
 
@@ -87,8 +91,11 @@ private:
     Communicator* control_;
     int rank_ = 0;
     Scheduler scheduler_;
-    std::map<int64_t, KvCache> caches_;         // per running sequence
-    std::map<int64_t, RequestResult> results_;  // rank 0, per sequence not yet finished
+    std::map<int64_t, KvCache> caches_;                   // per running sequence
+    std::map<int64_t, RequestResult> results_;            // rank 0, per sequence not yet finished
+    std::map<int64_t, StopStringMatcher> stop_matchers_;  // rank 0, per unfinished sequence with stop strings
+    const text::Tokenizer* stop_tokenizer_ = nullptr;
+    bool stop_skip_special_ = true;
     EngineStats stats_;
     double start_ = 0;
     std::unique_ptr<ThreadPool> sampling_pool_;  // rank 0, made at the first step that samples several rows

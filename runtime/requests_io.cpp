@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "runtime/stop_strings.h"
 #include "tokenizer/chat_format.h"
 
 namespace ecf8 {
@@ -15,7 +16,7 @@ namespace {
 using Json = nlohmann::json;
 
 const std::set<std::string> kFields = {"id",          "prompt_ids", "prompt", "messages", "max_new_tokens",
-                                       "temperature", "top_p",      "seed",   "stop_ids"};
+                                       "temperature", "top_p",      "seed",   "stop_ids", "stop"};
 
 std::vector<int32_t> token_ids(const Json& v, const std::string& where, const char* field) {
     ECF8_CHECK(v.is_array(), where << ": \"" << field << "\" must be an array of token ids");
@@ -54,13 +55,26 @@ std::vector<int32_t> prompt_of(const Json& j, const std::string& where, const te
     return tokenizer->encode(rendered, false);
 }
 
+// "stop": a string or an array of strings, as OpenAI's API takes it.
+std::vector<std::string> stop_strings(const Json& v, const std::string& where, const text::Tokenizer* tokenizer) {
+    ECF8_CHECK(tokenizer != nullptr, where << ": \"stop\" strings are matched in the output's text and need the "
+                                              "model's tokenizer.json (--tokenizer)");
+    ECF8_CHECK(v.is_string() || v.is_array(), where << ": \"stop\" must be a string or an array of strings");
+    std::vector<std::string> out;
+    for (const Json& s : v.is_string() ? Json::array({v}) : v) {
+        ECF8_CHECK(s.is_string(), where << ": \"stop\" holds " << s.dump() << ", not a string");
+        out.push_back(s.get<std::string>());
+    }
+    return out;
+}
+
 Request parse_line(const Json& j, const std::string& where, size_t line, const RequestDefaults& defaults,
                    const text::Tokenizer* tokenizer) {
     ECF8_CHECK(j.is_object(), where << ": a request is a JSON object, got " << j.type_name());
     for (const auto& [key, value] : j.items())
         ECF8_CHECK(kFields.count(key), where << ": unknown field \"" << key
                                              << "\" (allowed: id, prompt_ids, prompt, messages, max_new_tokens, "
-                                                "temperature, top_p, seed, stop_ids)");
+                                                "temperature, top_p, seed, stop_ids, stop)");
     Request r;
     r.params = defaults.params;
     r.id = std::to_string(line);
@@ -92,6 +106,7 @@ Request parse_line(const Json& j, const std::string& where, size_t line, const R
         r.params.seed = j["seed"].get<uint64_t>();
     }
     if (j.contains("stop_ids")) r.params.stop_ids = token_ids(j["stop_ids"], where, "stop_ids");
+    if (j.contains("stop")) r.params.stop = stop_strings(j["stop"], where, tokenizer);
     try {
         r.params.validate();
     } catch (const Error& e) {
@@ -133,7 +148,8 @@ std::string result_line(const RequestResult& r, const text::Tokenizer* tokenizer
     j["output_ids"] = r.output;
     j["finish_reason"] = finish_reason_name(r.finish);
     j["prompt_tokens"] = r.prompt_tokens;
-    if (tokenizer != nullptr) j["text"] = tokenizer->decode(r.output, skip_special);
+    if (tokenizer != nullptr) j["text"] = result_text(r, *tokenizer, skip_special);
+    if (!r.stop_string.empty()) j["stop_string"] = r.stop_string;
     return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 

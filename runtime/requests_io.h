@@ -2,16 +2,17 @@
 //
 // Input, one request per line (blank lines are skipped):
 //   {"id": "r1", "prompt_ids": [1, 2, 3], "max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0,
-//    "stop_ids": [2]}
+//    "stop_ids": [2], "stop": ["\n\n"]}
 // "prompt" (text, encoded with the model's tokenizer) or "messages" (a chat in the OpenAI shape,
 // [{"role": "system" | "user" | "assistant" | "tool", "content": "..."}], rendered in the format of the
 // tokenizer's chat template with the assistant's turn opened, as `ecf8 run --chat` does) may stand in for
-// "prompt_ids". Every field but the prompt is optional and defaults to the command line's --max-new-tokens, --temperature, --top-p, --seed and
-// the model's eos id; "id" defaults to the line number. Unknown fields, wrong types and bad values are errors
-// naming the file and line.
-// Output, one result per request, in input order:
+// "prompt_ids". "stop" (a string or an array of them, matched in the output's text: runtime/stop_strings.h)
+// needs the tokenizer. Every field but the prompt is optional and defaults to the command line's --max-new-tokens,
+// --temperature, --top-p, --seed and the model's eos id; "id" defaults to the line number. Unknown fields, wrong types
+// and bad values are errors naming the file and line. Output, one result per request, in input order:
 //   {"id": "r1", "output_ids": [...], "finish_reason": "length" | "stop", "prompt_tokens": 3, "text": "..."}
-// ("text" with a tokenizer only).
+// ("text" with a tokenizer only, cut before the stop string that ended the request, which "stop_string" then
+// names).
 #pragma once
 
 #include <string>

@@ -140,12 +140,16 @@ FinishReason Scheduler::append(int64_t seq_id, int32_t token) {
         r = FinishReason::Stop;
     else if (it->generated() >= p.max_new_tokens || static_cast<int64_t>(it->tokens.size()) >= limits_.max_model_len)
         r = FinishReason::Length;
-    if (r != FinishReason::None) {
-        free_blocks_ += it->blocks;
-        pending_release_.push_back(seq_id);
-        running_.erase(it);
-    }
+    if (r != FinishReason::None) finish(seq_id);
     return r;
+}
+
+void Scheduler::finish(int64_t seq_id) {
+    auto it = std::find_if(running_.begin(), running_.end(), [&](const Sequence& s) { return s.seq_id == seq_id; });
+    ECF8_CHECK(it != running_.end(), "scheduler: sequence " << seq_id << " is not running");
+    free_blocks_ += it->blocks;
+    pending_release_.push_back(seq_id);
+    running_.erase(it);
 }
 
 const Sequence& Scheduler::running_sequence(int64_t seq_id) const {

@@ -75,6 +75,9 @@ public:
     // After the step: seq's sampled token (scheduled with sample = true). Returns the finish reason; a
     // finished sequence leaves at once, and its blocks are released before the next step.
     FinishReason append(int64_t seq_id, int32_t token);
+    // Ends a running sequence now (a stop string in its text): it leaves, and its blocks are released before
+    // the next step.
+    void finish(int64_t seq_id);
     // A running sequence (throws for another id).
     const Sequence& running_sequence(int64_t seq_id) const;
 

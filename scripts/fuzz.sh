@@ -69,7 +69,7 @@ JSON
 # tokenizer).
 mkdir -p "$seeds/requests"
 printf '\x00{"id": "r1", "prompt_ids": [1, 2, 3], "max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0}\n\n{"prompt_ids": [5], "stop_ids": [2]}\n' > "$seeds/requests/ids.seed"
-printf '\x01{"id": 7, "prompt": "Hello, world! 你好", "temperature": 0.7, "top_p": 0.9}\n' > "$seeds/requests/text.seed"
+printf '\x01{"id": 7, "prompt": "Hello, world! 你好", "temperature": 0.7, "top_p": 0.9, "stop": ["\\n", "好"]}\n' > "$seeds/requests/text.seed"
 printf '\x01{"id": "c", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "content": "1"}]}\n' > "$seeds/requests/chat.seed"
 
 declare -A seed_dir=([fuzz_blob]=blob [fuzz_safetensors]=safetensors [fuzz_config]=config [fuzz_tokenizer]=tokenizer

@@ -96,6 +96,30 @@ assert all(r['finish_reason'] in ('length', 'stop') for r in rows) and 'text' in
 chat = re.search(r'^sequence 0: ([0-9 ]+)', open('chat.out').read(), re.M).group(1).split()
 assert [int(t) for t in chat] == rows[4]['output_ids'], (chat, rows[4])
 print('ok')"
+# Stop strings: the first request again, with a piece of its own text as a stop string: it ends at the token
+# that completes the piece, with the text cut before it.
+python3 - >stop.jsonl <<'PY'
+import json
+first = json.loads(open("results.jsonl").readline())
+text = first["text"]
+stop = text[len(text) // 2:len(text) // 2 + 2]
+print(json.dumps({"id": "stop", "prompt_ids": [3, 141, 59, 26], "max_new_tokens": 8, "stop": ["never there", stop]}))
+PY
+check run-stop-string 0 "1 ended on a stop id or string" -- "${mpi[@]}" 2 "$ecf8" run \
+    --config "$repo/configs/tiny-cpu.yaml" --requests stop.jsonl --output stop-results.jsonl
+check stop-string-cuts-text 0 "ok" -- python3 -c "
+import json, subprocess
+first = json.loads(open('results.jsonl').readline())
+stop = json.loads(open('stop.jsonl').readline())['stop'][1]
+r = json.loads(open('stop-results.jsonl').readline())
+n = len(r['output_ids'])
+assert r['finish_reason'] == 'stop' and r['stop_string'] == stop, r
+assert r['output_ids'] == first['output_ids'][:n], (r, first)
+assert r['text'] == first['text'][:first['text'].find(stop)], (r, first)
+decode = lambda ids: subprocess.run(['$ecf8', 'detokenize', '--tokenizer', 'out/tiny/model', '--skip-special',
+                                     ','.join(map(str, ids))], capture_output=True, text=True, check=True).stdout[:-1]
+assert stop in decode(r['output_ids']) and stop not in decode(r['output_ids'][:-1]), r
+print('ok')"
 "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" >alone.out 2>&1
 check request-equals-alone 0 "ok" -- python3 -c "
 import json, re

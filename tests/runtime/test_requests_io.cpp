@@ -1,11 +1,13 @@
-// The request file of `ecf8 run --requests` (runtime/requests_io.h): fields, defaults, and errors that name
-// the file, the line and the field.
+// The request file of `ecf8 run --requests` (runtime/requests_io.h): fields, defaults, text and chat prompts,
+// stop strings and their matching (runtime/stop_strings.h), and errors that name the file, the line and the
+// field.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "common/error.h"
 #include "runtime/requests_io.h"
+#include "runtime/stop_strings.h"
 #include "tokenizer/synth_tokenizer.h"
 
 namespace ecf8 {
@@ -20,13 +22,22 @@ RequestDefaults defaults() {
     return d;
 }
 
-std::string error_of(const std::string& text) {
+std::string error_of(const std::string& text, const text::Tokenizer* tokenizer = nullptr) {
     try {
-        parse_requests(text, "reqs.jsonl", defaults(), nullptr);
+        parse_requests(text, "reqs.jsonl", defaults(), tokenizer);
     } catch (const Error& e) {
         return e.what();
     }
     return "";
+}
+
+// Each file's error holds the expected words.
+template <size_t N>
+void expect_errors(const std::pair<std::string, std::string> (&cases)[N], const text::Tokenizer* tokenizer = nullptr) {
+    for (const auto& [text, want] : cases) {
+        const std::string got = error_of(text, tokenizer);
+        EXPECT_NE(got.find(want), std::string::npos) << text << "\n  got: " << got << "\n  want: " << want;
+    }
 }
 
 TEST(RequestsIo, FieldsAndDefaults) {
@@ -76,10 +87,7 @@ TEST(RequestsIo, BadLinesNameTheFileLineAndField) {
         {"{\"prompt_ids\": [1], \"seed\": 1.5}", "\"seed\" must be a non-negative integer"},
         {"\n \n", "reqs.jsonl: no requests"},
     };
-    for (const auto& [text, want] : cases) {
-        const std::string got = error_of(text);
-        EXPECT_NE(got.find(want), std::string::npos) << text << "\n  got: " << got << "\n  want: " << want;
-    }
+    expect_errors(cases);
 }
 
 // The synthetic tokenizer: DeepSeek-V3's special tokens and chat template, a 512-token byte-level BPE.
@@ -106,6 +114,60 @@ TEST(RequestsIo, TextAndChatPrompts) {
     EXPECT_EQ(rs[1].params.max_new_tokens, 3);
 }
 
+TEST(RequestsIo, StopStrings) {
+    const text::Tokenizer& tok = synth_tokenizer();
+    const auto rs =
+        parse_requests("{\"prompt_ids\": [1], \"stop\": \"\\n\"}\n{\"prompt_ids\": [1], \"stop\": [\"ab\", \"c d\"]}",
+                       "reqs.jsonl", defaults(), &tok);
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].params.stop, std::vector<std::string>{"\n"});
+    EXPECT_EQ(rs[1].params.stop, (std::vector<std::string>{"ab", "c d"}));
+    std::string many;  // 33 stop strings, one over the limit
+    for (int i = 0; i < 33; ++i) many += (i ? ", " : "") + std::string("\"x\"");
+    const std::pair<std::string, std::string> cases[] = {
+        {"{\"prompt_ids\": [1], \"stop\": 5}", "reqs.jsonl:1: \"stop\" must be a string or an array of strings"},
+        {"{\"prompt_ids\": [1], \"stop\": [\"a\", 5]}", "reqs.jsonl:1: \"stop\" holds 5, not a string"},
+        {"{\"prompt_ids\": [1], \"stop\": [\"\"]}", "request '1': stop: each string must hold 1 to 1024 bytes"},
+        {"{\"prompt_ids\": [1], \"stop\": [" + many + "]}", "stop: at most 32 strings"},
+    };
+    expect_errors(cases, &tok);
+    EXPECT_NE(error_of("{\"prompt_ids\": [1], \"stop\": \"x\"}").find("need the model's tokenizer.json"),
+              std::string::npos);
+}
+
+// The matcher finds a stop string when the token that completes it arrives, also across tokens, and the
+// result's text stops before it.
+TEST(RequestsIo, StopStringsAreMatchedInTheStreamedText) {
+    const text::Tokenizer& tok = synth_tokenizer();
+    const std::string text = "Hello there, general Kenobi. Hello again.";
+    const std::vector<int32_t> ids = tok.encode(text, false);
+    ASSERT_GT(ids.size(), 4u);
+    for (const std::string stop : {"general K", "o again", "Kenobi. H", "."}) {
+        StopStringMatcher m(tok, true, {"not in it", stop});
+        RequestResult r;
+        for (int32_t id : ids) {
+            r.output.push_back(id);
+            if (const std::string* s = m.push(id)) {
+                r.stop_string = *s;
+                break;
+            }
+        }
+        ASSERT_EQ(r.stop_string, stop);
+        // Stopped at the first token whose text completes the string: one token fewer does not hold it.
+        const std::vector<int32_t> before(r.output.begin(), r.output.end() - 1);
+        EXPECT_EQ(tok.decode(before, true).find(stop), std::string::npos) << stop;
+        EXPECT_NE(tok.decode(r.output, true).find(stop), std::string::npos) << stop;
+        EXPECT_EQ(result_text(r, tok, true), text.substr(0, text.find(stop))) << stop;
+    }
+    // Of two strings completed by the same token, the one that starts first ends the text ("Hel" is complete
+    // no later than "lo", however "Hello" is split).
+    StopStringMatcher m(tok, true, {"lo", "Hel"});
+    const std::string* hit = nullptr;
+    for (size_t i = 0; i < ids.size() && hit == nullptr; ++i) hit = m.push(ids[i]);
+    ASSERT_NE(hit, nullptr);
+    EXPECT_EQ(*hit, "Hel");
+}
+
 TEST(RequestsIo, BadChatMessagesNameTheLine) {
     const text::Tokenizer& tok = synth_tokenizer();
     const std::pair<std::string, std::string> cases[] = {
@@ -115,15 +177,7 @@ TEST(RequestsIo, BadChatMessagesNameTheLine) {
         {"{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "reqs.jsonl:1: message 0"},
         {"{\"messages\": [{\"role\": \"user\"}]}", "reqs.jsonl:1"},  // the user's content is needed
     };
-    for (const auto& [text, want] : cases) {
-        std::string got;
-        try {
-            parse_requests(text, "reqs.jsonl", defaults(), &tok);
-        } catch (const Error& e) {
-            got = e.what();
-        }
-        EXPECT_NE(got.find(want), std::string::npos) << text << "\n  got: " << got << "\n  want: " << want;
-    }
+    expect_errors(cases, &tok);
 }
 
 TEST(RequestsIo, ResultLinesAreJson) {

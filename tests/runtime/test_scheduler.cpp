@@ -1,7 +1,7 @@
 // The continuous-batching scheduler's decisions, host logic only: the token budget and chunked prefill,
 // decode tokens before prefill chunks, admission by max_num_seqs and free blocks, preemption of the newest
-// sequence when blocks run out (recompute from prompt and outputs), finish reasons and refused requests; and
-// random workloads against a model's view of the cache.
+// sequence when blocks run out (recompute from prompt and outputs), finish reasons, ending a sequence early,
+// refused requests; and random workloads against a model's view of the cache.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -134,6 +134,21 @@ TEST(Scheduler, StopTokensAndMaxModelLenEndSequences) {
     EXPECT_EQ(s.append(full, 1), FinishReason::None);  // 5 of max_model_len 6
     sample_all(s, s.schedule());                       // "full" reaches 6 tokens
     EXPECT_TRUE(s.idle());
+}
+
+TEST(Scheduler, FinishEndsARunningSequenceAndReleasesItsBlocks) {
+    Scheduler s(limits(4, 100, 10, 4));
+    const int64_t a = s.submit(request("a", 6, 10));  // 2 blocks
+    const int64_t b = s.submit(request("b", 3, 10));  // 1 block
+    sample_all(s, s.schedule());
+    EXPECT_EQ(s.free_blocks(), 7);
+    s.finish(a);  // a stop string in its text
+    EXPECT_EQ(s.free_blocks(), 9);
+    EXPECT_THROW(s.finish(a), Error);  // no longer running
+    const StepPlan next = s.schedule();
+    EXPECT_EQ(next.released, std::vector<int64_t>{a});
+    ASSERT_EQ(next.seqs.size(), 1u);
+    EXPECT_EQ(next.seqs[0].seq_id, b);
 }
 
 TEST(Scheduler, RequestsThatCanNeverRunAreRefused) {
