@@ -219,8 +219,8 @@ nlohmann::json levels_json(const RunSetup& s, const std::vector<LevelResult>& le
 
 int cmd_bench_serve(const CommandArgs& argv) {
     Args args(argv,
-              {"config", "shards", "weights", "backend", "gemm", "decoded-experts-gb", "threads", "input-len",
-               "output-len", "range-ratio", "request-rate", "concurrency", "num-prompts", "seed", "json"},
+              {"config", "shards", "weights", "backend", "gemm", "decoded-experts-gb", "expert-area", "threads",
+               "input-len", "output-len", "range-ratio", "request-rate", "concurrency", "num-prompts", "seed", "json"},
               {}, "bench serve");
     args.expect_positional(1, "mpirun -np N ecf8 bench serve --config C.yaml [--concurrency 1,4,16,64] ...");
     const Workload w = parse_workload(args);

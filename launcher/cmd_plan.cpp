@@ -190,7 +190,7 @@ void print_plan(const DeployConfig& d, const ModelConfig& m, const MemoryPlan& p
 }  // namespace
 
 int cmd_plan(const CommandArgs& argv) {
-    Args args(argv, {"config", "model", "threads", kGemmFlag, kDecodedExpertsFlag}, {"json"}, "plan");
+    Args args(argv, {"config", "model", "threads", kGemmFlag, kDecodedExpertsFlag, kExpertAreaFlag}, {"json"}, "plan");
     args.expect_positional(0, "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8]");
     ECF8_CHECK(args.has("config"), "ecf8 plan: --config C.yaml is required; see 'ecf8 plan --help'");
     DeployConfig deploy = DeployConfig::load(args.get("config", ""));

@@ -256,7 +256,8 @@ int cmd_run(const CommandArgs& argv) {
                      "seed",           "eos-id",
                      "dump-logits",    "trace",
                      "threads",        "backend",
-                     "gemm",           "decoded-experts-gb"},
+                     "gemm",           "decoded-experts-gb",
+                     "expert-area"},
               {"show-special"}, "run");
     args.expect_positional(
         0,

@@ -28,6 +28,8 @@ void apply_deploy_flags(const Args& args, DeployConfig* deploy) {
             deploy->memory.decoded_experts_gb = gb;
         }
     }
+    if (args.has(kExpertAreaFlag))
+        deploy->memory.expert_area = parse_expert_area(args.get(kExpertAreaFlag, ""), "--expert-area");
     deploy->validate();
 }
 

@@ -65,6 +65,7 @@ Pipeline::Pipeline(Model& model, WeightStore& store, Backend& backend)
         e.decoded = backend.create_event();
         e.routed = backend.create_event();
         for (auto& group : e.experts_decoded) group = backend.create_event();
+        for (auto& group : e.experts_ran) group = backend.create_event();
         e.free = backend.create_event();
     }
 }
@@ -111,7 +112,12 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
     WeightStore* w = &store_;
     const bool multi_rank = model_.world().world_size > 1;
     const int n_layers = model_.config().num_hidden_layers;
-    const int groups = step_expert_groups(state->n_tokens, model_.config().num_experts_per_tok, model_.local_experts());
+    // A half expert area needs four groups: group g + 2 decodes into group g's place once group g has run.
+    const bool half_area = store_.expert_area() == ExpertArea::Half;
+    const int groups =
+        half_area ? kExpertGroups
+                  : step_expert_groups(state->n_tokens, model_.config().num_experts_per_tok, model_.local_experts());
+    const int reusing = half_area ? 2 : 0;  // the last groups, which wait for an earlier one's place
 
     fetch_layer(0);
     backend_.launch(compute_, "compute embed", [m, w, state] { m->embed(*state, *w); });
@@ -133,20 +139,21 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
         std::array<bool, kExpertGroups> group_decodes = group_decodes_[layer];
         const bool any_decodes = std::find(group_decodes.begin(), group_decodes.end(), true) != group_decodes.end();
         if (groups == 1) group_decodes[0] = any_decodes;
+        const int32_t* picks = model_.pick_offsets();
+        // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
+        // its expert's pick count where it runs and skips an expert that no token picked.
+        auto decode_group = [&, layer](int g) {
+            const auto [first, last] = expert_group(model_.local_experts(), groups, g);
+            backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
+                w->decode_experts(layer, first, last, picks, decode_);
+            });
+            backend_.record(*ev.experts_decoded[g], decode_);
+        };
         if (moe && any_decodes) {
-            // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
-            // its expert's pick count where it runs and skips an expert that no token picked.
             backend_.record(*ev.routed, compute_);
             backend_.wait(decode_, *ev.routed);
-            const int32_t* picks = model_.pick_offsets();
-            for (int g = 0; g < groups; ++g) {
-                if (!group_decodes[g]) continue;
-                const auto [first, last] = expert_group(model_.local_experts(), groups, g);
-                backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
-                    w->decode_experts(layer, first, last, picks, decode_);
-                });
-                backend_.record(*ev.experts_decoded[g], decode_);
-            }
+            for (int g = 0; g < groups - reusing; ++g)
+                if (group_decodes[g]) decode_group(g);
         }
         backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),
                         [m, w, state, layer] { m->ffn(layer, *state, *w); });
@@ -157,6 +164,13 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
                 backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, first, last] {
                     m->routed_experts(layer, *state, *w, first, last);
                 });
+                const int next = g + reusing;  // the group that takes this one's place (half area)
+                if (reusing == 0 || next >= groups || !group_decodes[next]) continue;
+                if (group_decodes[g]) {  // this group's experts were in the place: wait until they have run
+                    backend_.record(*ev.experts_ran[g], compute_);
+                    backend_.wait(decode_, *ev.experts_ran[g]);
+                }
+                decode_group(next);
             }
         }
         backend_.record(*ev.free, compute_);  // the slot's last reader

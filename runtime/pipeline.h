@@ -7,7 +7,8 @@
 //
 // Routing stays on the device. The compute stream records an event after routing (which also groups the
 // picks by this rank's experts, in backend memory); the decode stream then decodes the layer's routed
-// experts, every local one in kExpertGroups groups (one in small steps), each job reading its expert's pick count where
+// experts, every local one in kExpertGroups groups (one in small steps; with a half expert area, always four, groups 2
+// and 3 decoding into the places of groups 0 and 1 once those have run), each job reading its expert's pick count where
 // it runs and skipping an expert nobody picked, while the compute stream runs the shared experts (a group whose experts
 // are all used in place, kept decoded or raw, has no decode job and no wait). Host-tier experts are read where they lie
 // (pinned memory), so no copy waits on the picks. The compute stream runs a group's experts (one grouped MLP call) as
@@ -29,7 +30,7 @@ namespace ecf8 {
 
 // A layer's local routed experts are decoded and computed in this many groups (the last ones may be empty):
 // group g's GEMMs run while group g + 1 decodes, so only the first group's decode waits on routing.
-inline constexpr int kExpertGroups = 4;
+inline constexpr int kExpertGroups = kExpertAreaGroups;  // sharding/expert_area.h lays the groups out
 
 // A step's expert groups: one when it picks at most as many (token, expert) pairs as this rank has experts
 // (a decode step of a few tokens), kExpertGroups otherwise. A group's decode then handles a few picked
@@ -67,6 +68,7 @@ private:
     struct SlotEvents {
         std::unique_ptr<Event> copied, decoded, routed, free;
         std::unique_ptr<Event> experts_decoded[kExpertGroups];
+        std::unique_ptr<Event> experts_ran[kExpertGroups];  // half expert area: a group's place is free again
     };
     std::vector<SlotEvents> slots_;
     std::unique_ptr<Event> to_comm_, from_comm_, decode_checked_;

@@ -1,6 +1,7 @@
 // WeightStore: load a rank's shard into its tiers; copy and decode layers into the slot ring.
 #include "runtime/weight_store.h"
 
+#include <array>
 #include <chrono>
 #include <cstring>
 
@@ -57,13 +58,14 @@ WeightStore::WeightStore(Backend& backend, WeightMode mode, size_t tensors)
 WeightStore::~WeightStore() = default;
 
 std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, int rank, Backend& backend,
-                                               WeightMode mode, ThreadPool* pool,
-                                               const std::vector<bool>& keep_decoded) {
+                                               WeightMode mode, ThreadPool* pool, const std::vector<bool>& keep_decoded,
+                                               ExpertArea expert_area) {
     ECF8_CHECK(rank >= 0 && rank < manifest.world_size(),
                manifest.dir << ": rank " << rank << " is outside the shards' world of " << manifest.world_size());
     const CompressedFile file = manifest.open_rank(rank);
     std::unique_ptr<WeightStore> store(new WeightStore(backend, mode, manifest.ranks[rank].tensors.size()));
     store->layers_.resize(manifest.model.num_hidden_layers);
+    store->expert_area_mode_ = expert_area;
     if (manifest.model.n_routed_experts > 0) {
         const ExpertRange mine =
             manifest.world(rank).experts_for_rank(static_cast<int>(manifest.model.n_routed_experts));
@@ -85,8 +87,9 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
                     << " tensors");
     BlobDecoder& decoder = *decoder_;
     uint64_t device = 0, host = 0, resident = 0;
-    std::vector<uint64_t> dense(layers_.size()), expert(layers_.size()), dense_staging(layers_.size());
-    std::vector<uint64_t> tier_offset;  // per tensor, in manifest order
+    std::vector<uint64_t> dense(layers_.size()), dense_staging(layers_.size());
+    std::vector<std::array<uint64_t, kExpertAreaGroups>> expert(layers_.size());  // per layer and group
+    std::vector<uint64_t> tier_offset;                                            // per tensor, in manifest order
     for (const ManifestTensor& t : manifest.ranks[rank].tensors) {
         const TensorRecord& rec = file.record(t.name);
         Entry& e = tensors_[t.name];
@@ -125,7 +128,9 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
         tier_offset.push_back(tier);
         tier += aligned(e.stored_bytes);
         Layer& layer = layers_[t.layer];
-        uint64_t& slot = is_expert ? expert[t.layer] : dense[t.layer];
+        // An expert's offset within its group for now; its group's place in the area is added below.
+        uint64_t& slot =
+            is_expert ? expert[t.layer][expert_area_group(t.expert - first_expert_, local_experts_)] : dense[t.layer];
         e.slot_offset = slot;
         if (!in_place(e)) slot += aligned(rec.raw_bytes());
         if (staged(t)) {
@@ -144,7 +149,12 @@ std::vector<uint64_t> WeightStore::lay_out(const ShardManifest& manifest, int ra
     }
     for (size_t l = 0; l < layers_.size(); ++l) {
         dense_area_ = std::max(dense_area_, dense[l]);
-        expert_area_ = std::max(expert_area_, expert[l]);
+        const ExpertAreaLayout area = expert_area_layout(expert[l], expert_area_mode_);
+        expert_area_ = std::max(expert_area_, area.bytes);
+        for (auto& [id, entries] : layers_[l].experts)
+            for (Entry* e : entries)
+                if (!in_place(*e))
+                    e->slot_offset += area.group_offset[expert_area_group(id - first_expert_, local_experts_)];
         dense_staging_area_ = std::max(dense_staging_area_, dense_staging[l]);
     }
     device_tier_ = backend_.buffer(device, MemoryKind::Device, "weights");

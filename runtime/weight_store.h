@@ -5,7 +5,8 @@
 // blobs into Device memory, "host" tier blobs into PinnedHost memory (the manifest's tier, decided by the
 // memory plan). The tensors outside the layers (embedding, final norm, lm_head) are decoded once at load
 // and stay decoded. Layer L's weights are decoded into slot L % kDecodeSlots just before layer L runs (its
-// routed experts into the one expert area, which the memory plan also counts once):
+// routed experts into the one expert area, which the memory plan also counts once, laid out by
+// sharding/expert_area.h):
 //   copy_layer(L)      host-tier non-expert blobs of L -> the slot's staging area (the copy engine's job)
 //   decode_layer(L)    L's non-expert tensors -> the slot
 //   decode_experts(L)  every local routed expert of L whose pick count, read where the decode runs, is not
@@ -38,6 +39,7 @@
 #include "codec/decoder.h"
 #include "runtime/backend.h"
 #include "runtime/model.h"
+#include "sharding/expert_area.h"
 #include "sharding/shard_io.h"
 
 namespace ecf8 {
@@ -76,8 +78,11 @@ public:
     // keep_decoded (ECF8 only; empty: none): per tensor of the rank, in manifest order, whether it is kept
     // decoded (ShardManifest::rank_plan's `decoded`): only device-tier routed experts may be. Such a tensor
     // holds its decoded bytes in the device tier and is used in place, as in Raw mode.
+    // expert_area: how a layer's routed experts share the expert area (memory.expert_area,
+    // sharding/expert_area.h), as the memory plan counts it.
     static std::unique_ptr<WeightStore> load(const ShardManifest& manifest, int rank, Backend& backend, WeightMode mode,
-                                             ThreadPool* pool, const std::vector<bool>& keep_decoded = {});
+                                             ThreadPool* pool, const std::vector<bool>& keep_decoded = {},
+                                             ExpertArea expert_area = ExpertArea::Full);
     ~WeightStore() override;
 
     WeightView get(const std::string& name) const override;
@@ -94,6 +99,9 @@ public:
     // is used in place (kept decoded, or Raw mode's device tier), so the pipeline need not wait for it.
     bool experts_decode(int layer, int first, int last) const;
     int first_expert() const { return first_expert_; }
+    // Half: the pipeline runs every step's experts in kExpertAreaGroups groups and decodes group g + 2 only
+    // once group g's experts have run, since they share their place.
+    ExpertArea expert_area() const { return expert_area_mode_; }
     int local_experts() const { return local_experts_; }
     // CUDA: waits for the device and throws ecf8::Error if a decode met a corrupt chunk (the CPU decoder
     // throws at once instead). Nothing to do on the CPU.
@@ -152,6 +160,7 @@ private:
     uint64_t dense_area_ = 0, expert_area_ = 0;  // per slot; one expert area for all layers
     uint64_t dense_staging_area_ = 0;            // per slot
     int first_expert_ = 0, local_experts_ = 0;   // this rank's routed experts
+    ExpertArea expert_area_mode_ = ExpertArea::Full;
     WeightStoreStats sizes_;
     std::atomic<uint64_t> layers_decoded_{0}, bytes_decoded_{0}, bytes_copied_{0};
     std::atomic<int64_t> decode_ns_{0}, copy_ns_{0};

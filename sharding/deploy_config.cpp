@@ -29,7 +29,7 @@ const std::vector<std::string> kTopKeys = {"model", "output", "parallel", "memor
 const std::vector<std::string> kParallelKeys = {"tensor_parallel_size", "expert_parallel_size", "nodes",
                                                 "gpus_per_node"};
 const std::vector<std::string> kMemoryKeys = {"gpu_memory_gb", "gpu_memory_utilization", "cpu_offload_gb",
-                                              "decoded_experts_gb"};
+                                              "decoded_experts_gb", "expert_area"};
 const std::vector<std::string> kCodecKeys = {"granularity", "threads"};
 const std::vector<std::string> kComputeKeys = {"gemm"};
 const std::vector<std::string> kKvCacheKeys = {"max_model_len", "max_num_seqs", "min_kv_tokens",
@@ -333,6 +333,9 @@ DeployConfig DeployConfig::parse(const std::string& yaml_text, const std::string
             read_double(memory, "memory", "gpu_memory_utilization", source, &c.memory.gpu_memory_utilization);
             read_double(memory, "memory", "cpu_offload_gb", source, &c.memory.cpu_offload_gb);
             read_decoded_experts(memory, source, &c.memory);
+            std::string area = expert_area_name(c.memory.expert_area);
+            read_string(memory, "memory", "expert_area", source, false, &area);
+            c.memory.expert_area = parse_expert_area(area, source + ": memory.expert_area");
         }
         const YAML::Node codec = croot["codec"];
         if (codec.IsDefined()) {
@@ -377,6 +380,16 @@ GemmMode parse_gemm_mode(const std::string& name, const std::string& what) {
 }
 
 const char* gemm_mode_name(GemmMode m) { return m == GemmMode::Fp8 ? "fp8" : "fp32"; }
+
+ExpertArea parse_expert_area(const std::string& text, const std::string& where) {
+    if (text == "full") return ExpertArea::Full;
+    if (text == "half") return ExpertArea::Half;
+    ECF8_FAIL(where << " must be 'full' (every routed expert of a layer its own place in the decode scratch) or "
+                       "'half' (two places that four expert groups take in turn: less scratch, more KV), got '"
+                    << text << "'");
+}
+
+const char* expert_area_name(ExpertArea a) { return a == ExpertArea::Half ? "half" : "full"; }
 
 DeployConfig DeployConfig::load(const std::string& yaml_path) {
     ECF8_CHECK(!std::filesystem::is_directory(yaml_path),

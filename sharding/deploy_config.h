@@ -30,6 +30,8 @@
 #include <cstdint>
 #include <string>
 
+#include "sharding/expert_area.h"
+
 namespace ecf8 {
 
 struct ParallelConfig {
@@ -53,6 +55,10 @@ struct MemoryConfig {
     // decoded_experts_gb: auto. No GiB cap: experts are kept decoded in the memory the KV pool cannot use,
     // the room beyond max_num_seqs sequences of max_model_len (the most the scheduler ever runs at once).
     bool decoded_experts_auto = false;
+    // How a layer's routed experts share the expert area they decode into (sharding/expert_area.h): full
+    // (every expert its own place) or half (two places taken in turn by four groups: about half the decode
+    // scratch for routed experts, more KV, every step in four expert groups).
+    ExpertArea expert_area = ExpertArea::Full;
 };
 
 struct CodecConfig {

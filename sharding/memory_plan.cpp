@@ -2,6 +2,7 @@
 #include "sharding/memory_plan.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <filesystem>
@@ -117,40 +118,54 @@ CompressionRatios measure_ratios(const std::string& model_dir, uint64_t max_samp
 
 namespace {
 
-// The decode scratch of ECF8 (kDecodeSlots x the largest layer's tensors other than its routed experts,
-// decoded, plus the expert area: the local routed experts of the layer with the most, each at a fixed place,
-// since which of them decode is decided on the device, after routing). Routed experts kept decoded leave the
-// expert area.
-struct DecodeScratch {
-    uint64_t dense_slots = 0;
-    std::map<int, uint64_t> expert_area;  // per layer: decoded bytes of its experts that decode just in time
-    uint64_t bytes() const {
-        uint64_t most = 0;
-        for (const auto& [layer, b] : expert_area) most = std::max(most, b);
-        return dense_slots + most;
+// Bytes of a layer's routed experts in the expert area, per expert group (sharding/expert_area.h).
+using ExpertGroupBytes = std::array<uint64_t, kExpertAreaGroups>;
+
+// Where a rank's routed experts fall in the expert area's groups: its local experts and the area's sharing.
+struct ExpertGrouping {
+    ExpertRange experts;
+    ExpertArea area = ExpertArea::Full;
+    int group(int expert) const { return expert_area_group(expert - experts.begin, experts.size()); }
+    // The largest area of any layer.
+    uint64_t most(const std::map<int, ExpertGroupBytes>& layers) const {
+        uint64_t m = 0;
+        for (const auto& [layer, g] : layers) m = std::max(m, expert_area_layout(g, area).bytes);
+        return m;
     }
+};
+
+// The decode scratch of ECF8 (kDecodeSlots x the largest layer's tensors other than its routed experts,
+// decoded, plus the expert area: the local routed experts of a layer, each at a fixed place, since which of
+// them decode is decided on the device, after routing; as large as the layer with the most needs). Routed
+// experts kept decoded leave the expert area.
+struct DecodeScratch {
+    ExpertGrouping grouping;
+    uint64_t dense_slots = 0;
+    std::map<int, ExpertGroupBytes> expert_area;  // per layer: decoded bytes of the experts that decode just in time
+    uint64_t bytes() const { return dense_slots + grouping.most(expert_area); }
 };
 
 // A rank's weight bytes and parameters (into rm) and, in ECF8, the decode scratch it needs.
 DecodeScratch weights_and_decode_scratch(const std::vector<ShardTensor>& ts, const std::vector<uint64_t>& bytes,
-                                         WeightFormat format, RankMemory* rm) {
+                                         WeightFormat format, const ExpertGrouping& grouping, RankMemory* rm) {
     std::map<int, uint64_t> layer_decoded;  // decoded bytes of a layer's tensors other than routed experts
     std::set<std::pair<int, int>> experts;  // (layer, expert)
     DecodeScratch scratch;
+    scratch.grouping = grouping;
     for (size_t i = 0; i < ts.size(); ++i) {
         const TensorSpec& s = *ts[i].spec;
         if (s.role != TensorRole::BlockScale) rm->params += static_cast<uint64_t>(ts[i].numel());
         // The runtime decodes the model-level tensors (embedding, final norm, lm_head) once at load.
         rm->weight_bytes += format == WeightFormat::Ecf8 && s.layer < 0 ? ts[i].raw_bytes() : bytes[i];
         if (s.expert >= 0) {
-            scratch.expert_area[s.layer] += ts[i].raw_bytes();
+            scratch.expert_area[s.layer][grouping.group(s.expert)] += ts[i].raw_bytes();
             experts.insert({s.layer, s.expert});
         } else if (s.layer >= 0) {
             layer_decoded[s.layer] += ts[i].raw_bytes();
         }
     }
     rm->routed_experts = static_cast<int64_t>(experts.size());
-    if (format != WeightFormat::Ecf8) return {};
+    if (format != WeightFormat::Ecf8) return {grouping, 0, {}};
     for (const auto& [layer, b] : layer_decoded) scratch.dense_slots = std::max(scratch.dense_slots, kDecodeSlots * b);
     return scratch;
 }
@@ -207,7 +222,7 @@ void keep_experts_decoded(const std::vector<ShardTensor>& ts, const std::vector<
             on_device = on_device && tiers[i] == Tier::Device;
         }
         if (!on_device) continue;  // host-tier experts stay compressed, read over the bus only when picked
-        uint64_t& area = scratch->expert_area[key.second];
+        uint64_t& area = scratch->expert_area[key.second][scratch->grouping.group(key.first)];
         area -= raw;  // tentatively: the expert leaves its layer's area
         const double weights = double(rm->device_weight_bytes) + double(raw) - double(stored);
         if (double(rm->decoded_expert_bytes + raw) > cap || weights + double(scratch->bytes()) > room) {
@@ -274,7 +289,11 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
 
     RankMemory rm;
     rm.rank = rank;
-    DecodeScratch decode_scratch = weights_and_decode_scratch(ts, bytes, format, &rm);
+    const ExpertRange mine = plan.model.n_routed_experts > 0
+                                 ? w.experts_for_rank(static_cast<int>(plan.model.n_routed_experts))
+                                 : ExpertRange{};
+    const ExpertGrouping grouping{mine, deploy.memory.expert_area};
+    DecodeScratch decode_scratch = weights_and_decode_scratch(ts, bytes, format, grouping, &rm);
     rm.workspace_bytes = workspace_bytes(plan.model, w, kv, deploy.compute.gemm);
     const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
     const double budget = deploy.gpu_budget_bytes();
@@ -289,7 +308,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     rm.device_weight_bytes = rm.weight_bytes;
     // FP8 (raw) weights are used in place, but a host-tier routed expert is copied to the expert area when
     // picked: that area, like ECF8's, holds a layer's host-tier experts at fixed places.
-    std::map<int, uint64_t> expert_host;  // per layer
+    std::map<int, ExpertGroupBytes> expert_host;  // per layer
     uint64_t max_expert_host = 0;
     auto host_tier_scratch = [&] {
         return static_cast<uint64_t>(kDecodeSlots) * max_dense_host +
@@ -306,8 +325,10 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
         ++rm.host_tensors;
         if (ts[i].spec->expert < 0)
             max_dense_host = std::max(max_dense_host, dense_host[ts[i].spec->layer] += bytes[i]);
-        else
-            max_expert_host = std::max(max_expert_host, expert_host[ts[i].spec->layer] += bytes[i]);
+        else {
+            expert_host[ts[i].spec->layer][grouping.group(ts[i].spec->expert)] += bytes[i];
+            max_expert_host = grouping.most(expert_host);
+        }
     };
     if (placed != nullptr) {  // the shards' tiers, whatever these bytes would have decided
         ECF8_CHECK(placed->size() == ts.size(),

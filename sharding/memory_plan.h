@@ -14,8 +14,9 @@
 //                no cap, while the KV pool keeps max_num_seqs sequences of max_model_len
 //   scratch      ECF8: kDecodeSlots decoded copies of the largest layer's non-expert weights, plus the expert
 //                area: a layer's local routed experts that decode just in time, each at a fixed place (the
-//                GPU decides after routing which of them to decode). FP8: an area for a layer's host-tier
-//                routed experts.
+//                GPU decides after routing which of them to decode), or with memory.expert_area: half two
+//                places that four groups of them take in turn (sharding/expert_area.h). FP8: an area for a
+//                layer's host-tier routed experts, laid out the same way.
 //                Both formats: staging for host-tier weights, kDecodeSlots x a layer's non-expert part, as
 //                runtime/weight_store.h lays it out (host-tier routed experts are read where they lie).
 //   workspace    the buffers of one forward step of max_num_batched_tokens tokens (prefill chunks and decode

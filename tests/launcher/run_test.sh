@@ -44,6 +44,11 @@ check ecf8-equals-raw 0 "" -- cmp ecf8.bin raw.bin
 check run-decoded-experts 0 "routed experts kept decoded" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}" --decoded-experts-gb auto --dump-logits decoded.bin
 check decoded-experts-equal-raw 0 "" -- cmp decoded.bin raw.bin
+# memory.expert_area: half (groups 2 and 3 decode into the places of groups 0 and 1): same logits.
+check run-half-expert-area 0 "ECF8 .* saved" -- "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" \
+    "${prompt[@]}" --expert-area half --dump-logits half.bin
+check half-expert-area-equals-raw 0 "" -- cmp half.bin raw.bin
+check plan-half-expert-area 0 "ecf8 +0 " -- "$ecf8" plan --config "$repo/configs/tiny-cpu.yaml" --expert-area half
 # Text in, text out: a chat and a plain prompt; the streamed text is the decoding of the generated ids.
 "${mpi[@]}" 2 "$ecf8" run --config "$repo/configs/tiny-cpu.yaml" --system "Be brief." --chat "Hello there!" \
     --max-new-tokens 8 --eos-id -1 >chat.out 2>&1
@@ -159,6 +164,8 @@ bad() {  # bad NAME PATTERN -- CMD...: exit non-zero, match PATTERN, and finish 
 }
 bad world-size-mismatch "holds shards for 2 ranks .* mpirun started 3" -- "${mpi[@]}" 3 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}"
+bad bad-expert-area "--expert-area must be 'full' .* or 'half'" -- "$ecf8" plan --config "$repo/configs/tiny-cpu.yaml" \
+    --expert-area third
 cp -r out/tiny/shards missing && rm missing/rank-00001-of-00002.safetensors
 bad missing-rank-file "rank-00001-of-00002.safetensors" -- "${mpi[@]}" 2 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" --shards missing "${prompt[@]}"

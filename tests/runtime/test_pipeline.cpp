@@ -139,7 +139,7 @@ struct PipelineRun {
 };
 
 PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicator* comm,
-                         const std::vector<bool>& keep_decoded = {}) {
+                         const std::vector<bool>& keep_decoded = {}, ExpertArea area = ExpertArea::Full) {
     const int rank = mpi_test_session().rank();
     const ShardManifest m = ShardManifest::load(shards);
     Tracer tracer(rank, true);
@@ -147,7 +147,7 @@ PipelineRun run_pipeline(const std::string& shards, WeightMode mode, Communicato
     backend.set_tracer(&tracer);
     PipelineRun out;
     {
-        auto store = WeightStore::load(m, rank, backend, mode, nullptr, keep_decoded);
+        auto store = WeightStore::load(m, rank, backend, mode, nullptr, keep_decoded, area);
         Model model(m.model, m.world(rank), comm, test::model_options(kMaxSeqLen), backend);
         Pipeline pipeline(model, *store, backend);
         out.logits = run(model, [&](const auto& t, const auto& c) {
@@ -342,6 +342,41 @@ TEST(Pipeline, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
     EXPECT_GE(p.trace.find("host", "host wait compute", rank).size(), size_t{kDecodeSteps + 1});
 }
 
+// memory.expert_area: half: groups 2 and 3 decode into the places of groups 0 and 1 once those have run, so
+// every step runs four groups, the logits are bit-identical and the expert area is smaller; raw weights in the
+// host tier (copied to the area when picked) too.
+TEST(Pipeline, HalfExpertAreaGivesBitIdenticalLogitsAndWaitsForThePlace) {
+    const std::string root = root_dir();
+    const int rank = mpi_test_session().rank();
+    auto comm = MpiCommunicator::world();
+    const PipelineRun full = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get());
+    const PipelineRun half = run_pipeline(root + "/device", WeightMode::Ecf8, comm.get(), {}, ExpertArea::Half);
+    EXPECT_TRUE(test::same_bits(full.logits, half.logits));
+    for (WeightMode mode : {WeightMode::Raw, WeightMode::RawCopy}) {
+        const PipelineRun host = run_pipeline(root + "/offload", mode, comm.get(), {}, ExpertArea::Half);
+        EXPECT_TRUE(test::same_bits(full.logits, host.logits)) << weight_mode_name(mode);
+    }
+    const ShardManifest m = ShardManifest::load(root + "/device");
+    const int local = m.world(rank).experts_for_rank(m.model.n_routed_experts).size();
+    // With fewer local experts than groups (4 ranks: 2), groups 2 and 3 are empty and nothing is shared.
+    EXPECT_EQ(half.stats.slot_bytes < full.stats.slot_bytes, local >= kExpertGroups);
+    if (local < kExpertGroups) return;
+    // Layer 1, step by step: four expert groups, and group g + 2's decode starts after group g's experts ran.
+    const std::vector<std::vector<TraceSpan>> computes = test::layer_compute_steps(half.trace, 1, rank);
+    const std::vector<TraceSpan> decodes = test::spans_by_start(half.trace, "decode", "decode L1 experts", rank);
+    ASSERT_EQ(computes.size(), size_t{kDecodeSteps + 1});
+    ASSERT_EQ(decodes.size(), computes.size() * kExpertGroups);
+    for (size_t step = 0; step < computes.size(); ++step) {
+        std::vector<TraceSpan> experts;
+        for (const TraceSpan& s : computes[step])
+            if (s.name == "compute L1 experts") experts.push_back(s);
+        ASSERT_EQ(experts.size(), size_t{kExpertGroups}) << "step " << step;
+        for (int g = 0; g + 2 < kExpertGroups; ++g)
+            EXPECT_GE(decodes[step * kExpertGroups + g + 2].start_ns, experts[g].end_ns)
+                << "step " << step << ": group " << g + 2 << " decoded into group " << g << "'s place while it ran";
+    }
+}
+
 // decode_experts with moe_dispatch-style offsets that pick some local experts: the picked experts' tensors
 // hold the raw store's bytes, the others' memory keeps the poison written over it, from the device tier and
 // from the host tier (read in place), in ECF8 and raw-copy mode.
@@ -407,7 +442,7 @@ TEST(Pipeline, RefusesAStoreOfAnotherRanksExperts) {
 // The plan is what the runtime allocates (tests/runtime/plan_checks.h): per rank, weight tiers, decode
 // slots, staging, workspace and KV pool, after load and after steps, in the all-device and both host-tier
 // layouts with ECF8 weights (with and without routed experts kept decoded), and with raw weights where the FP8
-// plan keeps the shards' tiers.
+// plan keeps the shards' tiers; and with a half expert area.
 TEST(Pipeline, PlanEqualsTheAllocations) {
     const std::string root = root_dir();
     const int rank = mpi_test_session().rank(), world = mpi_test_session().size();
@@ -438,6 +473,15 @@ TEST(Pipeline, PlanEqualsTheAllocations) {
         // Raw weights keep the checkpoint's bytes in the tiers chosen for ECF8 (no decode slots, so here they
         // fit where ECF8 does), and the plan of those bytes in those tiers is what runs.
         test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, kPrompts[0]);
+        // memory.expert_area: half, as the plan lays it out, and less scratch than full.
+        DeployConfig half = d;
+        half.memory.expert_area = ExpertArea::Half;
+        const int local = m.world(rank).experts_for_rank(m.model.n_routed_experts).size();
+        EXPECT_EQ(m.rank_plan(half, rank, WeightFormat::Ecf8).scratch_bytes <
+                      m.rank_plan(d, rank, WeightFormat::Ecf8).scratch_bytes,
+                  local >= kExpertGroups);
+        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw})
+            test::expect_plan_equals_allocations(m, half, rank, mode, kPrompts[0]);
     }
 }
 

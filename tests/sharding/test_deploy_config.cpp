@@ -57,6 +57,7 @@ memory:
   gpu_memory_utilization: 0.92
   cpu_offload_gb: 12.5
   decoded_experts_gb: 3.5
+  expert_area: half
 codec:
   granularity: group:1048576
   threads: 3
@@ -84,6 +85,7 @@ TEST(DeployConfig, FullConfigParses) {
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_utilization, 0.92);
     EXPECT_DOUBLE_EQ(c.memory.cpu_offload_gb, 12.5);
     EXPECT_DOUBLE_EQ(c.memory.decoded_experts_gb, 3.5);
+    EXPECT_EQ(c.memory.expert_area, ExpertArea::Half);
     EXPECT_DOUBLE_EQ(c.decoded_experts_budget_bytes(), 3.5 * 1073741824.0);
     EXPECT_EQ(c.codec.granularity, "group:1048576");
     EXPECT_EQ(c.codec.threads, 3);
@@ -113,6 +115,7 @@ TEST(DeployConfig, DefaultsWhenSectionsOmitted) {
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_utilization, d.memory.gpu_memory_utilization);
     EXPECT_DOUBLE_EQ(c.memory.cpu_offload_gb, 0.0);
     EXPECT_DOUBLE_EQ(c.memory.decoded_experts_gb, 0.0);
+    EXPECT_EQ(c.memory.expert_area, ExpertArea::Full);
     EXPECT_EQ(c.codec.granularity, "tensor");
     EXPECT_EQ(c.codec.threads, 0);
     EXPECT_EQ(c.kv_cache.max_model_len, d.kv_cache.max_model_len);
@@ -198,6 +201,8 @@ TEST(DeployConfig, ValueErrors) {
     expect_error("model: m\ncodec: {threads: -2}\n", {"codec.threads must be >= 0"});
     expect_error("model: m\nkv_cache: {dtype: fp8}\n", {"kv_cache.dtype", "'bf16' or 'f32'", "'fp8'"});
     expect_error("model: m\ncompute: {gemm: bf16}\n", {"compute.gemm", "'fp32'", "'fp8'", "'bf16'"});
+    expect_error("model: m\nmemory: {expert_area: quarter}\n", {"memory.expert_area", "'full'", "'half'", "'quarter'"});
+    expect_error("model: m\nmemory: {expert_area: [half]}\n", {"memory.expert_area", "must be a string"});
     expect_error("model: m\ncompute: {gemm_mode: fp8}\n", {"gemm_mode", "compute"});
     expect_error("model: m\nkv_cache: {max_model_len: 0}\n", {"kv_cache.max_model_len must be >= 1"});
     expect_error("model: m\nkv_cache: {max_num_seqs: 0}\n", {"kv_cache.max_num_seqs must be >= 1"});
