@@ -44,6 +44,7 @@ ordered_json rank_json(const RankMemory& r) {
             {"decoded_experts", r.decoded_experts},
             {"decoded_expert_bytes", r.decoded_expert_bytes},
             {"scratch_bytes", r.scratch_bytes},
+            {"expert_area", expert_area_name(r.expert_area)},
             {"workspace_bytes", r.workspace_bytes},
             {"kv_blocks", r.kv_blocks},
             {"kv_bytes", r.kv_bytes},
@@ -129,6 +130,13 @@ void print_verdict(const char* name, const FormatPlan& f, const DeployConfig& d)
                     name, r.decoded_experts, r.routed_experts, format_bytes(double(r.decoded_expert_bytes)).c_str(),
                     d.decoded_experts_text().c_str());
     }
+    if (!f.ranks.empty() && f.ranks[0].routed_experts > 0 && f.ranks[0].scratch_bytes > 0)
+        std::printf("%-5s expert area of rank 0: %s (memory.expert_area %s%s)\n", name,
+                    expert_area_name(f.ranks[0].expert_area), expert_area_name(d.memory.expert_area),
+                    d.memory.expert_area != ExpertArea::Auto ? ""
+                    : f.ranks[0].expert_area == ExpertArea::Half
+                        ? ": a full area leaves less KV than max_num_seqs sequences of max_model_len use"
+                        : ": the KV pool holds what the scheduler can use, or half saves nothing");
     if (f.fits) {
         std::printf("%-5s fits: %s of weights in all; every rank has KV room for >= %" PRId64
                     " tokens (blocks of %" PRId64 "), %" PRId64 " concurrent sequence(s) of %" PRId64 " tokens\n",

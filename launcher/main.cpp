@@ -43,7 +43,7 @@ const std::vector<Command>& all_commands() {
          "mpirun -np N ecf8 bench serve --config C.yaml [--weights ecf8|raw] [--concurrency 1,4,16,64]\n"
          "    [--input-len L] [--output-len O] [--range-ratio R] [--request-rate Q|inf] [--num-prompts P]\n"
          "    [--seed S] [--json FILE] [--backend ...] [--gemm ...] [--decoded-experts-gb G|auto]\n"
-         "    [--expert-area full|half] [--threads N]\n"
+         "    [--expert-area auto|full|half] [--threads N]\n"
          "  Serving throughput, as vLLM's serving benchmark: random-token prompts of L (default 32) tokens and\n"
          "  outputs of O (default 16), each uniform within +-R (default 0.5), go through the continuous-batching\n"
          "  engine once per concurrency level (P requests per level, default max(4, 2 x level)), arriving at Q\n"
@@ -71,7 +71,7 @@ const std::vector<Command>& all_commands() {
          cmd_synth},
         {"plan", "memory plan: what fits on how many GPUs, with how much KV cache",
          "ecf8 plan --config C.yaml [--json] [--model DIR] [--gemm fp32|fp8] [--decoded-experts-gb G|auto]\n"
-         "    [--expert-area full|half]\n"
+         "    [--expert-area auto|full|half]\n"
          "  Reads C.yaml and the model's config.json; no weights needed. For each rank: weight bytes in FP8\n"
          "  and in ECF8, what lives on the GPU and what in pinned host memory, decode scratch, activation\n"
          "  workspace and the KV cache (MLA latent cache bytes per token, token capacity, largest batch at\n"
@@ -80,7 +80,8 @@ const std::vector<Command>& all_commands() {
          "  on a sample of them; otherwise a stated default is used. --gemm overrides compute.gemm, as for\n"
          "  ecf8 run: with fp8 the workspace includes the FP8 GEMM's buffers. --decoded-experts-gb overrides\n"
          "  memory.decoded_experts_gb: the plan says how many routed experts each rank keeps decoded.\n"
-         "  --expert-area overrides memory.expert_area (half: a smaller decode scratch, see ecf8 run).\n"
+         "  --expert-area overrides memory.expert_area (auto, full or half; see ecf8 run); the plan says which\n"
+         "  area each rank takes.\n"
          "  --json   stable machine-readable output\n"
          "  --model  override the YAML's model directory\n",
          cmd_plan},
@@ -125,10 +126,11 @@ const std::vector<Command>& all_commands() {
          "                         the KV pool's expense; never below min_kv_tokens, never host-tier experts.\n"
          "                         auto: no cap, in the KV room beyond what max_num_seqs sequences of\n"
          "                         max_model_len can use. Default: the YAML's memory.decoded_experts_gb (0)\n"
-         "  --expert-area full|half  where routed experts decode (memory.expert_area): full (default), each\n"
-         "                         its own place, small steps in one decode launch per layer; half, two places\n"
-         "                         that four expert groups take in turn: about half the experts' decode\n"
-         "                         scratch, so more KV, every step in four groups\n"
+         "  --expert-area A        where routed experts decode (memory.expert_area): full, each its own\n"
+         "                         place, small steps in one decode launch per layer; half, two places that\n"
+         "                         four expert groups take in turn: about half the experts' decode scratch,\n"
+         "                         so more KV, every step in four groups; auto (default), half where a full\n"
+         "                         area leaves less KV than max_num_seqs sequences of max_model_len use\n"
          "  Prompt (exactly one):\n"
          "  --prompt-ids LIST      comma-separated token ids of the prompt\n"
          "  --prompt TEXT          text, tokenized with the model's tokenizer (with the special tokens its\n"

@@ -242,7 +242,7 @@ void start_rank(const Args& args, const RunSetup& setup, const MpiSession& sessi
     rig->backend->set_tracer(rig->tracer.get());
     ThreadPool pool(threads);
     rig->store = WeightStore::load(setup.manifest, session.rank(), *rig->backend, setup.mode, &pool, setup.keep_decoded,
-                                   setup.deploy.memory.expert_area);
+                                   setup.plan.expert_area);
 }
 
 // The collective part, after every rank started: the communicator between the ranks (MPI_Comm_dup, or the

@@ -65,6 +65,8 @@ std::unique_ptr<WeightStore> WeightStore::load(const ShardManifest& manifest, in
     const CompressedFile file = manifest.open_rank(rank);
     std::unique_ptr<WeightStore> store(new WeightStore(backend, mode, manifest.ranks[rank].tensors.size()));
     store->layers_.resize(manifest.model.num_hidden_layers);
+    ECF8_CHECK(expert_area != ExpertArea::Auto,
+               "WeightStore::load: memory.expert_area auto is resolved by the memory plan (RankMemory::expert_area)");
     store->expert_area_mode_ = expert_area;
     if (manifest.model.n_routed_experts > 0) {
         const ExpertRange mine =

@@ -78,8 +78,8 @@ public:
     // keep_decoded (ECF8 only; empty: none): per tensor of the rank, in manifest order, whether it is kept
     // decoded (ShardManifest::rank_plan's `decoded`): only device-tier routed experts may be. Such a tensor
     // holds its decoded bytes in the device tier and is used in place, as in Raw mode.
-    // expert_area: how a layer's routed experts share the expert area (memory.expert_area,
-    // sharding/expert_area.h), as the memory plan counts it.
+    // expert_area: how a layer's routed experts share the expert area (full or half, sharding/expert_area.h):
+    // the memory plan's RankMemory::expert_area, as it counts it.
     static std::unique_ptr<WeightStore> load(const ShardManifest& manifest, int rank, Backend& backend, WeightMode mode,
                                              ThreadPool* pool, const std::vector<bool>& keep_decoded = {},
                                              ExpertArea expert_area = ExpertArea::Full);

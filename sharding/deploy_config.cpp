@@ -384,12 +384,16 @@ const char* gemm_mode_name(GemmMode m) { return m == GemmMode::Fp8 ? "fp8" : "fp
 ExpertArea parse_expert_area(const std::string& text, const std::string& where) {
     if (text == "full") return ExpertArea::Full;
     if (text == "half") return ExpertArea::Half;
-    ECF8_FAIL(where << " must be 'full' (every routed expert of a layer its own place in the decode scratch) or "
-                       "'half' (two places that four expert groups take in turn: less scratch, more KV), got '"
+    if (text == "auto") return ExpertArea::Auto;
+    ECF8_FAIL(where << " must be 'full' (every routed expert of a layer its own place in the decode scratch), "
+                       "'half' (two places that four expert groups take in turn: less scratch, more KV) or 'auto' "
+                       "(half where the KV pool limits the batch), got '"
                     << text << "'");
 }
 
-const char* expert_area_name(ExpertArea a) { return a == ExpertArea::Half ? "half" : "full"; }
+const char* expert_area_name(ExpertArea a) {
+    return a == ExpertArea::Half ? "half" : a == ExpertArea::Auto ? "auto" : "full";
+}
 
 DeployConfig DeployConfig::load(const std::string& yaml_path) {
     ECF8_CHECK(!std::filesystem::is_directory(yaml_path),

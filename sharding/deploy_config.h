@@ -56,9 +56,10 @@ struct MemoryConfig {
     // the room beyond max_num_seqs sequences of max_model_len (the most the scheduler ever runs at once).
     bool decoded_experts_auto = false;
     // How a layer's routed experts share the expert area they decode into (sharding/expert_area.h): full
-    // (every expert its own place) or half (two places taken in turn by four groups: about half the decode
-    // scratch for routed experts, more KV, every step in four expert groups).
-    ExpertArea expert_area = ExpertArea::Full;
+    // (every expert its own place), half (two places taken in turn by four groups: about half the decode
+    // scratch for routed experts, more KV, every step in four expert groups) or auto (half where the KV pool
+    // is smaller than the scheduler can use, resolved per rank by the plan).
+    ExpertArea expert_area = ExpertArea::Auto;
 };
 
 struct CodecConfig {

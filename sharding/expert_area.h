@@ -8,6 +8,7 @@
 //   half  groups 0 and 2 share one place, groups 1 and 3 another: group g + 2 decodes once group g's experts
 //         have run (double buffering), so the area holds the larger group of each pair, about half. Every step
 //         then runs four groups.
+//   auto  half where memory bounds the batch, else full (below).
 #pragma once
 
 #include <algorithm>
@@ -17,8 +18,11 @@
 
 namespace ecf8 {
 
-enum class ExpertArea { Full, Half };
-ExpertArea parse_expert_area(const std::string& text, const std::string& where);  // "full" | "half"
+// Auto (memory.expert_area's default) is resolved per rank by the memory plan: half where a full area leaves
+// the KV pool smaller than what max_num_seqs sequences of max_model_len can use (memory bounds the batch) and
+// half is smaller, full otherwise (RankMemory::expert_area). The layout functions take Full or Half.
+enum class ExpertArea { Full, Half, Auto };
+ExpertArea parse_expert_area(const std::string& text, const std::string& where);  // "full" | "half" | "auto"
 const char* expert_area_name(ExpertArea a);
 
 inline constexpr int kExpertAreaGroups = 4;

@@ -275,11 +275,9 @@ void kv_and_verdict(const KvCacheConfig& kv, uint64_t kv_token, double budget, d
     }
 }
 
-}  // namespace
-
-RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
-                     const DeployConfig& deploy, std::vector<Tier>* tiers_out, std::vector<bool>* decoded_out,
-                     const std::vector<Tier>* placed) {
+RankMemory plan_rank_in(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
+                        const DeployConfig& deploy, ExpertArea area, std::vector<Tier>* tiers_out,
+                        std::vector<bool>* decoded_out, const std::vector<Tier>* placed) {
     const RankShard& shard = plan.ranks.at(rank);
     const std::vector<ShardTensor>& ts = shard.tensors;
     ECF8_CHECK(bytes.size() == ts.size(), "plan_rank: " << bytes.size() << " sizes for " << ts.size() << " tensors");
@@ -292,7 +290,7 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
     const ExpertRange mine = plan.model.n_routed_experts > 0
                                  ? w.experts_for_rank(static_cast<int>(plan.model.n_routed_experts))
                                  : ExpertRange{};
-    const ExpertGrouping grouping{mine, deploy.memory.expert_area};
+    const ExpertGrouping grouping{mine, area};
     DecodeScratch decode_scratch = weights_and_decode_scratch(ts, bytes, format, grouping, &rm);
     rm.workspace_bytes = workspace_bytes(plan.model, w, kv, deploy.compute.gemm);
     const uint64_t kv_token = kv_bytes_per_token(plan.model, kv);
@@ -351,10 +349,40 @@ RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t
                              &rm);
     }
     rm.scratch_bytes = decode_scratch.bytes() + host_tier_scratch();
+    rm.expert_area = area;
     kv_and_verdict(kv, kv_token, budget, host_budget, &rm);
     if (tiers_out) *tiers_out = std::move(tiers);
     if (decoded_out) *decoded_out = std::move(decoded);
     return rm;
+}
+
+}  // namespace
+
+RankMemory plan_rank(const ShardPlan& plan, int rank, const std::vector<uint64_t>& bytes, WeightFormat format,
+                     const DeployConfig& deploy, std::vector<Tier>* tiers_out, std::vector<bool>* decoded_out,
+                     const std::vector<Tier>* placed) {
+    const ExpertArea asked = deploy.memory.expert_area;
+    if (asked != ExpertArea::Auto)
+        return plan_rank_in(plan, rank, bytes, format, deploy, asked, tiers_out, decoded_out, placed);
+    // auto: half where a full area leaves the KV pool short of what the scheduler can use, if it is smaller.
+    std::vector<Tier> tiers;
+    std::vector<bool> decoded;
+    RankMemory full = plan_rank_in(plan, rank, bytes, format, deploy, ExpertArea::Full, &tiers, &decoded, placed);
+    const double usable = usable_pool_bytes(deploy.kv_cache, kv_bytes_per_token(plan.model, deploy.kv_cache));
+    if (double(full.kv_bytes) < usable) {
+        std::vector<Tier> half_tiers;
+        std::vector<bool> half_decoded;
+        RankMemory half =
+            plan_rank_in(plan, rank, bytes, format, deploy, ExpertArea::Half, &half_tiers, &half_decoded, placed);
+        if (half.scratch_bytes < full.scratch_bytes) {
+            full = std::move(half);
+            tiers = std::move(half_tiers);
+            decoded = std::move(half_decoded);
+        }
+    }
+    if (tiers_out) *tiers_out = std::move(tiers);
+    if (decoded_out) *decoded_out = std::move(decoded);
+    return full;
 }
 
 // ---------------------------------------------------------------------------------------------------

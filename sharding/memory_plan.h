@@ -72,6 +72,7 @@ struct RankMemory {
     int64_t decoded_experts = 0;        // of them, kept decoded (ECF8, memory.decoded_experts_gb)
     uint64_t decoded_expert_bytes = 0;  // their decoded bytes (in device_weight_bytes)
     uint64_t scratch_bytes = 0;
+    ExpertArea expert_area = ExpertArea::Full;  // how the expert area is laid out (memory.expert_area resolved)
     uint64_t workspace_bytes = 0;
     int64_t kv_blocks = 0;  // the KV pool: whole blocks of kv_cache.block_size tokens in the room left
     uint64_t kv_bytes = 0;  // the pool's bytes (0 when no room is left)

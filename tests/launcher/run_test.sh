@@ -164,7 +164,7 @@ bad() {  # bad NAME PATTERN -- CMD...: exit non-zero, match PATTERN, and finish 
 }
 bad world-size-mismatch "holds shards for 2 ranks .* mpirun started 3" -- "${mpi[@]}" 3 "$ecf8" run \
     --config "$repo/configs/tiny-cpu.yaml" "${prompt[@]}"
-bad bad-expert-area "--expert-area must be 'full' .* or 'half'" -- "$ecf8" plan --config "$repo/configs/tiny-cpu.yaml" \
+bad bad-expert-area "--expert-area must be 'full' .* 'half' .* or 'auto'" -- "$ecf8" plan --config "$repo/configs/tiny-cpu.yaml" \
     --expert-area third
 cp -r out/tiny/shards missing && rm missing/rank-00001-of-00002.safetensors
 bad missing-rank-file "rank-00001-of-00002.safetensors" -- "${mpi[@]}" 2 "$ecf8" run \

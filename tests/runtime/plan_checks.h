@@ -37,7 +37,7 @@ inline void expect_plan_equals_allocations(const ShardManifest& m, const DeployC
     std::vector<bool> keep_decoded;  // memory.decoded_experts_gb
     const RankMemory plan = m.rank_plan(d, rank, plan_format(mode), &keep_decoded);
     CpuBackend backend;
-    auto store = WeightStore::load(m, rank, backend, mode, nullptr, keep_decoded, d.memory.expert_area);
+    auto store = WeightStore::load(m, rank, backend, mode, nullptr, keep_decoded, plan.expert_area);
     const auto device = backend.live_bytes_by_tag(MemoryKind::Device);
     const auto host = backend.live_bytes_by_tag(MemoryKind::PinnedHost);
     const double slack = 256.0 * static_cast<double>(m.ranks[rank].tensors.size());  // alignment, per tensor

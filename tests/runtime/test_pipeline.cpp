@@ -473,15 +473,22 @@ TEST(Pipeline, PlanEqualsTheAllocations) {
         // Raw weights keep the checkpoint's bytes in the tiers chosen for ECF8 (no decode slots, so here they
         // fit where ECF8 does), and the plan of those bytes in those tiers is what runs.
         test::expect_plan_equals_allocations(m, d, rank, WeightMode::Raw, kPrompts[0]);
-        // memory.expert_area: half, as the plan lays it out, and less scratch than full.
-        DeployConfig half = d;
+        // memory.expert_area: half, as the plan lays it out, and less scratch than full (with at least one
+        // expert per group). auto (the default) takes half in the tight layouts, whose KV pool is below what
+        // the scheduler can use, and full where the pool is ample.
+        DeployConfig half = d, full = d;
         half.memory.expert_area = ExpertArea::Half;
+        full.memory.expert_area = ExpertArea::Full;
         const int local = m.world(rank).experts_for_rank(m.model.n_routed_experts).size();
-        EXPECT_EQ(m.rank_plan(half, rank, WeightFormat::Ecf8).scratch_bytes <
-                      m.rank_plan(d, rank, WeightFormat::Ecf8).scratch_bytes,
-                  local >= kExpertGroups);
-        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw})
+        const uint64_t half_scratch = m.rank_plan(half, rank, WeightFormat::Ecf8).scratch_bytes;
+        EXPECT_EQ(half_scratch < m.rank_plan(full, rank, WeightFormat::Ecf8).scratch_bytes, local >= kExpertGroups);
+        const RankMemory chosen = m.rank_plan(d, rank, WeightFormat::Ecf8);
+        EXPECT_EQ(chosen.expert_area, name != "device" && local >= kExpertGroups ? ExpertArea::Half : ExpertArea::Full);
+        for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw}) {
             test::expect_plan_equals_allocations(m, half, rank, mode, kPrompts[0]);
+            // The tight layouts were sized with auto's half area: a full one leaves them no KV.
+            if (name == "device") test::expect_plan_equals_allocations(m, full, rank, mode, kPrompts[0]);
+        }
     }
 }
 

@@ -115,7 +115,7 @@ TEST(DeployConfig, DefaultsWhenSectionsOmitted) {
     EXPECT_DOUBLE_EQ(c.memory.gpu_memory_utilization, d.memory.gpu_memory_utilization);
     EXPECT_DOUBLE_EQ(c.memory.cpu_offload_gb, 0.0);
     EXPECT_DOUBLE_EQ(c.memory.decoded_experts_gb, 0.0);
-    EXPECT_EQ(c.memory.expert_area, ExpertArea::Full);
+    EXPECT_EQ(c.memory.expert_area, ExpertArea::Auto);
     EXPECT_EQ(c.codec.granularity, "tensor");
     EXPECT_EQ(c.codec.threads, 0);
     EXPECT_EQ(c.kv_cache.max_model_len, d.kv_cache.max_model_len);
@@ -201,7 +201,8 @@ TEST(DeployConfig, ValueErrors) {
     expect_error("model: m\ncodec: {threads: -2}\n", {"codec.threads must be >= 0"});
     expect_error("model: m\nkv_cache: {dtype: fp8}\n", {"kv_cache.dtype", "'bf16' or 'f32'", "'fp8'"});
     expect_error("model: m\ncompute: {gemm: bf16}\n", {"compute.gemm", "'fp32'", "'fp8'", "'bf16'"});
-    expect_error("model: m\nmemory: {expert_area: quarter}\n", {"memory.expert_area", "'full'", "'half'", "'quarter'"});
+    expect_error("model: m\nmemory: {expert_area: quarter}\n",
+                 {"memory.expert_area", "'full'", "'half'", "'auto'", "'quarter'"});
     expect_error("model: m\nmemory: {expert_area: [half]}\n", {"memory.expert_area", "must be a string"});
     expect_error("model: m\ncompute: {gemm_mode: fp8}\n", {"gemm_mode", "compute"});
     expect_error("model: m\nkv_cache: {max_model_len: 0}\n", {"kv_cache.max_model_len must be >= 1"});

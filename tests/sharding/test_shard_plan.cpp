@@ -353,11 +353,43 @@ RankMemory plan_rank0(const DeployConfig& d, const ShardPlan& plan, WeightFormat
     return plan_rank(plan, 0, bytes, format, d, &tiers, kept);
 }
 
+// memory.expert_area: half lays the 32 local experts of a rank out in two places of 8 (about half the area),
+// and auto takes it where a full area leaves less KV than max_num_seqs sequences of max_model_len can use
+// (8xH100 at 32K), and keeps full where the pool already holds them (one 128K sequence on 8xH200).
+TEST(MemoryPlan, ExpertAreaAutoTakesHalfWhereTheKvPoolLimitsTheBatch) {
+    const ModelConfig m = dsv3();
+    DeployConfig d = deploy_of("deepseek-v3-8xh100.yaml");
+    const ShardPlan plan = plan_shards(m, d.parallel);
+    std::vector<bool> kept;
+    d.memory.expert_area = ExpertArea::Full;
+    const RankMemory full = plan_rank0(d, plan, WeightFormat::Ecf8, &kept);
+    d.memory.expert_area = ExpertArea::Half;
+    const RankMemory half = plan_rank0(d, plan, WeightFormat::Ecf8, &kept);
+    d.memory.expert_area = ExpertArea::Auto;
+    const RankMemory chosen = plan_rank0(d, plan, WeightFormat::Ecf8, &kept);
+    // One expert's decoded bytes: three FP8 matrices and their float scales per 128 x 128 block.
+    const uint64_t h = uint64_t(m.hidden_size), f = uint64_t(m.moe_intermediate_size);
+    const uint64_t expert = 3 * (h * f + (h / 128) * (f / 128) * 4);
+    EXPECT_EQ(full.scratch_bytes - half.scratch_bytes, 16 * expert);  // 32 places -> 2 x 8
+    EXPECT_GT(half.kv_blocks, full.kv_blocks);
+    EXPECT_EQ(full.expert_area, ExpertArea::Full);
+    EXPECT_EQ(chosen.expert_area, ExpertArea::Half);
+    EXPECT_EQ(chosen.kv_blocks, half.kv_blocks);
+
+    DeployConfig roomy = deploy_of("deepseek-v3-8xh200.yaml");
+    roomy.kv_cache.max_num_seqs = 1;
+    const ShardPlan roomy_plan = plan_shards(m, roomy.parallel);
+    const RankMemory r = plan_rank0(roomy, roomy_plan, WeightFormat::Ecf8, &kept);
+    EXPECT_EQ(r.expert_area, ExpertArea::Full);
+    EXPECT_GE(r.kv_tokens, roomy.kv_cache.max_model_len);
+}
+
 // memory.decoded_experts_gb on 8xH200, where memory is ample: the cap decides. Experts are kept one of every
 // MoE layer in turn (each layer keeps its lowest local experts, the counts differ by at most one); each
 // costs its FP8 bytes instead of its ECF8 bytes and leaves the expert area; the KV pool pays for it.
 TEST(MemoryPlan, DecodedExpertsTakeOneOfEveryLayerInTurnUpToTheCap) {
     DeployConfig d = deploy_of("deepseek-v3-8xh200.yaml");
+    d.memory.expert_area = ExpertArea::Full;  // each kept expert leaves its own place (half: a group pair's)
     const ModelConfig m = dsv3();
     const ShardPlan plan = plan_shards(m, d.parallel);
     const std::vector<ShardTensor>& ts = plan.ranks[0].tensors;
@@ -413,6 +445,9 @@ TEST(MemoryPlan, DecodedExpertsNeverTakeTheMinimumKvOrTheHostTier) {
         SCOPED_TRACE(yaml);
         DeployConfig d = deploy_of(yaml);
         d.memory.decoded_experts_gb = 1e6;
+        // A full area, where each kept expert frees its place (with auto's half area, the offload layout
+        // keeps none: keeping the first expert frees no room there).
+        d.memory.expert_area = ExpertArea::Full;
         const ShardPlan plan = plan_shards(m, d.parallel);
         std::vector<bool> kept;
         std::vector<uint64_t> bytes;
