@@ -74,6 +74,11 @@ void print_report(const RunSetup& s, const RunResults& r, const std::vector<std:
                                             : "original bytes copied into the decode slots",
                 load_seconds);
     const RankMemory& rank0 = s.plan;  // printed by rank 0
+    if (rank0.expert_area == ExpertArea::Half)
+        std::printf(
+            "  rank 0's routed experts decode into a half expert area (memory.expert_area %s): four expert "
+            "groups a step\n",
+            expert_area_name(s.deploy.memory.expert_area));
     if (rank0.decoded_experts > 0)
         std::printf("  %" PRId64 " of rank 0's %" PRId64 " (layer, expert) pairs of routed experts kept decoded (%s)\n",
                     rank0.decoded_experts, rank0.routed_experts,
