@@ -15,17 +15,20 @@ mkdir -p out/serve
 if [ "$where" = gpu ]; then
     bash bench/prepare_bench_model.sh "$ecf8" bench-h100 --log out/serve
     # SERVE_PROFILE=1: first, where a decode step's time goes (GPU-timed trace spans per stage, rank 0) at
-    # batch 1 and 32, ECF8 and raw: 8 new tokens of an 8-token prompt each.
+    # batch 1 and 32, ECF8, raw, and ECF8 with a half expert area (four expert groups every step, where the
+    # bench synth's ample KV lets auto keep one group for small steps): 8 new tokens of an 8-token prompt each.
     if [ "${SERVE_PROFILE:-0}" = 1 ]; then
-        for weights in ecf8 raw; do
+        for variant in ecf8 raw ecf8-half; do
+            area=auto
+            [ "$variant" = ecf8-half ] && area=half
             for batch in 1 32; do
-                echo "== profile --weights $weights --batch $batch"
+                echo "== profile $variant --batch $batch"
                 timeout 120 "$ecf8" run --config configs/bench-h100.yaml --backend cuda --gemm fp8 \
-                    --weights "$weights" --batch "$batch" --prompt-ids 3,141,59,26,535,89,79,323 \
-                    --max-new-tokens 8 --eos-id -1 --trace "out/serve/trace-$weights-$batch.json" \
-                    >"out/serve/profile-$weights-$batch.log" 2>&1 &&
-                    python3 scripts/trace_summary.py "out/serve/trace-$weights-$batch.json" --top 12 ||
-                    tail -3 "out/serve/profile-$weights-$batch.log"
+                    --weights "${variant%-half}" --expert-area "$area" --batch "$batch" \
+                    --prompt-ids 3,141,59,26,535,89,79,323 --max-new-tokens 8 --eos-id -1 \
+                    --trace "out/serve/trace-$variant-$batch.json" >"out/serve/profile-$variant-$batch.log" 2>&1 &&
+                    python3 scripts/trace_summary.py "out/serve/trace-$variant-$batch.json" --top 12 ||
+                    tail -3 "out/serve/profile-$variant-$batch.log"
             done
         done
     fi

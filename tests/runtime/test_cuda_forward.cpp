@@ -73,14 +73,14 @@ struct GpuRun {
 };
 
 GpuRun run_gpu(const std::string& shards, WeightMode mode, bool fp8_gemm = false,
-               const std::vector<bool>& keep_decoded = {}) {
+               const std::vector<bool>& keep_decoded = {}, ExpertArea area = ExpertArea::Full) {
     const ShardManifest m = ShardManifest::load(shards);
     Tracer tracer(0, true);
     CudaBackend backend(0);
     backend.set_tracer(&tracer);
     GpuRun out;
     {
-        auto store = WeightStore::load(m, 0, backend, mode, nullptr, keep_decoded);
+        auto store = WeightStore::load(m, 0, backend, mode, nullptr, keep_decoded, area);
         ModelOptions options = test::model_options(kMaxSeqLen);
         options.gemm = fp8_gemm ? GemmMode::Fp8 : GemmMode::Fp32;
         Model model(m.model, m.world(0), nullptr, options, backend);
@@ -240,6 +240,19 @@ TEST_F(CudaForward, ExpertsKeptDecodedGiveBitIdenticalLogits) {
             }
         }
     }
+}
+
+// memory.expert_area half on the GPU: groups 2 and 3 decode into the places of groups 0 and 1 once the compute
+// stream has run those (an event the decode stream waits for), with the same logits and a smaller area; raw
+// weights in the host tier (copied to the area when picked) too.
+TEST_F(CudaForward, HalfExpertAreaGivesBitIdenticalLogits) {
+    const GpuRun full = run_gpu(dir("device"), WeightMode::Ecf8);
+    const GpuRun half = run_gpu(dir("device"), WeightMode::Ecf8, false, {}, ExpertArea::Half);
+    EXPECT_TRUE(same_bits(full.logits, half.logits));
+    EXPECT_LT(half.stats.slot_bytes, full.stats.slot_bytes);
+    for (WeightMode mode : {WeightMode::Ecf8, WeightMode::Raw})
+        EXPECT_TRUE(same_bits(full.logits, run_gpu(dir("offload"), mode, false, {}, ExpertArea::Half).logits))
+            << weight_mode_name(mode);
 }
 
 TEST_F(CudaForward, DecodeOfNextLayerOverlapsComputeAndTheHostWaitsOncePerStep) {
