@@ -99,6 +99,51 @@ void Pipeline::on_comm(const std::string& label, std::function<void()> fn) {
     backend_.wait(compute_, *from_comm_);
 }
 
+void Pipeline::feed_forward(int layer, int groups, const std::shared_ptr<ForwardState>& state) {
+    Model* m = &model_;
+    WeightStore* w = &store_;
+    SlotEvents& ev = slots_[layer % kDecodeSlots];
+    const bool moe = model_.config().is_moe_layer(layer);
+    const int reusing = store_.expert_area() == ExpertArea::Half ? 2 : 0;  // groups that wait for another's place
+    // Whether each of the step's groups has experts to decode: with one group, whether any has.
+    std::array<bool, kExpertGroups> group_decodes = group_decodes_[layer];
+    const bool any_decodes = std::find(group_decodes.begin(), group_decodes.end(), true) != group_decodes.end();
+    if (groups == 1) group_decodes[0] = any_decodes;
+    const int32_t* picks = model_.pick_offsets();
+    // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
+    // its expert's pick count where it runs and skips an expert that no token picked.
+    auto decode_group = [&, layer](int g) {
+        const auto [first, last] = expert_group(model_.local_experts(), groups, g);
+        backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
+            w->decode_experts(layer, first, last, picks, decode_);
+        });
+        backend_.record(*ev.experts_decoded[g], decode_);
+    };
+    if (moe && any_decodes) {
+        backend_.record(*ev.routed, compute_);
+        backend_.wait(decode_, *ev.routed);
+        for (int g = 0; g < groups - reusing; ++g)
+            if (group_decodes[g]) decode_group(g);
+    }
+    backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),
+                    [m, w, state, layer] { m->ffn(layer, *state, *w); });
+    if (moe) {
+        for (int g = 0; g < groups; ++g) {
+            const auto [first, last] = expert_group(model_.local_experts(), groups, g);
+            if (group_decodes[g]) backend_.wait(compute_, *ev.experts_decoded[g]);
+            backend_.launch(compute_, layer_label("compute", layer, "experts"),
+                            [m, w, state, layer, first, last] { m->routed_experts(layer, *state, *w, first, last); });
+            const int next = g + reusing;  // the group that takes this one's place (half area)
+            if (reusing == 0 || next >= groups || !group_decodes[next]) continue;
+            if (group_decodes[g]) {  // this group's experts were in the place: wait until they have run
+                backend_.record(*ev.experts_ran[g], compute_);
+                backend_.wait(decode_, *ev.experts_ran[g]);
+            }
+            decode_group(next);
+        }
+    }
+}
+
 std::vector<float> Pipeline::forward(const std::vector<std::vector<int32_t>>& tokens,
                                      const std::vector<KvCache*>& caches, bool all_positions) {
     return step(tokens, caches, StepOutput::Logits, all_positions).logits;
@@ -113,11 +158,10 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
     const bool multi_rank = model_.world().world_size > 1;
     const int n_layers = model_.config().num_hidden_layers;
     // A half expert area needs four groups: group g + 2 decodes into group g's place once group g has run.
-    const bool half_area = store_.expert_area() == ExpertArea::Half;
     const int groups =
-        half_area ? kExpertGroups
-                  : step_expert_groups(state->n_tokens, model_.config().num_experts_per_tok, model_.local_experts());
-    const int reusing = half_area ? 2 : 0;  // the last groups, which wait for an earlier one's place
+        store_.expert_area() == ExpertArea::Half
+            ? kExpertGroups
+            : step_expert_groups(state->n_tokens, model_.config().num_experts_per_tok, model_.local_experts());
 
     fetch_layer(0);
     backend_.launch(compute_, "compute embed", [m, w, state] { m->embed(*state, *w); });
@@ -135,44 +179,7 @@ StepResult Pipeline::step(const std::vector<std::vector<int32_t>>& tokens, const
             backend_.launch(compute_, "residual", [m, state] { m->reduce_block(*state); });
         backend_.launch(compute_, layer_label("compute", layer, moe ? "route" : "ffn-norm"),
                         [m, w, state, layer] { m->ffn_norm(layer, *state, *w); });
-        // Whether each of the step's groups has experts to decode: with one group, whether any has.
-        std::array<bool, kExpertGroups> group_decodes = group_decodes_[layer];
-        const bool any_decodes = std::find(group_decodes.begin(), group_decodes.end(), true) != group_decodes.end();
-        if (groups == 1) group_decodes[0] = any_decodes;
-        const int32_t* picks = model_.pick_offsets();
-        // Once routing has run, the decode stream decodes the layer's experts group by group; each job reads
-        // its expert's pick count where it runs and skips an expert that no token picked.
-        auto decode_group = [&, layer](int g) {
-            const auto [first, last] = expert_group(model_.local_experts(), groups, g);
-            backend_.launch(decode_, layer_label("decode", layer, "experts"), [this, w, layer, first, last, picks] {
-                w->decode_experts(layer, first, last, picks, decode_);
-            });
-            backend_.record(*ev.experts_decoded[g], decode_);
-        };
-        if (moe && any_decodes) {
-            backend_.record(*ev.routed, compute_);
-            backend_.wait(decode_, *ev.routed);
-            for (int g = 0; g < groups - reusing; ++g)
-                if (group_decodes[g]) decode_group(g);
-        }
-        backend_.launch(compute_, layer_label("compute", layer, moe ? "shared-experts" : "ffn"),
-                        [m, w, state, layer] { m->ffn(layer, *state, *w); });
-        if (moe) {
-            for (int g = 0; g < groups; ++g) {
-                const auto [first, last] = expert_group(model_.local_experts(), groups, g);
-                if (group_decodes[g]) backend_.wait(compute_, *ev.experts_decoded[g]);
-                backend_.launch(compute_, layer_label("compute", layer, "experts"), [m, w, state, layer, first, last] {
-                    m->routed_experts(layer, *state, *w, first, last);
-                });
-                const int next = g + reusing;  // the group that takes this one's place (half area)
-                if (reusing == 0 || next >= groups || !group_decodes[next]) continue;
-                if (group_decodes[g]) {  // this group's experts were in the place: wait until they have run
-                    backend_.record(*ev.experts_ran[g], compute_);
-                    backend_.wait(decode_, *ev.experts_ran[g]);
-                }
-                decode_group(next);
-            }
-        }
+        feed_forward(layer, groups, state);
         backend_.record(*ev.free, compute_);  // the slot's last reader
         if (multi_rank)
             on_comm(layer_label("all-reduce", layer, "ffn"), [m, state] { m->reduce_block(*state); });

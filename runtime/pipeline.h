@@ -58,6 +58,9 @@ public:
 private:
     // Enqueues layer L's copy and decode into its slot, behind the slot's last reader.
     void fetch_layer(int layer);
+    // After layer's routing: its routed experts' decodes, group by group as their places in the expert area
+    // allow, around the shared experts (or the dense MLP), then each group's experts once it is decoded.
+    void feed_forward(int layer, int groups, const std::shared_ptr<ForwardState>& state);
     // Runs fn on the comm stream between the compute stream's work before and after it.
     void on_comm(const std::string& label, std::function<void()> fn);
 
