@@ -37,13 +37,10 @@ std::vector<int32_t> text_prompt_ids(const Args& args, PromptKind kind, const te
         return ids;
     }
     ECF8_CHECK(kind == PromptKind::Chat, "text_prompt_ids: not a text prompt");
-    const text::ChatFormat format =
-        text::chat_format_for_template(tokenizer.chat_template(), tokenizer_source + "/tokenizer_config.json");
     std::vector<text::ChatMessage> messages;
     if (args.has("system")) messages.push_back({"system", args.get("system", ""), {}, false});
     messages.push_back({"user", args.get("chat", ""), {}, false});
-    const std::string prompt = text::render_chat(format, messages, {tokenizer.bos_token()}, true);
-    return tokenizer.encode(prompt, false);
+    return text::encode_chat(tokenizer, messages, tokenizer_source + "/tokenizer_config.json");
 }
 
 TextStream::TextStream(const text::Tokenizer& tokenizer, bool show_special) : detok_(tokenizer, !show_special) {}

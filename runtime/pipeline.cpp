@@ -11,13 +11,6 @@
 namespace ecf8 {
 namespace {
 
-// Local experts [first, last) of group g out of n, in `groups` groups of ceil(n / groups) (the last ones may
-// be empty).
-std::pair<int, int> expert_group(int n, int groups, int g) {
-    const int per = (n + groups - 1) / groups;
-    return {std::min(n, g * per), std::min(n, (g + 1) * per)};
-}
-
 std::string layer_label(const char* what, int layer, const char* detail = nullptr) {
     std::string s = std::string(what) + " L" + std::to_string(layer);
     if (detail != nullptr) s += std::string(" ") + detail;

@@ -42,17 +42,13 @@ std::vector<int32_t> prompt_of(const Json& j, const std::string& where, const te
         ECF8_CHECK(j["prompt"].is_string(), where << ": \"prompt\" must be a string");
         return tokenizer->encode(j["prompt"].get<std::string>());
     }
-    const text::ChatFormat format = text::chat_format_for_template(
-        tokenizer->chat_template(), "tokenizer_config.json (for the \"messages\" of " + where + ")");
     const std::vector<text::ChatMessage> messages = text::chat_messages_from_json(j["messages"], where);
     ECF8_CHECK(!messages.empty(), where << ": \"messages\" is empty; give at least one message");
-    std::string rendered;
     try {
-        rendered = text::render_chat(format, messages, {tokenizer->bos_token()}, true);
-    } catch (const Error& e) {
+        return text::encode_chat(*tokenizer, messages, "the tokenizer's tokenizer_config.json");
+    } catch (const Error& e) {  // an unknown chat template, or a message its format cannot render
         ECF8_FAIL(where << ": " << e.what());
     }
-    return tokenizer->encode(rendered, false);
 }
 
 // "stop": a string or an array of strings, as OpenAI's API takes it.

@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace ecf8 {
 
@@ -27,7 +28,14 @@ const char* expert_area_name(ExpertArea a);
 
 inline constexpr int kExpertAreaGroups = 4;
 
-// The group of local expert `local` of n.
+// Local experts [first, last) of group g of n local experts in `groups` groups of ceil(n / groups) (the
+// last ones may be empty): the pipeline's groups (one or kExpertAreaGroups) and the area's.
+inline std::pair<int, int> expert_group(int n, int groups, int g) {
+    const int per = (n + groups - 1) / groups;
+    return {std::min(n, g * per), std::min(n, (g + 1) * per)};
+}
+
+// The area group of local expert `local` of n: the g whose expert_group(n, kExpertAreaGroups, g) holds it.
 inline int expert_area_group(int local, int n) {
     const int per = (n + kExpertAreaGroups - 1) / kExpertAreaGroups;
     return per > 0 ? local / per : 0;

@@ -323,9 +323,10 @@ RankMemory plan_rank_in(const ShardPlan& plan, int rank, const std::vector<uint6
         ++rm.host_tensors;
         if (ts[i].spec->expert < 0)
             max_dense_host = std::max(max_dense_host, dense_host[ts[i].spec->layer] += bytes[i]);
-        else {
-            expert_host[ts[i].spec->layer][grouping.group(ts[i].spec->expert)] += bytes[i];
-            max_expert_host = grouping.most(expert_host);
+        else {  // only this layer's area grows
+            ExpertGroupBytes& layer = expert_host[ts[i].spec->layer];
+            layer[grouping.group(ts[i].spec->expert)] += bytes[i];
+            max_expert_host = std::max(max_expert_host, expert_area_layout(layer, grouping.area).bytes);
         }
     };
     if (placed != nullptr) {  // the shards' tiers, whatever these bytes would have decided

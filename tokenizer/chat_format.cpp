@@ -304,4 +304,10 @@ std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messa
     return format_entry(format).render(messages, tokens, add_generation_prompt);
 }
 
+std::vector<int32_t> encode_chat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+                                 const std::string& template_source) {
+    const ChatFormat format = chat_format_for_template(tokenizer.chat_template(), template_source);
+    return tokenizer.encode(render_chat(format, messages, {tokenizer.bos_token()}, true), false);
+}
+
 }  // namespace ecf8::text

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/tokenizer.h"
+
 namespace ecf8::text {
 
 struct ToolCall {
@@ -50,5 +52,11 @@ struct ChatTokens {
 // has_tool_calls is set or the list is not empty.
 std::string render_chat(ChatFormat format, const std::vector<ChatMessage>& messages, const ChatTokens& tokens,
                         bool add_generation_prompt);
+
+// The ids of a chat ending with the assistant's turn opened, in the format of the tokenizer's chat template
+// (`template_source` names that template in errors), as ecf8 run --chat and a request's "messages" use it: the
+// rendered prompt holds bos already, so encoding adds no special tokens (as transformers' apply_chat_template).
+std::vector<int32_t> encode_chat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+                                 const std::string& template_source);
 
 }  // namespace ecf8::text
